@@ -1,0 +1,1 @@
+"""HTTP layer: Flask blueprints that parse a request, call one domain function, serialise."""

@@ -1,0 +1,78 @@
+"""Request parsing and FHIR JSON responses shared by the blueprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response, current_app, request
+
+from mit_fhir.errors import InvalidRequest, UnsupportedMediaType
+
+FHIR_JSON = "application/fhir+json"
+ACCEPTED_TYPES = {"application/fhir+json", "application/json"}
+
+
+def fhir_response(
+    resource: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A FHIR JSON response (application/fhir+json; charset=utf-8)."""
+    resp = Response(orjson.dumps(resource), status=status, headers=headers or {})
+    resp.content_type = f"{FHIR_JSON}; charset=utf-8"
+    return resp
+
+
+def read_resource(expected: str | tuple[str, ...]) -> dict[str, Any]:
+    """The request body as a FHIR resource of the expected type, or a 4xx FhirError."""
+    mimetype = request.mimetype
+    if mimetype not in ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type must be {FHIR_JSON} (or application/json), not '{mimetype or 'none'}'"
+        )
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("FHIR JSON must be UTF-8")
+    body = request.get_data(cache=True)  # Werkzeug enforces MAX_CONTENT_LENGTH here (413)
+    try:
+        resource = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {_position(exc)}") from None
+    if not isinstance(resource, dict):
+        raise InvalidRequest("the body must be a JSON object (a FHIR resource)")
+    wanted = (expected,) if isinstance(expected, str) else expected
+    if resource.get("resourceType") not in wanted:
+        raise InvalidRequest(
+            f"resourceType must be {' or '.join(wanted)}, "
+            f"not '{str(resource.get('resourceType'))[:64]}'"
+        )
+    return resource
+
+
+def _position(exc: orjson.JSONDecodeError) -> str:
+    # The message carries a position only, never the document's content.
+    return f"line {exc.lineno}, column {exc.colno}"
+
+
+def base_url() -> str:
+    """The service's public FHIR base URL (configured, else from the request)."""
+    configured = current_app.config.get("BASE_URL")
+    return (configured or request.host_url.rstrip("/") + "/fhir").rstrip("/")
+
+
+def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A searchset Bundle of the matches."""
+    base = base_url()
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "link": [{"relation": "self", "url": request.url}],
+        "entry": [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }

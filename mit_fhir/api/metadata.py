@@ -1,0 +1,69 @@
+"""GET /fhir/metadata: the CapabilityStatement, built from what the routes really support."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from mit_fhir import __version__
+from mit_fhir.api.http import base_url, fhir_response
+from mit_fhir.fhir.search import PARAMETERS
+
+bp = Blueprint("metadata", __name__, url_prefix="/fhir")
+
+_TYPES = {"reference": "reference", "token": "token", "date": "date", "id": "token",
+          "canonical": "reference", "string": "string"}
+
+
+def _params(resource_type: str) -> list[dict[str, str]]:
+    return [
+        {"name": name, "type": _TYPES[kind]}
+        for name, (kind, _index) in PARAMETERS[resource_type].items()
+    ]
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    """What this server supports: FHIR 4.0.1, JSON, the resources and interactions below."""
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-25",
+        "publisher": "mit-fhir",
+        "kind": "instance",
+        "software": {"name": "mit-fhir", "version": __version__},
+        "implementation": {"description": "mit-fhir MIT catalogue and scoring service",
+                           "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": "Questionnaire",
+                        "profile": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {"name": n, "type": t}
+                            for n, t in (("url", "uri"), ("version", "token"), ("name", "string"),
+                                         ("title", "string"), ("status", "token"),
+                                         ("_id", "token"))
+                        ],
+                    },
+                    {
+                        "type": "QuestionnaireResponse",
+                        "interaction": [{"code": "create"}, {"code": "read"},
+                                        {"code": "search-type"}],
+                        "versioning": "versioned",
+                        "searchParam": _params("QuestionnaireResponse"),
+                    },
+                ],
+            }
+        ],
+    }
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    return fhir_response(capability_statement(base_url()))

@@ -1,0 +1,74 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from mit_fhir.api import health, metadata, questionnaires, responses
+from mit_fhir.api.http import fhir_response
+from mit_fhir.catalogue import Catalogue
+from mit_fhir.config import env_settings, load_settings
+from mit_fhir.context import Context
+from mit_fhir.errors import FhirError, Issue, operation_outcome
+from mit_fhir.store.migrate import upgrade
+from mit_fhir.store.repository import Store
+
+log = logging.getLogger("mit_fhir")
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build a configured application: settings, store (migrated), catalogue, routes."""
+    app = Flask(__name__, instance_relative_config=True)
+    raw = env_settings()
+    raw.update(test_config or {})
+    settings = load_settings(raw)
+    if not settings["DATABASE_URL"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        settings["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'mit-fhir.sqlite3'}"
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    logging.getLogger("mit_fhir").setLevel(settings["LOG_LEVEL"])
+
+    store = Store(settings["DATABASE_URL"])
+    upgrade(store.engine)
+    catalogue = Catalogue.from_directory(Path(settings["QUESTIONNAIRE_DIR"]))
+    app.extensions["mit_fhir"] = Context(store=store, catalogue=catalogue, settings=settings)
+
+    for bp in (metadata.bp, questionnaires.bp, responses.bp, health.bp):
+        app.register_blueprint(bp)
+    _register_errors(app)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(FhirError)
+    def fhir_error(exc: FhirError) -> Response:
+        return fhir_response(exc.outcome(), exc.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        # Keep Werkzeug's status and headers (e.g. Allow on 405); replace the body.
+        status = exc.code or 500
+        resp = exc.get_response()
+        body = operation_outcome(
+            [Issue(exc.description or exc.name, code=_HTTP_CODES.get(status, "invalid"))]
+        )
+        out = fhir_response(body, status)
+        for key, value in resp.headers.items():
+            if key.lower() not in ("content-type", "content-length"):
+                out.headers[key] = value
+        return out
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        # A 500 is a bug: log the type and traceback (never the request body), answer generically.
+        log.exception("unhandled %s", type(exc).__name__)
+        body = operation_outcome([Issue("internal error", code="exception", severity="fatal")])
+        return fhir_response(body, 500)

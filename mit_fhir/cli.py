@@ -1,0 +1,147 @@
+"""The `mit-fhir` command: serve, database, licensed wording, cohort analysis, config check."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from marshmallow import Schema, ValidationError, fields, validate
+
+from mit_fhir.cohort import reliable_change
+from mit_fhir.config import ConfigError, env_settings, load_settings
+
+
+@click.group()
+def main() -> None:
+    """mit-fhir: MIT instruments and formulation forms as FHIR R4, with scores and change flags."""
+
+
+def _app() -> Flask:
+    from mit_fhir.app import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the FHIR API with a production WSGI server (gunicorn)."""
+    from mit_fhir.server import serve as run
+
+    run(_app(), host, port, workers, threads)
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Validate the MIT_FHIR_* configuration; exit 1 with the reason when it is wrong."""
+    try:
+        settings = load_settings(env_settings())
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"configuration ok ({len(settings)} settings)")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations (also done on start-up)."""
+    _app()
+    click.echo("database is at the newest migration")
+
+
+class WordingRow(Schema):
+    """One line of a licensed-wording CSV."""
+
+    linkId = fields.String(required=True, validate=validate.Length(min=1, max=128))  # noqa: N815
+    text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+@main.group()
+def wording() -> None:
+    """Licensed item wording for licensed instruments (loaded by a licensed site, never shipped)."""
+
+
+@wording.command("template")
+@click.argument("questionnaire_id")
+def wording_template(questionnaire_id: str) -> None:
+    """Print a CSV (linkId,text) listing the licensed-text slots to fill in."""
+    from mit_fhir.catalogue import licensed_slots
+
+    q = _questionnaire(questionnaire_id)
+    out = csv.writer(sys.stdout)
+    out.writerow(["linkId", "text"])
+    for link_id in licensed_slots(q):
+        out.writerow([link_id, ""])
+
+
+@wording.command("load")
+@click.argument("questionnaire_id")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--language", default=None, help="BCP-47 code; default: the form's language")
+def wording_load(questionnaire_id: str, csv_file: Path, language: str | None) -> None:
+    """Load item wording from CSV_FILE (columns linkId,text) into the served Questionnaire."""
+    from mit_fhir.catalogue import load_wording
+    from mit_fhir.errors import FhirError
+
+    app = _app()
+    q = _questionnaire(questionnaire_id, app)
+    texts: dict[str, str] = {}
+    with csv_file.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"linkId", "text"} <= set(reader.fieldnames):
+            raise click.UsageError("the CSV needs a header with the columns linkId,text")
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                clean = WordingRow().load({"linkId": row["linkId"], "text": row["text"]})
+            except ValidationError as exc:
+                raise click.UsageError(f"line {line_no}: {exc.normalized_messages()}") from None
+            if clean["linkId"] in texts:
+                raise click.UsageError(f"line {line_no}: linkId {clean['linkId']} repeats")
+            texts[clean["linkId"]] = clean["text"]
+    try:
+        with app.extensions["mit_fhir"].store.transaction() as conn:
+            count = load_wording(conn, q, texts, language or q.get("language", "en"))
+    except FhirError as exc:
+        lines = "; ".join(i.diagnostics for i in exc.issues[:10])
+        raise click.UsageError(f"{exc.message}: {lines}") from None
+    click.echo(f"loaded {count} item texts into {questionnaire_id}")
+
+
+@wording.command("clear")
+@click.argument("questionnaire_id")
+@click.option("--language", default=None)
+def wording_clear(questionnaire_id: str, language: str | None) -> None:
+    """Remove the site's wording for a Questionnaire (one language)."""
+    from mit_fhir.catalogue import load_wording
+
+    app = _app()
+    q = _questionnaire(questionnaire_id, app)
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        load_wording(conn, q, {}, language or q.get("language", "en"))
+    click.echo(f"cleared the wording of {questionnaire_id}")
+
+
+def _questionnaire(qid: str, app: Flask | None = None) -> dict[str, Any]:
+    app = app or _app()
+    q: dict[str, Any] | None = app.extensions["mit_fhir"].catalogue.get(qid)
+    if q is None:
+        raise click.BadParameter(f"no Questionnaire '{qid}' in the catalogue")
+    return q
+
+
+main.add_command(reliable_change, "reliable-change")

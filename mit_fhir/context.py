@@ -1,0 +1,26 @@
+"""The collaborators one application owns (store, catalogue), reachable from views and CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from mit_fhir.catalogue import Catalogue
+from mit_fhir.store.repository import Store
+
+
+@dataclass
+class Context:
+    """Created once per app by create_app; no module-level state anywhere else."""
+
+    store: Store
+    catalogue: Catalogue
+    settings: dict[str, Any]
+
+
+def ctx() -> Context:
+    """The current application's Context."""
+    context: Context = current_app.extensions["mit_fhir"]
+    return context

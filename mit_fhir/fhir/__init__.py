@@ -1,0 +1,1 @@
+"""FHIR mapping: pure functions over FHIR JSON (dicts); no Flask, no HTTP client."""

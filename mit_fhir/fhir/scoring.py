@@ -1,0 +1,216 @@
+"""Scores of a QuestionnaireResponse, driven only by its Questionnaire's weights and expressions.
+
+A `ScoringPlan` is built once per Questionnaire: its root variables and every calculated item
+(`sdc-questionnaire-calculatedExpression`), compiled by mit_fhir.fhir.fhirpath, or left to
+fhirpathpy when an expression is outside the compiled subset (a site's own Questionnaire may
+use any FHIRPath). An empty result means the score cannot be computed; the item's `score-rule`
+extension says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fhirpathpy
+from fhirpathpy.models import models
+
+from mit_fhir.catalogue import walk_items
+from mit_fhir.fhir import fhirpath
+from mit_fhir.fhir.answers import value_of
+from mit_fhir.fhir.urls import (
+    EXT_CALCULATED_EXPRESSION,
+    EXT_ITEM_WEIGHT,
+    EXT_OBSERVATION_EXTRACT,
+    EXT_ORDINAL_VALUE,
+    EXT_QUESTIONNAIRE_UNIT,
+    EXT_SCORE_RULE,
+    EXT_VARIABLE,
+    extension,
+)
+
+Resource = dict[str, Any]
+Evaluator = Callable[[Resource, dict[str, list[Any]], "Weights"], list[Any]]
+
+
+class Weights:
+    """linkId -> answer code -> itemWeight, read from the Questionnaire's answerOptions."""
+
+    def __init__(self, questionnaire: Resource) -> None:
+        self.by_item: dict[str, dict[tuple[str | None, str], float]] = {}
+        for item in walk_items(questionnaire.get("item", [])):
+            table: dict[tuple[str | None, str], float] = {}
+            for opt in item.get("answerOption", ()):
+                coding = opt.get("valueCoding")
+                if not coding or "code" not in coding:
+                    continue
+                w = _weight_of(opt) if _weight_of(opt) is not None else _weight_of(coding)
+                if w is not None:
+                    table[(coding.get("system"), coding["code"])] = w
+                    table.setdefault((None, coding["code"]), w)
+            if table:
+                self.by_item[item["linkId"]] = table
+
+    def __call__(self, link_id: str, coding: dict[str, Any]) -> float | None:
+        table = self.by_item.get(link_id)
+        if table is None or "code" not in coding:
+            return None
+        found = table.get((coding.get("system"), coding["code"]))
+        return found if found is not None else table.get((None, coding["code"]))
+
+
+def _weight_of(element: dict[str, Any]) -> float | None:
+    for url in (EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE):
+        ext = extension(element, url)
+        if ext is not None:
+            v = value_of(ext)
+            if v is not None:
+                return float(v[1])
+    return None
+
+
+def _expression(element: dict[str, Any], url: str) -> dict[str, Any] | None:
+    ext = extension(element, url)
+    expr = ext.get("valueExpression") if ext else None
+    if expr and expr.get("language") == "text/fhirpath" and expr.get("expression"):
+        return dict(expr)
+    return None
+
+
+def reference_evaluate(
+    qr: Resource, text: str, variables: dict[str, list[Any]], weights: Weights
+) -> list[Any]:
+    """Evaluate with fhirpathpy (R4 model) and SDC's weight() registered."""
+    owners = fhirpath.answer_owners(qr)
+
+    def weight(inputs: list[Any]) -> list[Any]:
+        env = fhirpath.Env(variables={}, owner=owners, weight=weights)
+        return [float(w) for w in fhirpath._weight(list(inputs), env)]
+
+    result = fhirpathpy.evaluate(
+        qr,
+        text,
+        {"resource": qr, "context": qr, **variables},
+        model=models["r4"],
+        options={"userInvocationTable": {"weight": {"fn": weight, "arity": {0: []}}}},
+    )
+    return [_plain(v) for v in result]
+
+
+def _plain(v: Any) -> Any:
+    # fhirpathpy answers decimals as decimal.Decimal and may wrap resource values.
+    data = getattr(v, "data", v)
+    if type(data).__name__ == "Decimal":
+        return float(data)
+    if type(data).__name__ == "FP_Quantity":  # pragma: no cover - not produced by our forms
+        return float(data.value)
+    return data
+
+
+def _runner(text: str) -> Evaluator:
+    """The fast compiled evaluator when the subset covers the expression, else fhirpathpy."""
+    try:
+        compiled = fhirpath.compile_expression(text)
+    except fhirpath.Unsupported:
+        return lambda qr, variables, weights: reference_evaluate(qr, text, variables, weights)
+
+    def run(qr: Resource, variables: dict[str, list[Any]], weights: Weights) -> list[Any]:
+        env = fhirpath.Env(
+            variables={"resource": [qr], "context": [qr], **variables},
+            owner=fhirpath.answer_owners(qr) if "weight" in text else {},
+            weight=weights,
+        )
+        return compiled([qr], env)
+
+    return run
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """A calculated item of the Questionnaire and how its value becomes an Observation."""
+
+    link_id: str
+    item: Resource
+    expression: str
+    run: Evaluator
+    extract: bool
+    rule: str | None
+
+    @property
+    def options(self) -> list[dict[str, Any]]:
+        return [o["valueCoding"] for o in self.item.get("answerOption", ()) if "valueCoding" in o]
+
+    @property
+    def unit(self) -> dict[str, Any] | None:
+        ext = extension(self.item, EXT_QUESTIONNAIRE_UNIT)
+        return ext.get("valueCoding") if ext else None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One computed value (number, band code or boolean), or None with the reason."""
+
+    item: ScoreItem
+    value: Any
+    reason: str | None = None
+
+
+def _extract_flag(element: dict[str, Any]) -> bool | None:
+    ext = extension(element, EXT_OBSERVATION_EXTRACT)
+    if ext is None:
+        return None
+    if "valueBoolean" in ext:
+        return bool(ext["valueBoolean"])
+    return ext.get("valueCode") in ("member", "component", "independent", "derived")
+
+
+class ScoringPlan:
+    """The compiled scoring of one Questionnaire."""
+
+    def __init__(self, questionnaire: Resource) -> None:
+        self.questionnaire = questionnaire
+        self.weights = Weights(questionnaire)
+        self.variables: list[tuple[str, Evaluator]] = []
+        for ext in questionnaire.get("extension", ()):
+            expr = ext.get("valueExpression") if ext.get("url") == EXT_VARIABLE else None
+            if expr and expr.get("language") == "text/fhirpath":
+                self.variables.append((expr["name"], _runner(expr["expression"])))
+        root_extract = _extract_flag(questionnaire)
+        self.scores: list[ScoreItem] = []
+        for item in walk_items(questionnaire.get("item", [])):
+            expr = _expression(item, EXT_CALCULATED_EXPRESSION)
+            if expr is None:
+                continue
+            rule = extension(item, EXT_SCORE_RULE)
+            flag = _extract_flag(item)
+            self.scores.append(
+                ScoreItem(
+                    link_id=item["linkId"],
+                    item=item,
+                    expression=expr["expression"],
+                    run=_runner(expr["expression"]),
+                    extract=bool(flag if flag is not None else root_extract),
+                    rule=rule.get("valueString") if rule else None,
+                )
+            )
+
+    def evaluate(self, qr: Resource) -> list[Score]:
+        """Every calculated item's value for this response, in Questionnaire order."""
+        variables: dict[str, list[Any]] = {}
+        for name, run in self.variables:
+            variables[name] = run(qr, variables, self.weights)
+        out: list[Score] = []
+        for score in self.scores:
+            try:
+                result = score.run(qr, variables, self.weights)
+            except fhirpath.EvaluationError as exc:
+                out.append(Score(score, None, f"the score expression failed: {exc}"))
+                continue
+            if not result:
+                out.append(Score(score, None, score.rule or "not enough answers to compute"))
+            elif len(result) > 1:
+                out.append(Score(score, None, "the score expression gave several values"))
+            else:
+                out.append(Score(score, result[0]))
+        return out

@@ -1,0 +1,203 @@
+"""FHIR search: the parameters each resource type supports, and their index values.
+
+Unknown parameters are rejected (400) rather than ignored: silently dropping `subject=` from a
+search would return every patient's data. https://hl7.org/fhir/R4/search.html#errors
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from mit_fhir.errors import InvalidRequest, Issue
+from mit_fhir.store.repository import Criterion
+
+Row = tuple[str, str]
+PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap")
+_DATE = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+_STAMP = "%Y-%m-%dT%H:%M:%S"
+
+
+def date_range(text: str) -> tuple[str, str]:
+    """The UTC instants [start, end] a FHIR date/dateTime of any precision covers."""
+    m = _DATE.match(text)
+    if not m:
+        raise ValueError(f"not a FHIR date: {text!r}")
+    year, month, day, hour, minute, second, zone = m.groups()
+    start = datetime(
+        int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
+        int(second or 0), tzinfo=UTC,
+    )
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        start -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    step: relativedelta | timedelta
+    if month is None:
+        step = relativedelta(years=1)
+    elif day is None:
+        step = relativedelta(months=1)
+    elif hour is None:
+        step = timedelta(days=1)
+    elif second is None:
+        step = timedelta(minutes=1)
+    else:
+        step = timedelta(seconds=1)
+    end = start + step - timedelta(seconds=1)
+    return start.strftime(_STAMP), end.strftime(_STAMP)
+
+
+def date_key(text: str | None) -> str | None:
+    """The index (and sort) value of a stored date/dateTime: its start instant in UTC."""
+    if not text:
+        return None
+    try:
+        return date_range(text)[0]
+    except ValueError:
+        return None
+
+
+def _reference(value: str) -> Criterion:
+    # "Patient/123", a full URL ending in Patient/123, or a bare id "123".
+    value = value.rstrip("/")
+    if "/" in value:
+        parts = value.split("/")
+        return Criterion("", "eq", ("/".join(parts[-2:]),))
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Criterion("", "like-suffix", ("/" + escaped,))
+
+
+def _token(name: str, value: str) -> Criterion:
+    if "|" not in value:
+        return Criterion(f"{name}:code", "eq", (value,))
+    system, _, code = value.partition("|")
+    if not code:
+        escaped = system.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return Criterion(name, "like-prefix", (escaped + "|",))
+    return Criterion(name, "eq", (f"{system}|{code}",))
+
+
+def _date(name: str, value: str) -> Criterion:
+    prefix = value[:2] if value[:2] in PREFIXES else "eq"
+    text = value[2:] if value[:2] in PREFIXES else value
+    start, end = date_range(text)
+    if prefix == "eq":
+        return Criterion(name, "between", (start, end))
+    if prefix in ("lt", "eb"):
+        return Criterion(name, "lt", (start,))
+    if prefix in ("gt", "sa"):
+        return Criterion(name, "gt", (end,))
+    if prefix == "le":
+        return Criterion(name, "le", (end,))
+    if prefix == "ge":
+        return Criterion(name, "ge", (start,))
+    raise ValueError(f"date prefix '{prefix}' is not supported")
+
+
+# parameter -> (kind, index name). Kinds: reference, token, date, id, string.
+PARAMETERS: dict[str, dict[str, tuple[str, str]]] = {
+    "QuestionnaireResponse": {
+        "_id": ("id", "_id"),
+        "subject": ("reference", "subject"),
+        "patient": ("reference", "patient"),
+        "questionnaire": ("canonical", "questionnaire"),
+        "authored": ("date", "authored"),
+        "status": ("token", "status"),
+    },
+    "Observation": {
+        "_id": ("id", "_id"),
+        "subject": ("reference", "subject"),
+        "patient": ("reference", "patient"),
+        "code": ("token", "code"),
+        "date": ("date", "date"),
+        "derived-from": ("reference", "derived-from"),
+        "status": ("token", "status"),
+    },
+}
+CONTROL = {"_sort", "_count", "_format"}
+
+
+def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criterion]:
+    """Parse query arguments into store criteria; 400 for anything unsupported."""
+    known = PARAMETERS[resource_type]
+    out: list[Criterion] = []
+    issues: list[Issue] = []
+    for raw_name, raw_value in args:
+        if raw_name in CONTROL:
+            continue
+        name, _, modifier = raw_name.partition(":")
+        if name not in known or modifier:
+            issues.append(Issue(f"search parameter '{raw_name}' is not supported",
+                                code="not-supported"))
+            continue
+        kind, index = known[name]
+        values = [v for v in raw_value.split(",") if v]
+        if not values:
+            issues.append(Issue(f"search parameter '{name}' has no value"))
+            continue
+        try:
+            parts = [_parse(kind, index, v) for v in values]
+        except ValueError as exc:
+            issues.append(Issue(f"search parameter '{name}': {exc}"))
+            continue
+        out.extend(_merge(parts))
+    if issues:
+        raise InvalidRequest("unsupported search", issues)
+    return out
+
+
+def _parse(kind: str, index: str, value: str) -> Criterion:
+    if kind == "reference":
+        c = _reference(value)
+        return Criterion(index, c.op, c.values)
+    if kind == "token":
+        return _token(index, value)
+    if kind == "date":
+        return _date(index, value)
+    if kind == "canonical":
+        return Criterion(index, "eq", (value.partition("|")[0],))
+    return Criterion(index, "eq", (value,))
+
+
+def _merge(parts: list[Criterion]) -> list[Criterion]:
+    """Comma-separated values OR together when they share name and comparison."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for c in parts:
+        merged.setdefault((c.name, c.op), []).extend(c.values)
+    if len(merged) == 1:
+        (name, op), values = next(iter(merged.items()))
+        return [Criterion(name, op, tuple(values))]
+    if all(c.op == parts[0].op for c in parts):  # pragma: no cover - single key above
+        return parts
+    raise ValueError("mixing value forms in one OR list is not supported")
+
+
+def sort_key(args: Mapping[str, str]) -> str | None:
+    """`_sort=date` or `_sort=-date`; anything else is refused."""
+    value = args.get("_sort")
+    if value in (None, "date", "-date"):
+        return value
+    raise InvalidRequest(f"_sort={value} is not supported (use date or -date)")
+
+
+def reference_rows(name: str, ref: dict[str, Any] | None) -> list[Row]:
+    """Index rows for a Reference element."""
+    if ref and ref.get("reference"):
+        return [(name, "/".join(ref["reference"].rstrip("/").split("/")[-2:]))]
+    return []
+
+
+def token_rows(name: str, concept: dict[str, Any] | None) -> list[Row]:
+    """Index rows for a CodeableConcept: system|code and code alone."""
+    rows: list[Row] = []
+    for coding in (concept or {}).get("coding", []):
+        if coding.get("code"):
+            rows.append((name, f"{coding.get('system', '')}|{coding['code']}"))
+            rows.append((f"{name}:code", coding["code"]))
+    return rows

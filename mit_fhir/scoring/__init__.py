@@ -1,0 +1,1 @@
+"""Pure scoring and reliable-change maths: no FHIR, no HTTP."""

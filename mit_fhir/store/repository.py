@@ -1,0 +1,174 @@
+"""Resource repository: stores FHIR resources as JSON with their search-index rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, or_, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.elements import ColumnElement
+
+from mit_fhir.errors import ServiceUnavailable
+from mit_fhir.store.schema import resource, search_index
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One search restriction: parameter name, comparison and the values OR-ed together."""
+
+    name: str
+    op: str  # "eq" | "lt" | "le" | "gt" | "ge" | "between" | "like-suffix" | "like-prefix"
+    values: tuple[str, ...]
+
+
+def now_instant() -> str:
+    """The current instant as FHIR `instant` text in UTC."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    """A fresh logical id."""
+    return str(uuid.uuid4())
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers proceed during a write; foreign keys are off by default in SQLite.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class Store:
+    """Owns the engine; every write happens inside `transaction()`."""
+
+    def __init__(self, url: str) -> None:
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One database transaction: everything inside commits together or not at all."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise ServiceUnavailable("the database is unavailable; retry later") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def insert(
+    conn: Connection,
+    res: Resource,
+    index: Iterable[tuple[str, str]],
+    sort_date: str | None = None,
+) -> Resource:
+    """Store a new resource (id assigned when absent) with version 1 and its index rows."""
+    res.setdefault("id", new_id())
+    meta = res.setdefault("meta", {})
+    meta["versionId"] = "1"
+    meta["lastUpdated"] = now_instant()
+    conn.execute(
+        resource.insert().values(
+            resource_type=res["resourceType"],
+            id=res["id"],
+            version_id=1,
+            last_updated=meta["lastUpdated"],
+            sort_date=sort_date,
+            content=orjson.dumps(res).decode(),
+        )
+    )
+    rows = [
+        {"resource_type": res["resourceType"], "resource_id": res["id"], "name": n, "value": v}
+        for n, v in dict.fromkeys(index)
+    ]
+    if rows:
+        conn.execute(search_index.insert(), rows)
+    return res
+
+
+def read(conn: Connection, resource_type: str, rid: str) -> Resource | None:
+    """The current version of a resource, or None."""
+    row = conn.execute(
+        select(resource.c.content).where(
+            resource.c.resource_type == resource_type, resource.c.id == rid
+        )
+    ).first()
+    return orjson.loads(row[0]) if row else None
+
+
+def remove_all(conn: Connection, resource_type: str) -> None:
+    """Delete every resource of a type (tests and re-imports)."""
+    conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type))
+    conn.execute(delete(resource).where(resource.c.resource_type == resource_type))
+
+
+def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
+    col = search_index.c.value
+    tests: list[ColumnElement[bool]] = []
+    if crit.op == "between":
+        pairs = zip(crit.values[::2], crit.values[1::2], strict=True)
+        tests.extend(and_(col >= low, col <= high) for low, high in pairs)
+    for v in crit.values if crit.op != "between" else ():
+        if crit.op == "eq":
+            tests.append(col == v)
+        elif crit.op == "lt":
+            tests.append(col < v)
+        elif crit.op == "le":
+            tests.append(col <= v)
+        elif crit.op == "gt":
+            tests.append(col > v)
+        elif crit.op == "ge":
+            tests.append(col >= v)
+        elif crit.op == "like-suffix":
+            tests.append(col.like("%" + v, escape="\\"))
+        elif crit.op == "like-prefix":
+            tests.append(col.like(v + "%", escape="\\"))
+        else:  # pragma: no cover - programming error
+            raise ValueError(crit.op)
+    return exists().where(
+        and_(
+            search_index.c.resource_type == resource_type,
+            search_index.c.resource_id == resource.c.id,
+            search_index.c.name == crit.name,
+            or_(*tests),
+        )
+    )
+
+
+def search(
+    conn: Connection,
+    resource_type: str,
+    criteria: Sequence[Criterion],
+    sort: str | None = None,
+    limit: int | None = None,
+) -> list[Resource]:
+    """Resources of a type matching every criterion; sort "date" / "-date" by sort_date."""
+    query = select(resource.c.content).where(resource.c.resource_type == resource_type)
+    for crit in criteria:
+        query = query.where(_condition(resource_type, crit))
+    if sort == "date":
+        query = query.order_by(resource.c.sort_date.asc(), resource.c.id)
+    elif sort == "-date":
+        query = query.order_by(resource.c.sort_date.desc(), resource.c.id)
+    else:
+        query = query.order_by(resource.c.last_updated, resource.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [orjson.loads(row[0]) for row in conn.execute(query)]
