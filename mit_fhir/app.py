@@ -9,12 +9,14 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mit_fhir.api import health, metadata, questionnaires, responses
+from mit_fhir.api import extract, health, metadata, observations, questionnaires, responses
 from mit_fhir.api.http import fhir_response
 from mit_fhir.catalogue import Catalogue
-from mit_fhir.config import env_settings, load_settings
+from mit_fhir.config import ConfigError, env_settings, load_settings
 from mit_fhir.context import Context
 from mit_fhir.errors import FhirError, Issue, operation_outcome
+from mit_fhir.outcomes import Scorer
+from mit_fhir.scoring.parameters import ParameterError, load_parameters
 from mit_fhir.store.migrate import upgrade
 from mit_fhir.store.repository import Store
 
@@ -39,9 +41,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     store = Store(settings["DATABASE_URL"])
     upgrade(store.engine)
     catalogue = Catalogue.from_directory(Path(settings["QUESTIONNAIRE_DIR"]))
-    app.extensions["mit_fhir"] = Context(store=store, catalogue=catalogue, settings=settings)
+    try:
+        parameters = load_parameters(
+            settings["PSYCHOMETRICS_FILE"], Path(settings["PROFILE_DIR"]) / "psychometrics.json"
+        )
+    except ParameterError as exc:
+        raise ConfigError(f"invalid configuration: MIT_FHIR_PSYCHOMETRICS_FILE: {exc}") from None
+    scorer = Scorer(parameters, settings["RCI_METHOD"])
+    app.extensions["mit_fhir"] = Context(
+        store=store, catalogue=catalogue, scorer=scorer, settings=settings
+    )
 
-    for bp in (metadata.bp, questionnaires.bp, responses.bp, health.bp):
+    # extract before responses: its /$extract route must win over /<id>.
+    for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
+               health.bp):
         app.register_blueprint(bp)
     _register_errors(app)
     return app

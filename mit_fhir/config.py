@@ -37,8 +37,9 @@ class SettingsSchema(Schema):
     QUESTIONNAIRE_DIR = fields.String(load_default=str(PROJECT_ROOT / "questionnaires"))
     PROFILE_DIR = fields.String(load_default=str(PROJECT_ROOT / "profiles"))
     PSYCHOMETRICS_FILE = fields.String(load_default=None, allow_none=True)
+    # None: each score's default method from the psychometric data file.
     RCI_METHOD = fields.String(
-        load_default="jacobson-truax", validate=validate.OneOf(RCI_METHODS)
+        load_default=None, allow_none=True, validate=validate.OneOf(RCI_METHODS)
     )
     LOG_LEVEL = fields.String(
         load_default="INFO",

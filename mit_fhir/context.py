@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 
 from mit_fhir.catalogue import Catalogue
+from mit_fhir.outcomes import Scorer
 from mit_fhir.store.repository import Store
 
 
@@ -17,6 +18,7 @@ class Context:
 
     store: Store
     catalogue: Catalogue
+    scorer: Scorer
     settings: dict[str, Any]
 
 

@@ -1,4 +1,4 @@
-"""Accepting a QuestionnaireResponse: validate it against its form, then store it atomically."""
+"""Accepting a QuestionnaireResponse: validate it, score it, store it and its Observations."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from mit_fhir.catalogue import Catalogue, Questionnaire
-from mit_fhir.errors import Issue, Unprocessable
-from mit_fhir.fhir.search import Row, date_key, reference_rows
+from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
+from mit_fhir.fhir.extract import Extraction, transaction_bundle
+from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.validate import check_against, check_structure
+from mit_fhir.outcomes import Scorer
 from mit_fhir.store.repository import Store, insert, new_id
 
 Resource = dict[str, Any]
@@ -34,32 +36,69 @@ def questionnaire_for(catalogue: Catalogue, qr: Resource) -> Questionnaire:
     return found
 
 
-def validated(catalogue: Catalogue, qr: Resource) -> tuple[Resource, Questionnaire]:
-    """A structurally valid response that fits its Questionnaire, with that Questionnaire."""
+def validated(
+    catalogue: Catalogue, qr: Resource, questionnaire: Questionnaire | None = None
+) -> Questionnaire:
+    """Check a response's structure and fit; return the Questionnaire it answers."""
     check_structure(qr, QuestionnaireResponse)
-    questionnaire = questionnaire_for(catalogue, qr)
+    if questionnaire is None:
+        questionnaire = questionnaire_for(catalogue, qr)
     check_against(qr, questionnaire)
-    return qr, questionnaire
+    if qr.get("status") in ("completed", "amended") and not qr.get("authored"):
+        raise Unprocessable(
+            "authored is required",
+            [Issue("a completed response needs authored: its scores are dated by it",
+                   code="required", expression=("QuestionnaireResponse.authored",))],
+        )
+    return questionnaire
 
 
-def response_index(qr: Resource) -> list[Row]:
-    """Search index rows of a QuestionnaireResponse."""
-    rows = reference_rows("subject", qr.get("subject"))
-    rows += [("patient", v) for _, v in rows if v.startswith("Patient/")]
-    rows.append(("questionnaire", qr["questionnaire"].partition("|")[0]))
-    if qr.get("status"):
-        rows.append(("status:code", qr["status"]))
-    if (authored := date_key(qr.get("authored"))) is not None:
-        rows.append(("authored", authored))
-    rows.append(("_id", qr["id"]))
-    return rows
-
-
-def submit(store: Store, catalogue: Catalogue, qr: Resource) -> Resource:
-    """Validate and store a response in one transaction; the server assigns the id."""
-    qr, _questionnaire = validated(catalogue, qr)
+def submit(store: Store, catalogue: Catalogue, scorer: Scorer, qr: Resource) -> Resource:
+    """Validate a response, then store it with its extracted Observations in one transaction."""
+    questionnaire = validated(catalogue, qr)
     qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
     qr["id"] = new_id()
     with store.transaction() as conn:
-        insert(conn, qr, response_index(qr), sort_date=date_key(qr.get("authored")))
+        insert(conn, qr, response_index(qr), sort_date=sort_date(qr))
+        ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
+        extraction = scorer.observations(conn, qr, questionnaire, ref)
+        for obs in extraction.resources() if extraction else ():
+            insert(conn, obs, observation_index(obs), sort_date=sort_date(obs))
     return qr
+
+
+def site_questionnaire(resource: Any) -> Questionnaire:
+    """A Questionnaire supplied with $extract, used as given once its items are readable.
+
+    It is not model-validated: LHC-Forms' own LOINC panels name their variables `q1_value`,
+    which R4's `id` type forbids, and rejecting the forms sites actually use helps nobody.
+    """
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Questionnaire":
+        raise InvalidRequest("parameter 'questionnaire' must be a Questionnaire resource")
+    items = resource.get("item", [])
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("linkId"), str) for i in items
+    ):
+        raise InvalidRequest("the supplied Questionnaire's items need linkIds")
+    return resource
+
+
+def extract_only(
+    store: Store,
+    catalogue: Catalogue,
+    scorer: Scorer,
+    qr: Resource,
+    questionnaire: Questionnaire | None = None,
+) -> Resource:
+    """SDC $extract: the Observations as a transaction Bundle; nothing is stored."""
+    questionnaire = validated(catalogue, qr, questionnaire)
+    if qr.get("status") not in ("completed", "amended"):
+        raise Unprocessable(
+            "only a completed response can be extracted",
+            [Issue("status must be completed or amended for $extract", code="business-rule",
+                   expression=("QuestionnaireResponse.status",))],
+        )
+    ref = {"reference": f"QuestionnaireResponse/{qr['id']}"} if qr.get("id") else None
+    with store.transaction() as conn:
+        extraction: Extraction | None = scorer.observations(conn, qr, questionnaire, ref)
+    return transaction_bundle(extraction.resources() if extraction else [])

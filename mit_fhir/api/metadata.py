@@ -8,6 +8,7 @@ from flask import Blueprint, Response
 
 from mit_fhir import __version__
 from mit_fhir.api.http import base_url, fhir_response
+from mit_fhir.fhir.extract import PANEL_PROFILE, SCORE_PROFILE
 from mit_fhir.fhir.search import PARAMETERS
 
 bp = Blueprint("metadata", __name__, url_prefix="/fhir")
@@ -57,6 +58,19 @@ def capability_statement(base: str) -> dict[str, Any]:
                                         {"code": "search-type"}],
                         "versioning": "versioned",
                         "searchParam": _params("QuestionnaireResponse"),
+                        "operation": [
+                            {
+                                "name": "extract",
+                                "definition": "http://hl7.org/fhir/uv/sdc/OperationDefinition/"
+                                "QuestionnaireResponse-extract",
+                            }
+                        ],
+                    },
+                    {
+                        "type": "Observation",
+                        "supportedProfile": [SCORE_PROFILE, PANEL_PROFILE],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": _params("Observation"),
                     },
                 ],
             }

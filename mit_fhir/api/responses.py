@@ -17,7 +17,7 @@ bp = Blueprint("responses", __name__, url_prefix="/fhir/QuestionnaireResponse")
 @bp.post("")
 def create() -> Response:
     c = ctx()
-    stored = submit(c.store, c.catalogue, read_resource("QuestionnaireResponse"))
+    stored = submit(c.store, c.catalogue, c.scorer, read_resource("QuestionnaireResponse"))
     location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/1"
     return fhir_response(stored, 201, {"Location": location, "ETag": 'W/"1"'})
 

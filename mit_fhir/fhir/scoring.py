@@ -88,13 +88,16 @@ def reference_evaluate(
         env = fhirpath.Env(variables={}, owner=owners, weight=weights)
         return [float(w) for w in fhirpath._weight(list(inputs), env)]
 
-    result = fhirpathpy.evaluate(
-        qr,
-        text,
-        {"resource": qr, "context": qr, **variables},
-        model=models["r4"],
-        options={"userInvocationTable": {"weight": {"fn": weight, "arity": {0: []}}}},
-    )
+    try:
+        result = fhirpathpy.evaluate(
+            qr,
+            text,
+            {"resource": qr, "context": qr, **variables},
+            model=models["r4"],
+            options={"userInvocationTable": {"weight": {"fn": weight, "arity": {0: []}}}},
+        )
+    except Exception as exc:  # fhirpathpy raises bare exceptions for type errors
+        raise fhirpath.EvaluationError(f"{type(exc).__name__} in fhirpathpy") from None
     return [_plain(v) for v in result]
 
 
@@ -136,6 +139,8 @@ class ScoreItem:
     run: Evaluator
     extract: bool
     rule: str | None
+    # Variables declared on the item and its ancestors, in scope for its expression.
+    variables: tuple[tuple[str, Evaluator], ...] = ()
 
     @property
     def options(self) -> list[dict[str, Any]]:
@@ -156,6 +161,19 @@ class Score:
     reason: str | None = None
 
 
+def _variables(element: dict[str, Any]) -> list[tuple[str, Evaluator]]:
+    out = []
+    for ext in element.get("extension", ()):
+        expr = ext.get("valueExpression") if ext.get("url") == EXT_VARIABLE else None
+        if expr and expr.get("language") == "text/fhirpath" and expr.get("name"):
+            out.append((expr["name"], _runner(expr["expression"])))
+    return out
+
+
+def _declares_extract(item: dict[str, Any]) -> bool:
+    return extension(item, EXT_OBSERVATION_EXTRACT) is not None
+
+
 def _extract_flag(element: dict[str, Any]) -> bool | None:
     ext = extension(element, EXT_OBSERVATION_EXTRACT)
     if ext is None:
@@ -171,38 +189,62 @@ class ScoringPlan:
     def __init__(self, questionnaire: Resource) -> None:
         self.questionnaire = questionnaire
         self.weights = Weights(questionnaire)
-        self.variables: list[tuple[str, Evaluator]] = []
-        for ext in questionnaire.get("extension", ()):
-            expr = ext.get("valueExpression") if ext.get("url") == EXT_VARIABLE else None
-            if expr and expr.get("language") == "text/fhirpath":
-                self.variables.append((expr["name"], _runner(expr["expression"])))
-        root_extract = _extract_flag(questionnaire)
+        self.variables = _variables(questionnaire)
         self.scores: list[ScoreItem] = []
-        for item in walk_items(questionnaire.get("item", [])):
-            expr = _expression(item, EXT_CALCULATED_EXPRESSION)
-            if expr is None:
-                continue
-            rule = extension(item, EXT_SCORE_RULE)
+        self._collect(questionnaire.get("item", []), (), _extract_flag(questionnaire))
+        if not any(_declares_extract(i) for i in walk_items(questionnaire.get("item", []))) and (
+            _extract_flag(questionnaire) is None
+        ):
+            # A Questionnaire that marks nothing for extraction (LHC-Forms' LOINC panels, many
+            # site forms) still has coded scores a clinician wants charted: extract those.
+            self.scores = [
+                ScoreItem(**{**s.__dict__, "extract": bool(s.item.get("code"))})
+                for s in self.scores
+            ]
+
+    def _collect(
+        self,
+        items: list[Resource],
+        scope: tuple[tuple[str, Evaluator], ...],
+        inherited: bool | None,
+    ) -> None:
+        for item in items:
+            local = scope + tuple(_variables(item))
             flag = _extract_flag(item)
-            self.scores.append(
-                ScoreItem(
-                    link_id=item["linkId"],
-                    item=item,
-                    expression=expr["expression"],
-                    run=_runner(expr["expression"]),
-                    extract=bool(flag if flag is not None else root_extract),
-                    rule=rule.get("valueString") if rule else None,
+            extract = flag if flag is not None else inherited
+            expr = _expression(item, EXT_CALCULATED_EXPRESSION)
+            if expr is not None:
+                rule = extension(item, EXT_SCORE_RULE)
+                self.scores.append(
+                    ScoreItem(
+                        link_id=item["linkId"],
+                        item=item,
+                        expression=expr["expression"],
+                        run=_runner(expr["expression"]),
+                        extract=bool(extract),
+                        rule=rule.get("valueString") if rule else None,
+                        variables=local,
+                    )
                 )
-            )
+            self._collect(item.get("item", []), local, extract)
 
     def evaluate(self, qr: Resource) -> list[Score]:
         """Every calculated item's value for this response, in Questionnaire order."""
-        variables: dict[str, list[Any]] = {}
-        for name, run in self.variables:
-            variables[name] = run(qr, variables, self.weights)
+        # %questionnaire is the form itself, as LHC-Forms and SDC's examples provide it.
+        root: dict[str, list[Any]] = {"questionnaire": [self.questionnaire]}
         out: list[Score] = []
+        try:
+            for name, run in self.variables:
+                root[name] = run(qr, root, self.weights)
+        except fhirpath.EvaluationError as exc:
+            return [Score(s, None, f"a variable failed: {exc}") for s in self.scores]
         for score in self.scores:
+            variables = root
             try:
+                if score.variables:
+                    variables = dict(root)
+                    for name, run in score.variables:
+                        variables[name] = run(qr, variables, self.weights)
                 result = score.run(qr, variables, self.weights)
             except fhirpath.EvaluationError as exc:
                 out.append(Score(score, None, f"the score expression failed: {exc}"))

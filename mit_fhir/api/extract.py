@@ -1,0 +1,50 @@
+"""SDC $extract: a response's Observations as a transaction Bundle, without storing anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from mit_fhir.api.http import fhir_response, read_resource
+from mit_fhir.context import ctx
+from mit_fhir.errors import InvalidRequest, NotFound
+from mit_fhir.store import repository
+from mit_fhir.submissions import extract_only, site_questionnaire
+
+bp = Blueprint("extract", __name__, url_prefix="/fhir/QuestionnaireResponse")
+
+
+def _parameter(params: dict[str, Any], name: str) -> Any:
+    found = [p for p in params.get("parameter", []) if p.get("name") == name]
+    if len(found) > 1:
+        raise InvalidRequest(f"parameter '{name}' is given more than once")
+    return found[0].get("resource") if found else None
+
+
+@bp.post("/$extract")
+def extract_posted() -> Response:
+    """Body: the QuestionnaireResponse, or Parameters (questionnaire-response, questionnaire)."""
+    body = read_resource(("QuestionnaireResponse", "Parameters"))
+    questionnaire = None
+    if body["resourceType"] == "Parameters":
+        qr = _parameter(body, "questionnaire-response")
+        if not isinstance(qr, dict) or qr.get("resourceType") != "QuestionnaireResponse":
+            raise InvalidRequest("parameter 'questionnaire-response' must hold a "
+                                 "QuestionnaireResponse resource")
+        supplied = _parameter(body, "questionnaire")
+        questionnaire = site_questionnaire(supplied) if supplied is not None else None
+    else:
+        qr = body
+    c = ctx()
+    return fhir_response(extract_only(c.store, c.catalogue, c.scorer, qr, questionnaire))
+
+
+@bp.post("/<rid>/$extract")
+def extract_stored(rid: str) -> Response:
+    c = ctx()
+    with c.store.transaction() as conn:
+        qr = repository.read(conn, "QuestionnaireResponse", rid)
+    if qr is None:
+        raise NotFound(f"QuestionnaireResponse/{rid[:64]} not found")
+    return fhir_response(extract_only(c.store, c.catalogue, c.scorer, qr))
