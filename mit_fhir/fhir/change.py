@@ -54,7 +54,11 @@ def _ref(obs: Resource) -> Resource:
 
 def _quantity(value: float, like: Resource) -> Resource:
     q = like["valueQuantity"]
-    return {"value": round(value, 6), "unit": q.get("unit"), "system": q.get("system"),
+    # Integer scores (DERS, PHQ-9) stay integers; means keep six decimals.
+    number: float = round(value, 6)
+    if isinstance(q.get("value"), int) and number.is_integer():
+        number = int(number)
+    return {"value": number, "unit": q.get("unit"), "system": q.get("system"),
             "code": q.get("code")}
 
 

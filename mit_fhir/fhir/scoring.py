@@ -34,6 +34,15 @@ Resource = dict[str, Any]
 Evaluator = Callable[[Resource, dict[str, list[Any]], "Weights"], list[Any]]
 
 
+@dataclass(frozen=True)
+class Variable:
+    """An SDC `variable`: its name, FHIRPath text and compiled evaluator."""
+
+    name: str
+    text: str
+    run: Evaluator
+
+
 class Weights:
     """linkId -> answer code -> itemWeight, read from the Questionnaire's answerOptions."""
 
@@ -140,7 +149,7 @@ class ScoreItem:
     extract: bool
     rule: str | None
     # Variables declared on the item and its ancestors, in scope for its expression.
-    variables: tuple[tuple[str, Evaluator], ...] = ()
+    variables: tuple[Variable, ...] = ()
 
     @property
     def options(self) -> list[dict[str, Any]]:
@@ -161,12 +170,12 @@ class Score:
     reason: str | None = None
 
 
-def _variables(element: dict[str, Any]) -> list[tuple[str, Evaluator]]:
+def _variables(element: dict[str, Any]) -> list[Variable]:
     out = []
     for ext in element.get("extension", ()):
         expr = ext.get("valueExpression") if ext.get("url") == EXT_VARIABLE else None
         if expr and expr.get("language") == "text/fhirpath" and expr.get("name"):
-            out.append((expr["name"], _runner(expr["expression"])))
+            out.append(Variable(expr["name"], expr["expression"], _runner(expr["expression"])))
     return out
 
 
@@ -205,7 +214,7 @@ class ScoringPlan:
     def _collect(
         self,
         items: list[Resource],
-        scope: tuple[tuple[str, Evaluator], ...],
+        scope: tuple[Variable, ...],
         inherited: bool | None,
     ) -> None:
         for item in items:
@@ -228,14 +237,24 @@ class ScoringPlan:
                 )
             self._collect(item.get("item", []), local, extract)
 
-    def evaluate(self, qr: Resource) -> list[Score]:
-        """Every calculated item's value for this response, in Questionnaire order."""
+    def evaluate(self, qr: Resource, reference: bool = False) -> list[Score]:
+        """Every calculated item's value for this response, in Questionnaire order.
+
+        `reference=True` evaluates the same expressions with fhirpathpy instead of the compiled
+        evaluator (tests and benchmarks compare the two).
+        """
+
+        def run(text: str, compiled: Evaluator, variables: dict[str, list[Any]]) -> list[Any]:
+            if reference:
+                return reference_evaluate(qr, text, variables, self.weights)
+            return compiled(qr, variables, self.weights)
+
         # %questionnaire is the form itself, as LHC-Forms and SDC's examples provide it.
         root: dict[str, list[Any]] = {"questionnaire": [self.questionnaire]}
         out: list[Score] = []
         try:
-            for name, run in self.variables:
-                root[name] = run(qr, root, self.weights)
+            for var in self.variables:
+                root[var.name] = run(var.text, var.run, root)
         except fhirpath.EvaluationError as exc:
             return [Score(s, None, f"a variable failed: {exc}") for s in self.scores]
         for score in self.scores:
@@ -243,9 +262,9 @@ class ScoringPlan:
             try:
                 if score.variables:
                     variables = dict(root)
-                    for name, run in score.variables:
-                        variables[name] = run(qr, variables, self.weights)
-                result = score.run(qr, variables, self.weights)
+                    for var in score.variables:
+                        variables[var.name] = run(var.text, var.run, variables)
+                result = run(score.expression, score.run, variables)
             except fhirpath.EvaluationError as exc:
                 out.append(Score(score, None, f"the score expression failed: {exc}"))
                 continue
