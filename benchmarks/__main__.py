@@ -1,0 +1,9 @@
+"""Run every benchmark in turn and print its figures."""
+
+from __future__ import annotations
+
+from benchmarks import bench_extract
+
+for module in (bench_extract,):
+    module.run()
+    print()
