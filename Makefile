@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(BIN)/ruff check mit_fhir tests
+	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
 	$(BIN)/python -m pytest
 

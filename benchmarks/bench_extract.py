@@ -2,7 +2,8 @@
 
 Goal (issue "Scores and reliable change"): extraction / parse <= 1.5. Both sides start from
 the same JSON bytes: extraction parses them with orjson, scores the 12 SCL-90-R scores and
-builds the 13 Observations; the reference parses them into the R4B model (parse + dump is printed too).
+builds the 13 Observations; the reference parses them into the R4B model (parse + dump is
+printed too).
 """
 
 from __future__ import annotations
