@@ -21,6 +21,7 @@ from typing import IO, Any
 import click
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mit_fhir.config import PROJECT_ROOT, env_settings
 from mit_fhir.scoring.parameters import ParameterSet, load_parameters
 from mit_fhir.scoring.reliable_change import (
     Category,
@@ -293,7 +294,13 @@ def reliable_change(
     if len(pairs) < 2:
         raise InputError(f"only {len(pairs)} complete row(s): at least 2 are needed")
     try:
-        catalogue = load_parameters(parameters_file) if options.get("instrument") else None
+        catalogue = None
+        if options.get("instrument"):
+            # The same files the service uses: MIT_FHIR_PROFILE_DIR, MIT_FHIR_PSYCHOMETRICS_FILE.
+            settings = env_settings()
+            profiles = Path(settings.get("PROFILE_DIR", PROJECT_ROOT / "profiles"))
+            override = parameters_file or settings.get("PSYCHOMETRICS_FILE")
+            catalogue = load_parameters(override, profiles / "psychometrics.json")
         params, method = build_parameters(options, pairs, catalogue)
         rows = _rows(pairs, params, method)
     except (ParameterError, statistics.StatisticsError) as exc:
