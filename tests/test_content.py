@@ -18,7 +18,6 @@ from typing import Any
 
 import fhirpathpy
 import pytest
-from conftest import DATA, ROOT, SAMPLES, load_json
 from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy.models import models
 
@@ -36,6 +35,7 @@ from mit_fhir.fhir.urls import (
     EXT_VARIABLE,
     extension,
 )
+from tests.conftest import DATA, ROOT, SAMPLES, load_json
 
 Resource = dict[str, Any]
 

@@ -38,7 +38,8 @@ def condition_met(cond: dict[str, Any], answers: Mapping[str, list[dict[str, Any
     """One enableWhen condition; `answers` maps linkId to that item's answers."""
     given = answers.get(cond["question"], [])
     op = cond["operator"]
-    expected = value_of({k: v for k, v in cond.items() if k.startswith("answer")})
+    # enableWhen carries answer[x] (answerCoding, answerBoolean...), not value[x].
+    expected = next(((k, v) for k, v in cond.items() if k.startswith("answer")), None)
     if op == "exists":
         wanted = bool(cond.get("answerBoolean"))
         return bool(given) == wanted

@@ -142,11 +142,11 @@ def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criter
             issues.append(Issue(f"search parameter '{name}' has no value"))
             continue
         try:
-            parts = [_parse(kind, index, v) for v in values]
+            merged = _merge([_parse(kind, index, v) for v in values])
         except ValueError as exc:
             issues.append(Issue(f"search parameter '{name}': {exc}"))
             continue
-        out.extend(_merge(parts))
+        out.extend(merged)
     if issues:
         raise InvalidRequest("unsupported search", issues)
     return out
@@ -173,8 +173,7 @@ def _merge(parts: list[Criterion]) -> list[Criterion]:
     if len(merged) == 1:
         (name, op), values = next(iter(merged.items()))
         return [Criterion(name, op, tuple(values))]
-    if all(c.op == parts[0].op for c in parts):  # pragma: no cover - single key above
-        return parts
+    # Separate criteria would be AND-ed by the store, silently turning the OR into an AND.
     raise ValueError("mixing value forms in one OR list is not supported")
 
 

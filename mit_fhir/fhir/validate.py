@@ -31,11 +31,22 @@ def check_structure(resource: dict[str, Any], model: type[Any]) -> None:
             Issue(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}",
                 code="structure",
-                expression=(".".join(str(p) for p in err["loc"] if not str(p).startswith("_")),),
+                expression=(_fhirpath(model.__name__, err["loc"]),),
             )
             for err in exc.errors(include_input=False)[:20]
         ]
         raise InvalidRequest("the resource is not valid FHIR R4", issues) from None
+
+
+def _fhirpath(root: str, loc: tuple[int | str, ...]) -> str:
+    # pydantic's ("item", 0, "answer", 0, "valueDecimal") -> item[0].answer[0].valueDecimal
+    path = root
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not part.startswith("_"):
+            path += f".{part}"
+    return path
 
 
 def collect_answers(items: list[Item]) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,105 @@
+"""Settings: defaults, MIT_FHIR_* variables, and refusal of anything wrong at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mit_fhir import create_app
+from mit_fhir.cli import main
+from mit_fhir.config import PROJECT_ROOT, ConfigError, env_settings, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings["DATABASE_URL"] is None
+    assert settings["MAX_BODY_BYTES"] == 1_048_576
+    assert settings["LOG_LEVEL"] == "INFO"
+    assert Path(settings["QUESTIONNAIRE_DIR"]) == PROJECT_ROOT / "questionnaires"
+    assert Path(settings["PROFILE_DIR"]) == PROJECT_ROOT / "profiles"
+
+
+def test_values_are_converted() -> None:
+    settings = load_settings(
+        {"MAX_BODY_BYTES": "4096", "LOG_LEVEL": "DEBUG",
+         "BASE_URL": "http://localhost:8080/fhir", "RCI_METHOD": "edwards-nunnally"}
+    )
+    assert settings["MAX_BODY_BYTES"] == 4096
+    assert settings["LOG_LEVEL"] == "DEBUG"
+    assert settings["BASE_URL"] == "http://localhost:8080/fhir"
+    assert settings["RCI_METHOD"] == "edwards-nunnally"
+
+
+def test_env_settings_takes_only_the_prefixed_variables() -> None:
+    env = {"MIT_FHIR_LOG_LEVEL": "ERROR", "PATH": "/bin", "FHIR_X": "1", "MIT_FHIRX": "2"}
+    assert env_settings(env) == {"LOG_LEVEL": "ERROR"}
+
+
+BAD = [
+    ("MAX_BODY_BYTES", "lots"),
+    ("MAX_BODY_BYTES", "10"),
+    ("MAX_BODY_BYTES", str(65 * 1_048_576)),
+    ("LOG_LEVEL", "verbose"),
+    ("RCI_METHOD", "rci-by-feel"),
+    ("BASE_URL", "not a url"),
+    ("QUESTIONNAIRE_DIR", "/definitely/not/here"),
+    ("PROFILE_DIR", "/definitely/not/here"),
+    ("PSYCHOMETRICS_FILE", "/definitely/not/here.json"),
+    ("DATABSE_URL", "sqlite://"),  # a typo is an unknown variable, not silently ignored
+    ("BOGUS", "1"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD)
+def test_bad_or_unknown_setting_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"MIT_FHIR_{name}"):
+        load_settings({name: value})
+
+
+def test_every_problem_is_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"MAX_BODY_BYTES": "x", "LOG_LEVEL": "loud"})
+    assert "MIT_FHIR_MAX_BODY_BYTES" in str(info.value)
+    assert "MIT_FHIR_LOG_LEVEL" in str(info.value)
+
+
+def test_create_app_refuses_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MIT_FHIR_MAX_BODY_BYTES"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                    "MAX_BODY_BYTES": "huge"})
+
+
+def test_create_app_reads_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIT_FHIR_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
+    monkeypatch.setenv("MIT_FHIR_MAX_BODY_BYTES", "4096")
+    app = create_app()
+    try:
+        assert app.config["MAX_CONTENT_LENGTH"] == 4096
+        assert app.config["DATABASE_URL"].endswith("env.sqlite3")
+    finally:
+        app.extensions["mit_fhir"].store.dispose()
+    assert (tmp_path / "env.sqlite3").is_file()
+
+
+def _check(env: dict[str, str]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["check-config"], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_config_passes_a_good_configuration(tmp_path: Path) -> None:
+    code, out, _err = _check({"MIT_FHIR_DATABASE_URL": f"sqlite:///{tmp_path / 'ok.sqlite3'}",
+                              "MIT_FHIR_LOG_LEVEL": "WARNING"})
+    assert code == 0
+    assert "configuration ok" in out
+
+
+@pytest.mark.parametrize(("name", "value"), BAD)
+def test_check_config_fails_naming_the_variable(name: str, value: str) -> None:
+    code, out, err = _check({f"MIT_FHIR_{name}": value})
+    assert code == 1
+    assert f"MIT_FHIR_{name}" in err
+    assert "configuration ok" not in out

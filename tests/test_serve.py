@@ -1,0 +1,147 @@
+"""The production server: `mit-fhir serve` under gunicorn, exercised over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import FHIR_JSON, ROOT, sample
+
+BIN = Path(sys.executable).parent
+STARTUP_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_DATABASE_URL"] = f"sqlite:///{tmp / 'serve.sqlite3'}"
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "mit-fhir"), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}: "
+                            f"{(tmp / 'server.log').read_text(errors='replace')}")
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not answer /healthz within {STARTUP_SECONDS}s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+def test_health_and_readiness(server: str) -> None:
+    assert requests.get(f"{server}/healthz", timeout=5).json() == {"status": "ok"}
+    ready = requests.get(f"{server}/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok"
+
+
+def test_served_by_gunicorn(server: str) -> None:
+    resp = requests.get(f"{server}/fhir/metadata", timeout=5)
+    assert resp.headers["Server"].lower().startswith("gunicorn")
+
+
+def test_metadata_over_http(server: str) -> None:
+    resp = requests.get(f"{server}/fhir/metadata", timeout=5)
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith(FHIR_JSON)
+    body = resp.json()
+    assert body["resourceType"] == "CapabilityStatement"
+    assert body["fhirVersion"] == "4.0.1"
+    assert body["implementation"]["url"] == f"{server}/fhir"
+
+
+def test_questionnaire_read_over_http(server: str) -> None:
+    resp = requests.get(f"{server}/fhir/Questionnaire/phq-9", timeout=5)
+    assert resp.status_code == 200
+    assert resp.json()["url"] == "https://mit-fhir.org/fhir/Questionnaire/phq-9"
+
+
+def test_submission_over_http(server: str) -> None:
+    qr = sample("gad-7")
+    qr["subject"] = {"reference": "Patient/serve-test"}
+    resp = requests.post(
+        f"{server}/fhir/QuestionnaireResponse", json=qr,
+        headers={"Content-Type": FHIR_JSON}, timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+    location = resp.headers["Location"]
+    new_id = resp.json()["id"]
+    assert location == f"{server}/fhir/QuestionnaireResponse/{new_id}/_history/1"
+
+    # Any worker can read it back and find it.
+    for _ in range(4):
+        read = requests.get(f"{server}/fhir/QuestionnaireResponse/{new_id}", timeout=5)
+        assert read.status_code == 200
+        assert read.json()["item"] == qr["item"]
+    found = requests.get(
+        f"{server}/fhir/QuestionnaireResponse", params={"subject": "Patient/serve-test"},
+        timeout=5,
+    ).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [new_id]
+
+
+def test_errors_over_http_are_outcomes(server: str) -> None:
+    resp = requests.post(
+        f"{server}/fhir/QuestionnaireResponse", data=b"{nope",
+        headers={"Content-Type": FHIR_JSON}, timeout=5,
+    )
+    assert resp.status_code == 400
+    assert resp.json()["resourceType"] == "OperationOutcome"
+
+
+def test_python_m_mit_fhir_is_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mit_fhir", "--help"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "serve" in result.stdout
+    assert "wording" in result.stdout
+
+
+def test_serve_refuses_a_bad_configuration() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_MAX_BODY_BYTES"] = "nope"
+    result = subprocess.run(
+        [str(BIN / "mit-fhir"), "serve", "--port", str(_free_port())],
+        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 1
+    assert "MIT_FHIR_MAX_BODY_BYTES" in result.stderr
