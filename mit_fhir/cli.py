@@ -113,6 +113,9 @@ def wording_load(questionnaire_id: str, csv_file: Path, language: str | None) ->
             if clean["linkId"] in texts:
                 raise click.UsageError(f"line {line_no}: linkId {clean['linkId']} repeats")
             texts[clean["linkId"]] = clean["text"]
+    if not texts:
+        # Loading nothing would silently wipe the language's wording; `wording clear` does that.
+        raise click.UsageError("the CSV has no rows: nothing loaded (use 'wording clear')")
     try:
         with app.extensions["mit_fhir"].store.transaction() as conn:
             count = load_wording(conn, q, texts, language or q.get("language", "en"))

@@ -59,7 +59,7 @@ def submit(store: Store, catalogue: Catalogue, scorer: Scorer, qr: Resource) -> 
     qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
     qr["id"] = new_id()
     with store.transaction() as conn:
-        insert(conn, qr, response_index(qr), sort_date=sort_date(qr))
+        insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
         ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
         extraction = scorer.observations(conn, qr, questionnaire, ref)
         for obs in extraction.resources() if extraction else ():
@@ -98,7 +98,17 @@ def extract_only(
             [Issue("status must be completed or amended for $extract", code="business-rule",
                    expression=("QuestionnaireResponse.status",))],
         )
-    ref = {"reference": f"QuestionnaireResponse/{qr['id']}"} if qr.get("id") else None
+    resources: list[Resource] = []
+    if qr.get("id"):
+        ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
+    else:
+        # A response the server has never seen: the Bundle creates it too, so that every
+        # Observation can be derivedFrom it (US Core requires the link).
+        qr = {**qr, "id": new_id()}
+        ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
+        resources.append(qr)
     with store.transaction() as conn:
         extraction: Extraction | None = scorer.observations(conn, qr, questionnaire, ref)
-    return transaction_bundle(extraction.resources() if extraction else [])
+    if extraction is None:
+        return transaction_bundle([])
+    return transaction_bundle(resources + extraction.resources())

@@ -79,7 +79,8 @@ def reference_range(obs: Resource, params: rc.ReliableChangeParameters) -> None:
         "type": {"coding": [{"system": REFERENCE_RANGE_MEANING, "code": "normal",
                              "display": "Normal Range"}]},
         "text": f"functional range: strictly {side} the clinical cutoff {value:g} "
-        f"(cutoff {params.cutoff_type or 'published'}); a score at the cutoff counts as clinical",
+        f"(cutoff {'published' if params.cutoff_value is not None else params.cutoff_type}); "
+        "a score at the cutoff counts as clinical",
     }
     rng["high" if lower_better else "low"] = bound
     obs["referenceRange"] = [rng]
@@ -121,7 +122,8 @@ def reliable_change(
                           valueQuantity=_quantity(result.smallest_reliable_change, obs)))
     if result.cutoff is not None:
         parts.append(_sub("cutoff", valueDecimal=round(result.cutoff, 6)))
-    if score.cutoff_type:
+    if score.cutoff_type and params.cutoff_value is None:
+        # Only a cutoff computed from norms is "a", "b" or "c"; a published one is as published.
         parts.append(_sub("cutoffType",
                           valueCoding={"system": CS_RCI_METHOD,
                                        "code": f"cutoff-{score.cutoff_type}"}))

@@ -45,11 +45,19 @@ class Extraction:
         return [self.panel, *(obs for obs, _ in self.members)]
 
 
+# Observation.performer may reference these (R4); a Device author is not a performer.
+PERFORMER_TYPES = ("Practitioner", "PractitionerRole", "Organization", "CareTeam", "Patient",
+                   "RelatedPerson")
+
+
 def _category(questionnaire: Resource) -> list[Resource]:
+    """`survey` always (US Core), plus any category the form asks for (SDC)."""
+    categories = [{"coding": [dict(SURVEY)]}]
     ext = extension(questionnaire, EXT_OBSERVATION_EXTRACT_CATEGORY)
-    if ext and ext.get("valueCodeableConcept"):
-        return [ext["valueCodeableConcept"]]
-    return [{"coding": [dict(SURVEY)]}]
+    extra = ext.get("valueCodeableConcept") if ext else None
+    if extra and not any(c.get("code") == "survey" for c in extra.get("coding", [])):
+        categories.append(extra)
+    return categories
 
 
 def _concept(codings: list[Resource], text: str | None) -> Resource:
@@ -69,8 +77,9 @@ def _common(qr: Resource, qr_ref: Resource | None, questionnaire: Resource) -> R
     obs["effectiveDateTime"] = qr["authored"]
     if "T" in qr["authored"]:
         obs["issued"] = qr["authored"]
-    if qr.get("author"):
-        obs["performer"] = [dict(qr["author"])]
+    author = qr.get("author") or {}
+    if str(author.get("reference", "")).split("/")[0] in PERFORMER_TYPES:
+        obs["performer"] = [dict(author)]
     for name in ("basedOn", "partOf"):
         if qr.get(name):
             obs[name] = [dict(r) for r in qr[name]]

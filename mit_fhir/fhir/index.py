@@ -14,12 +14,25 @@ def _subject_rows(res: Resource) -> list[Row]:
     return rows + [("patient", v) for _, v in rows if v.startswith("Patient/")]
 
 
-def response_index(qr: Resource) -> list[Row]:
-    """QuestionnaireResponse: subject, patient, questionnaire, authored, status, _id."""
+QR_STATUS_SYSTEM = "http://hl7.org/fhir/questionnaire-answers-status"
+OBS_STATUS_SYSTEM = "http://hl7.org/fhir/observation-status"
+
+
+def _status_rows(system: str, status: str | None) -> list[Row]:
+    return token_rows("status", {"coding": [{"system": system, "code": status}]}) if status else []
+
+
+def response_index(qr: Resource, questionnaire: Resource | None = None) -> list[Row]:
+    """QuestionnaireResponse: subject, patient, questionnaire, authored, status, _id.
+
+    The questionnaire is indexed by the canonical URL of the form it resolved to, so a response
+    that named it relatively ("Questionnaire/phq-9") is found by the form's URL too.
+    """
     rows = _subject_rows(qr)
     rows.append(("questionnaire", qr["questionnaire"].partition("|")[0]))
-    if qr.get("status"):
-        rows.append(("status:code", qr["status"]))
+    if questionnaire and questionnaire.get("url"):
+        rows.append(("questionnaire", questionnaire["url"]))
+    rows += _status_rows(QR_STATUS_SYSTEM, qr.get("status"))
     if (authored := date_key(qr.get("authored"))) is not None:
         rows.append(("authored", authored))
     rows.append(("_id", qr["id"]))
@@ -34,7 +47,7 @@ def observation_index(obs: Resource) -> list[Row]:
         rows.append(("date", effective))
     for ref in obs.get("derivedFrom", []):
         rows += reference_rows("derived-from", ref)
-    rows.append(("status:code", obs["status"]))
+    rows += _status_rows(OBS_STATUS_SYSTEM, obs["status"])
     rows.append(("_id", obs["id"]))
     return rows
 

@@ -90,3 +90,12 @@ def test_extract_refuses_a_draft(fhir: Any) -> None:
 
 def test_extract_of_an_unknown_stored_response_is_404(fhir: Any) -> None:
     assert fhir.post("/fhir/QuestionnaireResponse/nope/$extract", {}).status_code == 404
+
+
+def test_extract_of_an_unsaved_response_creates_it_in_the_bundle(fhir: Any) -> None:
+    qr = {k: v for k, v in sample("phq-9").items() if k != "id"}
+    bundle = fhir.post("/fhir/QuestionnaireResponse/$extract", qr).json
+    first = bundle["entry"][0]
+    assert first["resource"]["resourceType"] == "QuestionnaireResponse"
+    for entry in bundle["entry"][1:]:
+        assert {"reference": first["fullUrl"]} in entry["resource"]["derivedFrom"]

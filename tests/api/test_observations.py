@@ -87,3 +87,23 @@ def test_bad_searches_are_400(client: Any, query: str) -> None:
 
 def test_unknown_observation_is_404(client: Any) -> None:
     assert client.get("/fhir/Observation/nope").status_code == 404
+
+
+def test_status_token_with_its_system(client: Any, three_phq9: list[str]) -> None:
+    system = "http://hl7.org/fhir/observation-status"
+    assert client.get(f"/fhir/Observation?patient=p1&status={system}|final").json["total"] == 9
+    assert client.get("/fhir/Observation?patient=p1&status=amended").json["total"] == 0
+
+
+def test_a_rejected_submission_leaves_no_observation(client: Any, fhir: Any) -> None:
+    qr = sample("phq-9")
+    qr["item"][0]["answer"] = [{"valueCoding": {"system": "x", "code": "not-an-option"}}]
+    assert fhir.submit(qr).status_code == 422
+    assert client.get("/fhir/Observation?patient=example").json["total"] == 0
+
+
+def test_a_relatively_named_form_is_found_by_its_canonical_url(client: Any, fhir: Any) -> None:
+    qr = {**sample("gad-7"), "questionnaire": "Questionnaire/gad-7"}
+    assert fhir.submit(qr).status_code == 201
+    url = "https://mit-fhir.org/fhir/Questionnaire/gad-7"
+    assert client.get(f"/fhir/QuestionnaireResponse?questionnaire={url}").json["total"] == 1

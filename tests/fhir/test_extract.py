@@ -173,3 +173,15 @@ def test_case_report_end_of_treatment_golden(app: Flask, fhir: Any) -> None:
         end.update(authored=CASE["end"], subject={"reference": "Patient/angie"})
         resources = observations(app, end, f"{qid}-end")
         compare_golden(GOLDEN / "case-report" / f"{qid}-end.json", resources)
+
+
+@pytest.mark.parametrize(
+    ("author", "copied"),
+    [("Practitioner/dr", True), ("Patient/example", True), ("Device/tablet", False)],
+)
+def test_performer_is_the_author_only_when_r4_allows_it(
+    app: Flask, author: str, copied: bool
+) -> None:
+    qr = {**sample("gad-7"), "author": {"reference": author}}
+    for obs in observations(app, qr, "p"):
+        assert ("performer" in obs) is copied
