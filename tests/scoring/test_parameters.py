@@ -60,7 +60,8 @@ def test_typed_values_keep_their_provenance():
     assert score.default_method is Method.JACOBSON_TRUAX
     assert score.values["reliability"].value == 0.93
     assert "Gratz & Roemer 2004" in score.values["reliability"].citation
-    assert score.values["clinical_sd"].verified is False
+    assert score.values["clinical_sd"].verified is True  # read in its source table
+    assert score.values["functional_sd"].verified is False  # recalled: flagged until read
 
 
 def test_score_without_enough_numbers_says_so():
