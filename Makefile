@@ -8,6 +8,8 @@ PORT ?= 8080
 
 .PHONY: install run test lint bench clean
 
+include tests/servers/servers.mk
+
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -19,7 +21,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) servers
 	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
 	$(BIN)/python -m pytest

@@ -4,11 +4,14 @@
 child process on a free 127.0.0.1 port in its own working directory; `start()` waits until
 `GET [base]/metadata` answers 200 and fails loudly (never skips) if it does not.
 
-Use the fixtures from a test module with::
+Use the fixtures from a test module by binding them to module names (pytest finds fixtures
+among a module's globals; an assignment, unlike an import, keeps ruff's F401/F811 quiet)::
 
-    from tests.servers.fixtures import fhir_server, medplum_server, sekmet_server  # noqa: F401
+    from tests.servers import fixtures
 
-or for a whole tree with ``pytest_plugins = ["tests.servers.fixtures"]`` in the top-level conftest.
+    fhir_server = fixtures.fhir_server  # or medplum_server / sekmet_server
+
+or for the whole suite with ``pytest_plugins = ["tests.servers.fixtures"]`` in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class FhirTestServer:
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.name} on port {self.port}\n".encode())
             log.flush()
-            self.process = subprocess.Popen(  # noqa: S603 - fixed argv built from our own paths
+            self.process = subprocess.Popen(
                 self.command(),
                 cwd=self.workdir,
                 env=self.environment(),
@@ -143,9 +146,7 @@ class FhirTestServer:
                     f"({self.command()[0]}).\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(  # noqa: S310 - loopback URL we built
-                    f"{self.base_url}/metadata", timeout=2
-                ) as resp:
+                with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=2) as resp:
                     if resp.status == 200:
                         body = json.loads(resp.read())
                         if body.get("resourceType") == "CapabilityStatement":
@@ -229,7 +230,8 @@ class MedplumServer(FhirTestServer):
             )
 
     def command(self) -> list[str]:
-        return [str(MEDPLUM_NODE), str(MEDPLUM_SCRIPT), "--port", str(self.port), "--host", "127.0.0.1"]
+        port = str(self.port)
+        return [str(MEDPLUM_NODE), str(MEDPLUM_SCRIPT), "--port", port, "--host", "127.0.0.1"]
 
 
 def sekmet_executable() -> Path:
@@ -284,8 +286,9 @@ class SekmetServer(FhirTestServer):
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        for key in ("SEKMET_CONFIG", "SEKMET_BASE_URL", "SEKMET_DB", "SEKMET_PUBLIC_URL", "SEKMET_PORT"):
-            env.pop(key, None)
+        for key in list(env):
+            if key.startswith("SEKMET_"):  # settings.yaml, not the caller's environment
+                del env[key]
         return env
 
     def command(self) -> list[str]:

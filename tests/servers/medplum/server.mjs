@@ -223,6 +223,50 @@ function addFullUrls(resource, baseUrl) {
   }
 }
 
+async function exists(resourceType, id) {
+  try {
+    await repo.readResource(resourceType, id);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Batch/transaction responses from the router carry the resource but no entry.response.etag or
+// lastModified; fill them in from meta, as a FHIR server does.
+function addEntryVersions(resource) {
+  if (resource?.resourceType !== 'Bundle' || !String(resource.type).endsWith('-response')) {
+    return;
+  }
+  for (const entry of resource.entry ?? []) {
+    const meta = entry.resource?.meta;
+    if (entry.response && meta?.versionId) {
+      entry.response.etag ??= `W/"${meta.versionId}"`;
+      if (meta.lastUpdated) {
+        entry.response.lastModified ??= meta.lastUpdated;
+      }
+    }
+  }
+}
+
+// MemoryRepository pages only when asked (_count, _offset) and returns no links; add self and next
+// so that a client following Bundle.link[next] pages as it would against a real server.
+function addSearchLinks(resource, url, baseUrl) {
+  if (resource?.resourceType !== 'Bundle' || resource.type !== 'searchset') {
+    return;
+  }
+  const self = `${baseUrl}${url.pathname}${url.search}`;
+  const links = [{ relation: 'self', url: self }];
+  const count = Number.parseInt(url.searchParams.get('_count') ?? '', 10);
+  const offset = Number.parseInt(url.searchParams.get('_offset') ?? '0', 10) || 0;
+  if (Number.isInteger(count) && count > 0 && typeof resource.total === 'number' && offset + count < resource.total) {
+    const next = new URL(self);
+    next.searchParams.set('_offset', String(offset + count));
+    links.push({ relation: 'next', url: next.toString() });
+  }
+  resource.link ??= links;
+}
+
 function send(res, status, body, headers = {}) {
   const payload = body === undefined ? '' : JSON.stringify(body);
   const h = { ...headers };
@@ -265,9 +309,17 @@ async function handle(req, res, baseUrl) {
     headers,
     config: requestConfig,
   };
+  // MemoryRepository answers an update that creates the resource (PUT [type]/[id] on a new id) with
+  // 200; FHIR wants 201 Created and a Location. Note whether the id existed before the router runs.
+  const instance = method === 'PUT' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(path) : null;
+  const existedBefore = instance ? await exists(instance[1], instance[2]) : true;
+
   const [outcome, resource] = await router.handleRequest(fhirReq, repo);
-  const status = getStatus(outcome);
+  let status = getStatus(outcome);
   const out = {};
+  if (status === 200 && !existedBefore) {
+    status = 201;
+  }
 
   if (status >= 400 || !resource) {
     return [status, resource ?? outcome, out];
@@ -284,6 +336,8 @@ async function handle(req, res, baseUrl) {
     out.Location = `${baseUrl}/${resource.resourceType}/${resource.id}/_history/${versionId}`;
   }
   addFullUrls(resource, baseUrl);
+  addEntryVersions(resource);
+  addSearchLinks(resource, url, baseUrl);
 
   const prefer = String(req.headers.prefer ?? '').toLowerCase();
   if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && resource.resourceType !== 'Bundle') {
