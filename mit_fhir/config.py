@@ -22,6 +22,13 @@ RCI_METHODS = (
 )
 
 
+# SMART v2 scopes for what the worker writes and reads back.
+DEFAULT_SCOPE = " ".join(
+    f"system/{t}.cruds"
+    for t in ("QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam")
+)
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the setting."""
 
@@ -45,6 +52,29 @@ class SettingsSchema(Schema):
         load_default="INFO",
         validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
     )
+    # Sync to the host EHR (nothing is queued while EHR_BASE_URL is unset).
+    EHR_BASE_URL = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    EHR_AUTH = fields.String(
+        load_default="none", validate=validate.OneOf(["none", "bearer", "smart-backend"])
+    )
+    EHR_BEARER_TOKEN_FILE = fields.String(load_default=None, allow_none=True)
+    EHR_CLIENT_ID = fields.String(load_default=None, allow_none=True)
+    EHR_PRIVATE_KEY_FILE = fields.String(load_default=None, allow_none=True)
+    EHR_KEY_ID = fields.String(load_default=None, allow_none=True)
+    EHR_SIGNING_ALG = fields.String(
+        load_default="RS384", validate=validate.OneOf(["RS384", "ES384"])
+    )
+    EHR_TOKEN_URL = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    EHR_SCOPE = fields.String(load_default=DEFAULT_SCOPE)
+    EHR_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
+    SYNC_WORKER = fields.Boolean(load_default=True)
+    SYNC_MAX_ATTEMPTS = fields.Integer(load_default=8, validate=validate.Range(min=1, max=100))
+    SYNC_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    SYNC_BUNDLE_SIZE = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    SYNC_BACKOFF_BASE = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
+    SYNC_BACKOFF_MAX = fields.Float(load_default=300.0, validate=validate.Range(min=0.1, max=86400))
+    SYNC_POLL_INTERVAL = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
+    SYNC_LEASE_SECONDS = fields.Float(load_default=120.0, validate=validate.Range(min=1, max=3600))
 
 
 def env_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -66,7 +96,15 @@ def load_settings(raw: dict[str, Any]) -> dict[str, Any]:
     for name in ("QUESTIONNAIRE_DIR", "PROFILE_DIR"):
         if not Path(settings[name]).is_dir():
             raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: not a directory")
-    psy = settings["PSYCHOMETRICS_FILE"]
-    if psy and not Path(psy).is_file():
-        raise ConfigError("invalid configuration: MIT_FHIR_PSYCHOMETRICS_FILE: no such file")
+    for name in ("PSYCHOMETRICS_FILE", "EHR_BEARER_TOKEN_FILE", "EHR_PRIVATE_KEY_FILE"):
+        if settings[name] and not Path(settings[name]).is_file():
+            raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: no such file")
+    needs = {"bearer": ("EHR_BEARER_TOKEN_FILE",),
+             "smart-backend": ("EHR_CLIENT_ID", "EHR_PRIVATE_KEY_FILE")}
+    for name in needs.get(settings["EHR_AUTH"], ()):
+        if not settings[name]:
+            raise ConfigError(
+                f"invalid configuration: MIT_FHIR_{name}: required when "
+                f"MIT_FHIR_EHR_AUTH={settings['EHR_AUTH']}"
+            )
     return settings

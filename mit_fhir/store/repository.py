@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, e
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from mit_fhir.errors import ServiceUnavailable
+from mit_fhir.errors import PreconditionFailed, ServiceUnavailable
 from mit_fhir.store.schema import resource, search_index
 
 Resource = dict[str, Any]
@@ -73,11 +73,19 @@ class Store:
         self.engine.dispose()
 
 
+def _index_rows(res: Resource, index: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [
+        {"resource_type": res["resourceType"], "resource_id": res["id"], "name": n, "value": v}
+        for n, v in dict.fromkeys(index)
+    ]
+
+
 def insert(
     conn: Connection,
     res: Resource,
     index: Iterable[tuple[str, str]],
     sort_date: str | None = None,
+    business_key: str | None = None,
 ) -> Resource:
     """Store a new resource (id assigned when absent) with version 1 and its index rows."""
     res.setdefault("id", new_id())
@@ -92,15 +100,65 @@ def insert(
             last_updated=meta["lastUpdated"],
             sort_date=sort_date,
             content=orjson.dumps(res).decode(),
+            business_key=business_key,
         )
     )
-    rows = [
-        {"resource_type": res["resourceType"], "resource_id": res["id"], "name": n, "value": v}
-        for n, v in dict.fromkeys(index)
-    ]
+    rows = _index_rows(res, index)
     if rows:
         conn.execute(search_index.insert(), rows)
     return res
+
+
+def update(
+    conn: Connection,
+    res: Resource,
+    index: Iterable[tuple[str, str]],
+    expected_version: int,
+    sort_date: str | None = None,
+) -> Resource:
+    """Store the next version of an existing resource; PreconditionFailed if it moved on."""
+    new_version = expected_version + 1
+    meta = res.setdefault("meta", {})
+    meta["versionId"] = str(new_version)
+    meta["lastUpdated"] = now_instant()
+    changed = conn.execute(
+        resource.update()
+        .where(
+            resource.c.resource_type == res["resourceType"],
+            resource.c.id == res["id"],
+            resource.c.version_id == expected_version,
+        )
+        .values(
+            version_id=new_version,
+            last_updated=meta["lastUpdated"],
+            sort_date=sort_date,
+            content=orjson.dumps(res).decode(),
+        )
+    ).rowcount
+    if changed != 1:
+        raise PreconditionFailed(
+            f"{res['resourceType']}/{res['id']} is no longer at version {expected_version}"
+        )
+    conn.execute(
+        delete(search_index).where(
+            search_index.c.resource_type == res["resourceType"],
+            search_index.c.resource_id == res["id"],
+        )
+    )
+    rows = _index_rows(res, index)
+    if rows:
+        conn.execute(search_index.insert(), rows)
+    return res
+
+
+def read_by_key(conn: Connection, resource_type: str, business_key: str) -> Resource | None:
+    """The current version of the resource with this business key, or None."""
+    row = conn.execute(
+        select(resource.c.content).where(
+            resource.c.resource_type == resource_type, resource.c.business_key == business_key
+        )
+    ).first()
+    return orjson.loads(row[0]) if row else None
 
 
 def read(conn: Connection, resource_type: str, rid: str) -> Resource | None:

@@ -1,0 +1,1 @@
+"""The host EHR: FHIR REST client, authentication, and reading data back."""

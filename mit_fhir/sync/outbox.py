@@ -1,0 +1,170 @@
+"""The transactional outbox: rows written with the data, claimed under a lease, then settled.
+
+States: pending -> sent; pending -> failed (a 4xx retrying cannot fix, or too many attempts);
+pending -> conflict (412: edited in the EHR); pending -> superseded (a newer version of the same
+resource was queued; only the newest needs sending). `requeue` puts failed and conflict rows back.
+Claims are leases (lease_until), so a worker killed mid-batch loses nothing: its rows become
+claimable again when the lease runs out. On PostgreSQL the claim also takes row locks with
+SKIP LOCKED so concurrent workers never pick the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from mit_fhir.store.schema import outbox
+
+SYNCED_TYPES = frozenset(
+    {"QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam"}
+)
+STATES = ("pending", "sent", "failed", "conflict", "superseded")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One claimed outbox row."""
+
+    id: int
+    resource_type: str
+    resource_id: str
+    version_id: int
+    attempts: int
+
+
+def enqueue(conn: Connection, resources: Iterable[dict[str, Any]], now: float) -> int:
+    """Queue the current version of each resource, superseding older queued versions."""
+    rows = []
+    for res in resources:
+        rtype, rid = res["resourceType"], res["id"]
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.resource_type == rtype, outbox.c.resource_id == rid,
+                   outbox.c.state == "pending", outbox.c.lease_until.is_(None))
+            .values(state="superseded", updated_at=now)
+        )
+        rows.append({
+            "resource_type": rtype, "resource_id": rid,
+            "version_id": int(res["meta"]["versionId"]), "state": "pending", "attempts": 0,
+            "created_at": now, "next_attempt_at": now, "updated_at": now,
+        })
+    if rows:
+        conn.execute(outbox.insert(), rows)
+    return len(rows)
+
+
+def claim(conn: Connection, worker: str, limit: int, now: float, lease: float) -> list[Item]:
+    """Lease up to `limit` due rows, oldest first."""
+    due = and_(
+        outbox.c.state == "pending",
+        outbox.c.next_attempt_at <= now,
+        or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+    )
+    query = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [row[0] for row in conn.execute(query)]
+    if not ids:
+        return []
+    conn.execute(
+        update(outbox).where(outbox.c.id.in_(ids), due)
+        .values(lease_until=now + lease, leased_by=worker, updated_at=now)
+    )
+    rows = conn.execute(
+        select(outbox.c.id, outbox.c.resource_type, outbox.c.resource_id, outbox.c.version_id,
+               outbox.c.attempts)
+        .where(outbox.c.id.in_(ids), outbox.c.leased_by == worker,
+               outbox.c.lease_until == now + lease)
+        .order_by(outbox.c.id)
+    ).all()
+    return [Item(*row) for row in rows]
+
+
+def _settle(conn: Connection, item_id: int, now: float, **values: Any) -> None:
+    conn.execute(
+        update(outbox).where(outbox.c.id == item_id)
+        .values(lease_until=None, leased_by=None, updated_at=now, **values)
+    )
+
+
+def sent(conn: Connection, item: Item, now: float) -> None:
+    _settle(conn, item.id, now, state="sent", last_status=None, last_error=None)
+
+
+def later(conn: Connection, item: Item, now: float, delay: float) -> None:
+    """Release without counting an attempt (e.g. waiting for a dependency to be synced)."""
+    _settle(conn, item.id, now, next_attempt_at=now + delay)
+
+
+def retry(
+    conn: Connection, item: Item, now: float, delay: float, status: int, error: str,
+    max_attempts: int,
+) -> str:
+    """Count an attempt; park the row as failed once attempts run out. Returns the new state."""
+    attempts = item.attempts + 1
+    state = "failed" if attempts >= max_attempts else "pending"
+    _settle(conn, item.id, now, state=state, attempts=attempts, next_attempt_at=now + delay,
+            last_status=status, last_error=error)
+    return state
+
+
+def park(conn: Connection, item: Item, now: float, state: str, status: int, error: str) -> None:
+    """Settle as failed or conflict at once (no retry)."""
+    _settle(conn, item.id, now, state=state, attempts=item.attempts + 1, last_status=status,
+            last_error=error)
+
+
+def requeue(conn: Connection, now: float, ids: Iterable[int] | None = None) -> int:
+    """Put failed and conflict rows (all, or the given ids) back in the queue."""
+    query = update(outbox).where(outbox.c.state.in_(("failed", "conflict")))
+    if ids is not None:
+        query = query.where(outbox.c.id.in_(list(ids)))
+    result = conn.execute(query.values(state="pending", attempts=0, next_attempt_at=now,
+                                       lease_until=None, leased_by=None, updated_at=now))
+    return int(result.rowcount)
+
+
+def error_summary(status: int, outcome: dict[str, Any] | None, message: str) -> str:
+    """What is kept of an EHR error: status, issue severities and codes, and our own message.
+
+    The EHR's diagnostics text is not kept: servers echo resource content into it, and this
+    field is shown by /sync/status.
+    """
+    issues = [
+        {"severity": i.get("severity"), "code": i.get("code")}
+        for i in (outcome or {}).get("issue", [])[:5]
+    ]
+    return json.dumps({"status": status, "message": message, "issues": issues})
+
+
+def status(conn: Connection, now: float, limit: int = 50) -> dict[str, Any]:
+    """Counts by state, the oldest pending age, and the last error of parked rows."""
+    counts = dict.fromkeys(STATES, 0)
+    for state, count in conn.execute(
+        select(outbox.c.state, func.count()).group_by(outbox.c.state)
+    ):
+        counts[state] = int(count)
+    oldest = conn.execute(
+        select(func.min(outbox.c.created_at)).where(outbox.c.state == "pending")
+    ).scalar()
+    parked = conn.execute(
+        select(outbox.c.id, outbox.c.resource_type, outbox.c.resource_id, outbox.c.state,
+               outbox.c.attempts, outbox.c.last_status, outbox.c.last_error, outbox.c.updated_at)
+        .where(outbox.c.state.in_(("failed", "conflict")))
+        .order_by(outbox.c.id.desc()).limit(limit)
+    ).all()
+    return {
+        "counts": counts,
+        "oldest_pending_age_seconds": None if oldest is None else round(now - oldest, 3),
+        "problems": [
+            {"id": r.id, "resource": f"{r.resource_type}/{r.resource_id}", "state": r.state,
+             "attempts": r.attempts, "http_status": r.last_status,
+             "error": json.loads(r.last_error) if r.last_error else None,
+             "since_seconds": round(now - r.updated_at, 3)}
+            for r in parked
+        ],
+    }
