@@ -9,7 +9,15 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mit_fhir.api import extract, health, metadata, observations, questionnaires, responses
+from mit_fhir.api import (
+    extract,
+    health,
+    metadata,
+    observations,
+    questionnaires,
+    responses,
+    sync,
+)
 from mit_fhir.api.http import fhir_response
 from mit_fhir.catalogue import Catalogue
 from mit_fhir.config import ConfigError, env_settings, load_settings
@@ -54,7 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
-               health.bp):
+               sync.bp, health.bp):
         app.register_blueprint(bp)
     _register_errors(app)
     return app

@@ -64,6 +64,60 @@ def db_upgrade() -> None:
     click.echo("database is at the newest migration")
 
 
+@main.command()
+def worker() -> None:
+    """Deliver the outbox to the host EHR until interrupted (also started by `serve`)."""
+    import signal
+    import threading
+
+    from mit_fhir.ehr.factory import build_client
+    from mit_fhir.sync.worker import SyncSettings, Worker
+
+    app = _app()
+    settings = app.config
+    if not settings.get("EHR_BASE_URL"):
+        raise click.ClickException("MIT_FHIR_EHR_BASE_URL is not set: nothing to sync to")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    sync_worker = Worker(app.extensions["mit_fhir"].store, build_client(dict(settings)),
+                         SyncSettings.from_config(dict(settings)))
+    click.echo(f"sync worker {sync_worker.worker_id} started", err=True)
+    sync_worker.run(stop)
+
+
+@main.group("sync")
+def sync_group() -> None:
+    """The outbox of writes to the host EHR."""
+
+
+@sync_group.command("status")
+def sync_status() -> None:
+    """Print the status document (as GET /sync/status)."""
+    import json
+    import time
+
+    from mit_fhir.sync import outbox
+
+    app = _app()
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        click.echo(json.dumps(outbox.status(conn, time.time()), indent=2))
+
+
+@sync_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+def sync_retry(ids: tuple[int, ...]) -> None:
+    """Re-queue failed and conflict rows: the given outbox ids, or all of them."""
+    import time
+
+    from mit_fhir.sync import outbox
+
+    app = _app()
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        count = outbox.requeue(conn, time.time(), ids or None)
+    click.echo(f"re-queued {count} item(s)")
+
+
 class WordingRow(Schema):
     """One line of a licensed-wording CSV."""
 

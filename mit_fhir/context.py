@@ -21,6 +21,11 @@ class Context:
     scorer: Scorer
     settings: dict[str, Any]
 
+    @property
+    def sync_enabled(self) -> bool:
+        """Whether writes are queued for the host EHR (MIT_FHIR_EHR_BASE_URL is set)."""
+        return bool(self.settings.get("EHR_BASE_URL"))
+
 
 def ctx() -> Context:
     """The current application's Context."""

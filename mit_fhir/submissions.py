@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from mit_fhir.catalogue import Catalogue, Questionnaire
+from mit_fhir.context import Context
 from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
 from mit_fhir.fhir.extract import Extraction, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
+from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.outcomes import Scorer
 from mit_fhir.store.repository import Store, insert, new_id
+from mit_fhir.sync import outbox
 
 Resource = dict[str, Any]
+QR_IDENTIFIER_SYSTEM = f"{BASE}/identifier/questionnaire-response"
 
 
 def questionnaire_for(catalogue: Catalogue, qr: Resource) -> Questionnaire:
@@ -53,17 +58,22 @@ def validated(
     return questionnaire
 
 
-def submit(store: Store, catalogue: Catalogue, scorer: Scorer, qr: Resource) -> Resource:
-    """Validate a response, then store it with its extracted Observations in one transaction."""
-    questionnaire = validated(catalogue, qr)
+def submit(context: Context, qr: Resource) -> Resource:
+    """Validate a response, then store it, its Observations and their outbox rows atomically."""
+    questionnaire = validated(context.catalogue, qr)
     qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
     qr["id"] = new_id()
-    with store.transaction() as conn:
+    # R4 allows one identifier on a response; ours makes the EHR write idempotent.
+    qr.setdefault("identifier", {"system": QR_IDENTIFIER_SYSTEM, "value": qr["id"]})
+    with context.store.transaction() as conn:
         insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
         ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
-        extraction = scorer.observations(conn, qr, questionnaire, ref)
+        extraction = context.scorer.observations(conn, qr, questionnaire, ref)
+        stored = [qr]
         for obs in extraction.resources() if extraction else ():
-            insert(conn, obs, observation_index(obs), sort_date=sort_date(obs))
+            stored.append(insert(conn, obs, observation_index(obs), sort_date=sort_date(obs)))
+        if context.sync_enabled:
+            outbox.enqueue(conn, stored, time.time())
     return qr
 
 

@@ -15,7 +15,6 @@ add_read_and_search(bp, "QuestionnaireResponse")
 
 @bp.post("")
 def create() -> Response:
-    c = ctx()
-    stored = submit(c.store, c.catalogue, c.scorer, read_resource("QuestionnaireResponse"))
+    stored = submit(ctx(), read_resource("QuestionnaireResponse"))
     location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/1"
     return fhir_response(stored, 201, {"Location": location, "ETag": 'W/"1"'})

@@ -37,6 +37,8 @@ class Capabilities:
     conditional_create: set[str] = field(default_factory=set)
     conditional_update: set[str] = field(default_factory=set)
     versioned_update: set[str] = field(default_factory=set)
+    # Types whose `identifier` search parameter the server declares (others may ignore it).
+    identifier_search: set[str] = field(default_factory=set)
 
     @classmethod
     def from_statement(cls, statement: Resource) -> Capabilities:
@@ -52,6 +54,10 @@ class Capabilities:
             conditional_update={r["type"] for r in resources if r.get("conditionalUpdate")},
             versioned_update={
                 r["type"] for r in resources if r.get("versioning") == "versioned-update"
+            },
+            identifier_search={
+                r["type"] for r in resources
+                if any(p.get("name") == "identifier" for p in r.get("searchParam", []))
             },
         )
 

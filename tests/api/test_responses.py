@@ -80,8 +80,17 @@ def test_complete_sample_is_accepted_and_reads_back(
     assert body["meta"]["versionId"] == "1"
     assert body["meta"]["lastUpdated"]
     expected = {k: v for k, v in qr.items() if k not in ("id", "meta")}
+    # The server adds its business identifier (R4 allows one) when the client sent none.
+    expected.setdefault("identifier", {
+        "system": "https://mit-fhir.org/fhir/identifier/questionnaire-response", "value": new_id})
     assert {k: v for k, v in body.items() if k not in ("id", "meta")} == expected
     assert body["id"] == new_id
+
+
+def test_a_client_identifier_is_kept(fhir: FhirActions) -> None:
+    ident = {"system": "urn:oid:1.2.3", "value": "form-42"}
+    stored = fhir.submit({**sample("phq-9"), "identifier": ident}).get_json()
+    assert stored["identifier"] == ident
 
 
 def test_each_submission_gets_its_own_id(fhir: FhirActions, client: FlaskClient) -> None:

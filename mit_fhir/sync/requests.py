@@ -1,0 +1,103 @@
+"""How one local resource is written to the EHR: the request, its body, its references.
+
+Writes are idempotent. A resource the EHR has not seen is created conditionally
+(`If-None-Exist: identifier=<our system>|<value>`), so a repeat after a lost response finds the
+first copy instead of making a second. A resource the EHR already holds is updated by id with
+`If-Match` on the version we last saw, so an edit made in the EHR meanwhile comes back as 412,
+a conflict to report, never something we overwrite. ETags and ids are opaque strings.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from mit_fhir.sync.outbox import SYNCED_TYPES
+
+Resource = dict[str, Any]
+# Resources that never change once stored: a repeat of their create is harmless.
+IMMUTABLE = frozenset({"QuestionnaireResponse", "Observation"})
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where a local resource lives in the EHR."""
+
+    remote_id: str
+    remote_version: str | None
+    synced_version: int
+
+
+class Unresolved(Exception):
+    """The resource refers to a local resource the EHR does not have yet."""
+
+
+def identifier(res: Resource) -> Resource | None:
+    """The business identifier the EHR knows the resource by (QR has 0..1, others a list)."""
+    ident = res.get("identifier")
+    if isinstance(ident, dict):
+        return ident
+    for item in ident or ():
+        if item.get("system") and item.get("value"):
+            return dict(item)
+    return None
+
+
+def identifier_query(ident: Resource) -> str:
+    """`identifier=system|value`, percent-encoded for a query string."""
+    return "identifier=" + quote(f"{ident['system']}|{ident['value']}", safe="/:")
+
+
+def local_key(res: Resource) -> str:
+    return f"{res['resourceType']}/{res['id']}"
+
+
+def rewrite(node: Any, resolve: dict[str, str]) -> Any:
+    """Copy with references to synced local resources replaced by `resolve`'s targets."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.split("/")[0] in SYNCED_TYPES and "/" in ref:
+            key = "/".join(ref.split("/")[:2])
+            if key not in resolve:
+                raise Unresolved(key)
+            return {**node, "reference": resolve[key]}
+        return {k: rewrite(v, resolve) for k, v in node.items()}
+    if isinstance(node, list):
+        return [rewrite(v, resolve) for v in node]
+    return node
+
+
+def body(res: Resource, resolve: dict[str, str], remote_id: str | None) -> Resource:
+    """The resource as the EHR gets it: our meta stripped, its id, references resolved."""
+    out: Resource = rewrite(copy.deepcopy(res), resolve)
+    meta = {k: v for k, v in out.pop("meta", {}).items() if k in ("profile", "tag", "security")}
+    if meta:
+        out["meta"] = meta
+    out.pop("id", None)
+    if remote_id is not None:
+        out["id"] = remote_id
+    return out
+
+
+def parse_location(location: str | None) -> tuple[str | None, str | None]:
+    """(id, version) from a Location like `[base/]Type/id[/_history/vid]`."""
+    if not location:
+        return None, None
+    parts = location.rstrip("/").split("/")
+    if "_history" in parts:
+        at = parts.index("_history")
+        version = parts[at + 1] if at + 1 < len(parts) else None
+        return parts[at - 1], version
+    return parts[-1], None
+
+
+def etag_version(etag: str | None) -> str | None:
+    """The opaque version inside an ETag (W/"abc" -> abc)."""
+    if not etag:
+        return None
+    value = etag.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"') or None

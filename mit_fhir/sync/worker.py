@@ -1,0 +1,414 @@
+"""The sync worker: claims outbox rows, writes them to the EHR in transaction Bundles, settles them.
+
+One round: lease a batch (oldest first), skip what the EHR already has, then send the rest in
+transaction Bundles of at most SYNC_BUNDLE_SIZE entries, in order, so that a resource and the
+resources that refer to it travel together or the referenced one goes first. A failed
+transaction is retried whole when the failure is transient (network, 5xx, 408, 409, 429); when
+the EHR rejects it (412 or another 4xx) the entries are replayed one by one so that only the
+offending resource is parked, as a conflict (412) or failed (other 4xx), with the EHR's
+OperationOutcome summarised. Where the EHR's CapabilityStatement lacks conditional create or an
+identifier search for a type, the worker searches by identifier itself (filtering the results,
+since some servers ignore filters they do not know) and then creates or updates with If-Match.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from mit_fhir.ehr.client import Capabilities, EhrClient
+from mit_fhir.ehr.errors import EhrConflict, EhrError, EhrRejected, EhrRetryable
+from mit_fhir.store import repository
+from mit_fhir.store.schema import sync_link
+from mit_fhir.sync import outbox
+from mit_fhir.sync.outbox import Item
+from mit_fhir.sync.requests import (
+    IMMUTABLE,
+    Link,
+    Unresolved,
+    body,
+    etag_version,
+    identifier,
+    identifier_query,
+    local_key,
+    parse_location,
+)
+
+log = logging.getLogger("mit_fhir.sync")
+Resource = dict[str, Any]
+DEPENDENCY_WAIT = 2.0  # seconds before retrying a resource whose reference is not synced yet
+
+
+@dataclass
+class Job:
+    """A claimed row with the resource's current version and its remote link, if any."""
+
+    item: Item
+    resource: Resource
+    link: Link | None
+
+    @property
+    def key(self) -> str:
+        return local_key(self.resource)
+
+    @property
+    def version(self) -> int:
+        return int(self.resource["meta"]["versionId"])
+
+
+@dataclass
+class Outcome:
+    """What happened to one job; written to the database after each Bundle."""
+
+    job: Job
+    state: str  # sent | retry | failed | conflict | later | refresh
+    link: Link | None = None
+    error: EhrError | None = None
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The SYNC_* settings the worker uses."""
+
+    batch_size: int = 100
+    bundle_size: int = 50
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    lease_seconds: float = 120.0
+    poll_interval: float = 1.0
+
+    @classmethod
+    def from_config(cls, settings: dict[str, Any]) -> SyncSettings:
+        return cls(
+            batch_size=settings["SYNC_BATCH_SIZE"], bundle_size=settings["SYNC_BUNDLE_SIZE"],
+            max_attempts=settings["SYNC_MAX_ATTEMPTS"], backoff_base=settings["SYNC_BACKOFF_BASE"],
+            backoff_max=settings["SYNC_BACKOFF_MAX"], lease_seconds=settings["SYNC_LEASE_SECONDS"],
+            poll_interval=settings["SYNC_POLL_INTERVAL"],
+        )
+
+
+def _chunks(jobs: list[Job], size: int) -> Iterator[list[Job]]:
+    for start in range(0, len(jobs), size):
+        yield jobs[start:start + size]
+
+
+class Worker:
+    """Drains the outbox into one EHR."""
+
+    def __init__(
+        self,
+        store: repository.Store,
+        client: EhrClient,
+        settings: SyncSettings,
+        worker_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.rand = rand
+
+    # The loop ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set; sleep only when there is nothing due."""
+        while not stop.is_set():
+            try:
+                handled = self.run_once()
+            except Exception:  # a bug or a database outage must not kill the worker loop
+                log.exception("sync round failed")
+                handled = 0
+            if not handled:
+                stop.wait(self.settings.poll_interval)
+
+    def run_once(self) -> int:
+        """One round; returns how many outbox rows it handled."""
+        now = self.clock()
+        with self.store.transaction() as conn:
+            items = outbox.claim(conn, self.worker_id, self.settings.batch_size, now,
+                                 self.settings.lease_seconds)
+            jobs = [self._job(conn, item) for item in items]
+        if not jobs:
+            return 0
+        try:
+            caps = self.client.capabilities()
+        except EhrError as exc:
+            self._settle([Outcome(j, "retry", error=exc) for j in jobs])
+            return len(jobs)
+        done = [j for j in jobs if j.link and j.link.synced_version >= j.version]
+        outcomes = [Outcome(j, "sent") for j in done]
+        todo = [j for j in jobs if j not in done]
+        todo, found = self._find_existing(todo, caps)
+        outcomes += found
+        self._settle(outcomes)
+        for chunk in _chunks(todo, self.settings.bundle_size):
+            self._settle(self._send(chunk, caps))
+        return len(jobs)
+
+    def _job(self, conn: Connection, item: Item) -> Job:
+        res = repository.read(conn, item.resource_type, item.resource_id)
+        if res is None:  # pragma: no cover - resources are never deleted
+            raise RuntimeError(f"outbox row {item.id} points at a missing resource")
+        return Job(item, res, _link(conn, item.resource_type, item.resource_id))
+
+    # Fallback: find what the EHR has where it cannot match identifiers itself ------------------
+    def _find_existing(
+        self, jobs: list[Job], caps: Capabilities
+    ) -> tuple[list[Job], list[Outcome]]:
+        todo: list[Job] = []
+        outcomes: list[Outcome] = []
+        for job in jobs:
+            rtype = job.resource["resourceType"]
+            ident = identifier(job.resource)
+            if job.link or ident is None or _conditional(caps, rtype):
+                todo.append(job)
+                continue
+            try:
+                matches = [r for r in self.client.search(rtype, {"identifier": _token(ident),
+                                                                 "_count": "100"})
+                           if _has_identifier(r, ident)]
+            except EhrError as exc:
+                outcomes.append(Outcome(job, "retry", error=exc))
+                continue
+            if len(matches) > 1:
+                outcomes.append(Outcome(job, "conflict", error=EhrConflict(
+                    f"{rtype}: {len(matches)} resources in the EHR carry this identifier", 409)))
+                continue
+            if matches:
+                remote = matches[0]
+                version = remote.get("meta", {}).get("versionId")
+                if rtype in IMMUTABLE:
+                    outcomes.append(Outcome(job, "sent", Link(remote["id"], version, job.version)))
+                    continue
+                job.link = Link(remote["id"], version, 0)
+            todo.append(job)
+        return todo, outcomes
+
+    # Sending -----------------------------------------------------------------------------------
+    def _send(self, chunk: list[Job], caps: Capabilities) -> list[Outcome]:
+        if not caps.transaction:
+            return self._one_by_one(chunk, caps)
+        ready, waiting = self._resolvable(chunk)
+        outcomes = [Outcome(j, "later") for j in waiting]
+        if not ready:
+            return outcomes
+        resolve = self._resolve_map(ready)
+        bundle = {"resourceType": "Bundle", "type": "transaction",
+                  "entry": [self._entry(j, resolve, caps) for j in ready]}
+        try:
+            response = self.client.transaction(bundle)
+        except EhrRetryable as exc:
+            return outcomes + [Outcome(j, "retry", error=exc) for j in ready]
+        except (EhrConflict, EhrRejected):
+            # All or nothing: replay one by one so that only the offending entry is parked.
+            return outcomes + self._one_by_one(ready, caps)
+        entries = response.get("entry", [])
+        if len(entries) != len(ready):
+            mismatch = EhrRetryable("the transaction response does not match the request", 200)
+            return outcomes + [Outcome(j, "retry", error=mismatch) for j in ready]
+        for job, entry in zip(ready, entries, strict=True):
+            resp = entry.get("response", {})
+            outcomes.append(self._created(job, resp.get("status", ""), resp.get("location"),
+                                          resp.get("etag"), entry.get("resource")))
+        return outcomes
+
+    def _resolvable(self, chunk: list[Job]) -> tuple[list[Job], list[Job]]:
+        """Split off jobs that refer to local resources neither linked nor in this chunk."""
+        ready = list(chunk)
+        while True:
+            resolve = self._resolve_map(ready)
+            stuck = []
+            for job in ready:
+                try:
+                    body(job.resource, resolve, None)
+                except Unresolved:
+                    stuck.append(job)
+            if not stuck:
+                return ready, [j for j in chunk if j not in ready]
+            ready = [j for j in ready if j not in stuck]
+
+    def _resolve_map(self, jobs: list[Job]) -> dict[str, str]:
+        """Local reference -> what to write instead: urn:uuid in this Bundle, or the EHR's id."""
+        resolve = self._linked_targets(jobs)
+        for job in jobs:
+            if job.link:
+                resolve[job.key] = f"{job.resource['resourceType']}/{job.link.remote_id}"
+            else:
+                resolve[job.key] = f"urn:uuid:{job.resource['id']}"
+        return resolve
+
+    def _linked_targets(self, jobs: list[Job]) -> dict[str, str]:
+        keys = {k for j in jobs for k in _references(j.resource)}
+        if not keys:
+            return {}
+        with self.store.transaction() as conn:
+            return {k: f"{k.split('/')[0]}/{link.remote_id}"
+                    for k in keys if (link := _link(conn, *k.split("/", 1))) is not None}
+
+    def _entry(self, job: Job, resolve: dict[str, str], caps: Capabilities) -> Resource:
+        rtype = job.resource["resourceType"]
+        if job.link:
+            request: Resource = {"method": "PUT", "url": f"{rtype}/{job.link.remote_id}"}
+            if job.link.remote_version:
+                request["ifMatch"] = f'W/"{job.link.remote_version}"'
+            return {"fullUrl": self.client.url(f"{rtype}/{job.link.remote_id}"),
+                    "resource": body(job.resource, resolve, job.link.remote_id),
+                    "request": request}
+        request = {"method": "POST", "url": rtype}
+        ident = identifier(job.resource)
+        if ident and _conditional(caps, rtype):
+            request["ifNoneExist"] = identifier_query(ident)
+        return {"fullUrl": f"urn:uuid:{job.resource['id']}",
+                "resource": body(job.resource, resolve, None), "request": request}
+
+    def _one_by_one(self, chunk: list[Job], caps: Capabilities) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        resolve = self._linked_targets(chunk)
+        for job in chunk:
+            rtype = job.resource["resourceType"]
+            try:
+                if job.link:
+                    payload = body(job.resource, resolve, job.link.remote_id)
+                    headers = ({"If-Match": f'W/"{job.link.remote_version}"'}
+                               if job.link.remote_version else {})
+                    resp = self.client.request("PUT", f"{rtype}/{job.link.remote_id}", payload,
+                                               headers)
+                else:
+                    payload = body(job.resource, resolve, None)
+                    ident = identifier(job.resource)
+                    headers = ({"If-None-Exist": identifier_query(ident)}
+                               if ident and _conditional(caps, rtype) else {})
+                    resp = self.client.request("POST", rtype, payload, headers)
+            except Unresolved:
+                outcomes.append(Outcome(job, "later"))
+                continue
+            except EhrRetryable as exc:
+                outcomes.append(Outcome(job, "retry", error=exc))
+                continue
+            except EhrConflict as exc:
+                outcomes.append(Outcome(job, "conflict", error=exc))
+                continue
+            except EhrRejected as exc:
+                outcomes.append(Outcome(job, "failed", error=exc))
+                continue
+            returned = self.client.json(resp) if resp.content else None
+            outcome = self._created(job, str(resp.status_code), resp.headers.get("Location")
+                                    or resp.headers.get("Content-Location"),
+                                    resp.headers.get("ETag"), returned)
+            outcomes.append(outcome)
+            if outcome.link:
+                resolve[job.key] = f"{rtype}/{outcome.link.remote_id}"
+        return outcomes
+
+    def _created(self, job: Job, status: str, location: str | None, etag: str | None,
+                 returned: Resource | None) -> Outcome:
+        """Turn one successful write's response into the remote link."""
+        remote_id, version = parse_location(location)
+        if returned and returned.get("resourceType") == job.resource["resourceType"]:
+            remote_id = remote_id or returned.get("id")
+            version = version or returned.get("meta", {}).get("versionId")
+        version = etag_version(etag) or version
+        if remote_id is None:
+            exc = EhrRetryable("the EHR did not say where it stored the resource", 200)
+            return Outcome(job, "retry", error=exc)
+        matched_existing = status.startswith("200") and not job.link
+        if matched_existing and job.resource["resourceType"] not in IMMUTABLE:
+            # If-None-Exist found an earlier copy of a resource that has versions: push ours
+            # next round, with If-Match on the version the EHR just told us.
+            return Outcome(job, "refresh", Link(remote_id, version, 0))
+        return Outcome(job, "sent", Link(remote_id, version, job.version))
+
+    # Settling ----------------------------------------------------------------------------------
+    def _delay(self, attempts: int, error: EhrError | None) -> float:
+        cap = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** attempts)
+        delay = cap / 2 + self.rand() * cap / 2  # "equal jitter": spread, never immediate
+        after = getattr(error, "retry_after", None)
+        return max(delay, after or 0.0)
+
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = self.clock()
+        with self.store.transaction() as conn:
+            for o in outcomes:
+                item = o.job.item
+                if o.link is not None:
+                    _save_link(conn, item.resource_type, item.resource_id, o.link, now)
+                if o.state in ("sent", "refresh"):
+                    outbox.sent(conn, item, now)
+                    if o.state == "refresh":
+                        outbox.enqueue(conn, [o.job.resource], now)
+                elif o.state == "later":
+                    outbox.later(conn, item, now, DEPENDENCY_WAIT)
+                else:
+                    err = o.error or EhrRetryable("unknown error")
+                    summary = outbox.error_summary(err.status, err.outcome, str(err))
+                    if o.state == "retry":
+                        state = outbox.retry(conn, item, now, self._delay(item.attempts, err),
+                                             err.status, summary, self.settings.max_attempts)
+                    else:
+                        outbox.park(conn, item, now, o.state, err.status, summary)
+                        state = o.state
+                    if state != "pending":
+                        log.warning("sync of %s/%s parked as %s (HTTP %s)", item.resource_type,
+                                    item.resource_id, state, err.status)
+
+
+def _conditional(caps: Capabilities, rtype: str) -> bool:
+    return rtype in caps.conditional_create and rtype in caps.identifier_search
+
+
+def _token(ident: Resource) -> str:
+    return f"{ident['system']}|{ident['value']}"
+
+
+def _has_identifier(res: Resource, ident: Resource) -> bool:
+    found = res.get("identifier")
+    items = [found] if isinstance(found, dict) else (found or [])
+    return any(i.get("system") == ident["system"] and i.get("value") == ident["value"]
+               for i in items)
+
+
+def _references(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        out: set[str] = set()
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.split("/")[0] in outbox.SYNCED_TYPES and "/" in ref:
+            out.add("/".join(ref.split("/")[:2]))
+        for v in node.values():
+            out |= _references(v)
+        return out
+    if isinstance(node, list):
+        return set().union(*(_references(v) for v in node)) if node else set()
+    return set()
+
+
+def _link(conn: Connection, rtype: str, rid: str) -> Link | None:
+    row = conn.execute(
+        select(sync_link.c.remote_id, sync_link.c.remote_version, sync_link.c.synced_version)
+        .where(sync_link.c.resource_type == rtype, sync_link.c.resource_id == rid)
+    ).first()
+    return Link(*row) if row else None
+
+
+def _save_link(conn: Connection, rtype: str, rid: str, link: Link, now: float) -> None:
+    values = {"remote_id": link.remote_id, "remote_version": link.remote_version,
+              "synced_version": link.synced_version, "synced_at": now}
+    changed = conn.execute(
+        update(sync_link)
+        .where(sync_link.c.resource_type == rtype, sync_link.c.resource_id == rid)
+        .values(**values)
+    ).rowcount
+    if not changed:
+        conn.execute(sync_link.insert().values(resource_type=rtype, resource_id=rid, **values))
