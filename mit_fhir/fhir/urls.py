@@ -37,3 +37,8 @@ def extension(element: dict, url: str) -> dict | None:
         if ext.get("url") == url:
             return ext
     return None
+
+
+# Medication and crisis plans (mit_fhir/fhir/plans.py)
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+US_CORE_CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
