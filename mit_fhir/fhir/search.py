@@ -69,8 +69,7 @@ def _reference(value: str) -> Criterion:
     if "/" in value:
         parts = value.split("/")
         return Criterion("", "eq", ("/".join(parts[-2:]),))
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return Criterion("", "like-suffix", ("/" + escaped,))
+    return Criterion("", "like-suffix", ("/" + value,))
 
 
 def _token(name: str, value: str) -> Criterion:
@@ -78,8 +77,7 @@ def _token(name: str, value: str) -> Criterion:
         return Criterion(f"{name}:code", "eq", (value,))
     system, _, code = value.partition("|")
     if not code:
-        escaped = system.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return Criterion(name, "like-prefix", (escaped + "|",))
+        return Criterion(name, "like-prefix", (system + "|",))
     return Criterion(name, "eq", (f"{system}|{code}",))
 
 
@@ -104,6 +102,7 @@ def _date(name: str, value: str) -> Criterion:
 PARAMETERS: dict[str, dict[str, tuple[str, str]]] = {
     "QuestionnaireResponse": {
         "_id": ("id", "_id"),
+        "identifier": ("token", "identifier"),
         "subject": ("reference", "subject"),
         "patient": ("reference", "patient"),
         "questionnaire": ("canonical", "questionnaire"),
@@ -112,6 +111,7 @@ PARAMETERS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "Observation": {
         "_id": ("id", "_id"),
+        "identifier": ("token", "identifier"),
         "subject": ("reference", "subject"),
         "patient": ("reference", "patient"),
         "code": ("token", "code"),
@@ -120,6 +120,17 @@ PARAMETERS: dict[str, dict[str, tuple[str, str]]] = {
         "status": ("token", "status"),
     },
 }
+for _plan_type in ("MedicationRequest", "CarePlan", "CareTeam"):
+    PARAMETERS[_plan_type] = {
+        "_id": ("id", "_id"),
+        "identifier": ("token", "identifier"),
+        "subject": ("reference", "subject"),
+        "patient": ("reference", "patient"),
+        "status": ("token", "status"),
+    }
+PARAMETERS["MedicationRequest"]["intent"] = ("token", "intent")
+PARAMETERS["MedicationRequest"]["code"] = ("token", "code")
+PARAMETERS["CarePlan"]["category"] = ("token", "category")
 CONTROL = {"_sort", "_count", "_format"}
 
 

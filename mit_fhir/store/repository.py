@@ -161,6 +161,22 @@ def read_by_key(conn: Connection, resource_type: str, business_key: str) -> Reso
     return orjson.loads(row[0]) if row else None
 
 
+def like_escape(text: str) -> str:
+    """Text made literal inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def read_by_key_prefix(conn: Connection, resource_type: str, prefix: str) -> list[Resource]:
+    """Current versions of the resources whose business key starts with `prefix`."""
+    rows = conn.execute(
+        select(resource.c.content).where(
+            resource.c.resource_type == resource_type,
+            resource.c.business_key.like(like_escape(prefix) + "%", escape="\\"),
+        ).order_by(resource.c.business_key)
+    )
+    return [orjson.loads(row[0]) for row in rows]
+
+
 def read(conn: Connection, resource_type: str, rid: str) -> Resource | None:
     """The current version of a resource, or None."""
     row = conn.execute(
@@ -195,9 +211,9 @@ def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
         elif crit.op == "ge":
             tests.append(col >= v)
         elif crit.op == "like-suffix":
-            tests.append(col.like("%" + v, escape="\\"))
+            tests.append(col.like("%" + like_escape(v), escape="\\"))
         elif crit.op == "like-prefix":
-            tests.append(col.like(v + "%", escape="\\"))
+            tests.append(col.like(like_escape(v) + "%", escape="\\"))
         else:  # pragma: no cover - programming error
             raise ValueError(crit.op)
     return exists().where(

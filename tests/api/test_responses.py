@@ -476,7 +476,7 @@ def test_search_bundle_links_entries(client: FlaskClient, seeded: dict[str, str]
     "query",
     [
         {"foo": "bar"},
-        {"identifier": "x"},
+        {"author": "x"},
         {"subject:Patient": "alice"},
         {"authored:missing": "true"},
         {"authored": "yesterday"},

@@ -94,7 +94,8 @@ def test_date_criteria(value: str, expected: Criterion) -> None:
         ("|completed", Criterion("status", "eq", ("|completed",))),
         ("http://hl7.org/fhir/questionnaire-answers-status|",
          Criterion("status", "like-prefix", ("http://hl7.org/fhir/questionnaire-answers-status|",))),
-        ("http://x.org/a_b%|", Criterion("status", "like-prefix", ("http://x.org/a\\_b\\%|",))),
+        # Raw here: the repository escapes LIKE wildcards (see test_wildcards_are_literal).
+        ("http://x.org/a_b%|", Criterion("status", "like-prefix", ("http://x.org/a_b%|",))),
     ],
 )
 def test_token_criteria(value: str, expected: Criterion) -> None:
@@ -119,7 +120,7 @@ def test_observation_code_token_forms() -> None:
         ("https://ehr.example.org/fhir/Patient/123",
          Criterion("subject", "eq", ("Patient/123",))),
         ("123", Criterion("subject", "like-suffix", ("/123",))),
-        ("a_b%c", Criterion("subject", "like-suffix", ("/a\\_b\\%c",))),
+        ("a_b%c", Criterion("subject", "like-suffix", ("/a_b%c",))),
         ("Patient/1,Patient/2", Criterion("subject", "eq", ("Patient/1", "Patient/2"))),
         ("1,2", Criterion("subject", "like-suffix", ("/1", "/2"))),
     ],
