@@ -14,6 +14,7 @@ from mit_fhir.api import (
     health,
     metadata,
     observations,
+    plan_resources,
     questionnaires,
     responses,
     sync,
@@ -62,7 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
-               sync.bp, health.bp):
+               *plan_resources.blueprints, sync.bp, health.bp):
         app.register_blueprint(bp)
     _register_errors(app)
     return app

@@ -7,11 +7,13 @@ from typing import Any
 
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
+from mit_fhir.care_plans import apply_plan
 from mit_fhir.catalogue import Catalogue, Questionnaire
 from mit_fhir.context import Context
-from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
+from mit_fhir.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from mit_fhir.fhir.extract import Extraction, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
+from mit_fhir.fhir.plans import PlanError
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.outcomes import Scorer
@@ -65,15 +67,22 @@ def submit(context: Context, qr: Resource) -> Resource:
     qr["id"] = new_id()
     # R4 allows one identifier on a response; ours makes the EHR write idempotent.
     qr.setdefault("identifier", {"system": QR_IDENTIFIER_SYSTEM, "value": qr["id"]})
-    with context.store.transaction() as conn:
-        insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
-        ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
-        extraction = context.scorer.observations(conn, qr, questionnaire, ref)
-        stored = [qr]
-        for obs in extraction.resources() if extraction else ():
-            stored.append(insert(conn, obs, observation_index(obs), sort_date=sort_date(obs)))
-        if context.sync_enabled:
-            outbox.enqueue(conn, stored, time.time())
+    try:
+        with context.store.transaction() as conn:
+            insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
+            ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
+            extraction = context.scorer.observations(conn, qr, questionnaire, ref)
+            stored = [qr]
+            for obs in extraction.resources() if extraction else ():
+                stored.append(insert(conn, obs, observation_index(obs), sort_date=sort_date(obs)))
+            stored += apply_plan(conn, qr, questionnaire)
+            if context.sync_enabled:
+                outbox.enqueue(conn, stored, time.time())
+    except PlanError as exc:
+        raise Unprocessable("the plan cannot be recorded", [
+            Issue(str(exc), code="business-rule", expression=(exc.link_id,))]) from None
+    except PreconditionFailed:
+        raise Conflict("a concurrent request changed the same plan; submit again") from None
     return qr
 
 

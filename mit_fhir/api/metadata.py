@@ -66,6 +66,16 @@ def capability_statement(base: str) -> dict[str, Any]:
                             }
                         ],
                     },
+                    *(
+                        {
+                            "type": t,
+                            "interaction": [{"code": "create"}, {"code": "read"},
+                                            {"code": "search-type"}],
+                            "versioning": "versioned",
+                            "searchParam": _params(t),
+                        }
+                        for t in ("MedicationRequest", "CarePlan", "CareTeam")
+                    ),
                     {
                         "type": "Observation",
                         "supportedProfile": [SCORE_PROFILE, PANEL_PROFILE],

@@ -33,6 +33,7 @@ def response_index(qr: Resource, questionnaire: Resource | None = None) -> list[
     if questionnaire and questionnaire.get("url"):
         rows.append(("questionnaire", questionnaire["url"]))
     rows += _status_rows(QR_STATUS_SYSTEM, qr.get("status"))
+    rows += identifier_rows(qr)
     if (authored := date_key(qr.get("authored"))) is not None:
         rows.append(("authored", authored))
     rows.append(("_id", qr["id"]))
@@ -48,6 +49,7 @@ def observation_index(obs: Resource) -> list[Row]:
     for ref in obs.get("derivedFrom", []):
         rows += reference_rows("derived-from", ref)
     rows += _status_rows(OBS_STATUS_SYSTEM, obs["status"])
+    rows += identifier_rows(obs)
     rows.append(("_id", obs["id"]))
     return rows
 
@@ -55,3 +57,29 @@ def observation_index(obs: Resource) -> list[Row]:
 def sort_date(res: Resource) -> str | None:
     """The instant `_sort=date` orders by."""
     return date_key(res.get("authored") or res.get("effectiveDateTime"))
+
+
+def plan_index(res: Resource) -> list[Row]:
+    """MedicationRequest, CarePlan, CareTeam: subject, patient, identifier, status, codes, _id."""
+    rows = _subject_rows(res) + identifier_rows(res)
+    if res.get("status"):
+        rows += [("status:code", res["status"])]
+    if res.get("intent"):
+        rows += [("intent:code", res["intent"])]
+    rows += token_rows("code", res.get("medicationCodeableConcept"))
+    for category in res.get("category", []):
+        rows += token_rows("category", category)
+    rows.append(("_id", res["id"]))
+    return rows
+
+
+def identifier_rows(res: Resource) -> list[Row]:
+    """identifier token rows of a QuestionnaireResponse (0..1) or an Observation (0..*)."""
+    found = res.get("identifier")
+    items = [found] if isinstance(found, dict) else (found or [])
+    rows: list[Row] = []
+    for ident in items:
+        if ident.get("value"):
+            rows += token_rows("identifier", {"coding": [{"system": ident.get("system", ""),
+                                                          "code": ident["value"]}]})
+    return rows

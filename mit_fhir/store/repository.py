@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, or_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from mit_fhir.errors import PreconditionFailed, ServiceUnavailable
+from mit_fhir.errors import Conflict, PreconditionFailed, ServiceUnavailable
 from mit_fhir.store.schema import resource, search_index
 
 Resource = dict[str, Any]
@@ -68,6 +68,10 @@ class Store:
                 yield conn
         except OperationalError as exc:
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
+        except IntegrityError:
+            # Two requests created the same business key at once: nothing was stored by this
+            # one, and submitting again will find the other's data.
+            raise Conflict("a concurrent request stored the same record; submit again") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -166,15 +170,17 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def read_by_key_prefix(conn: Connection, resource_type: str, prefix: str) -> list[Resource]:
-    """Current versions of the resources whose business key starts with `prefix`."""
+def read_by_key_prefix(
+    conn: Connection, resource_type: str, prefix: str
+) -> list[tuple[str, Resource]]:
+    """(business key, current version) of the resources whose key starts with `prefix`."""
     rows = conn.execute(
-        select(resource.c.content).where(
+        select(resource.c.business_key, resource.c.content).where(
             resource.c.resource_type == resource_type,
             resource.c.business_key.like(like_escape(prefix) + "%", escape="\\"),
         ).order_by(resource.c.business_key)
     )
-    return [orjson.loads(row[0]) for row in rows]
+    return [(row[0], orjson.loads(row[1])) for row in rows]
 
 
 def read(conn: Connection, resource_type: str, rid: str) -> Resource | None:
