@@ -149,7 +149,7 @@ class Worker:
         done = [j for j in jobs if j.link and j.link.synced_version >= j.version]
         outcomes = [Outcome(j, "sent") for j in done]
         todo = [j for j in jobs if j not in done]
-        todo, found = self._find_existing(todo, caps)
+        todo, found = self._find_existing(_dependencies_first(todo), caps)
         outcomes += found
         self._settle(outcomes)
         for chunk in _chunks(todo, self.settings.bundle_size):
@@ -249,12 +249,22 @@ class Worker:
         return resolve
 
     def _linked_targets(self, jobs: list[Job]) -> dict[str, str]:
+        """References to resources outside these jobs: the EHR's id when we synced them,
+        unchanged when we do not hold them (the EHR's own resources); local but unsynced
+        ones are left out, so the job waits for them."""
         keys = {k for j in jobs for k in _references(j.resource)}
+        resolve: dict[str, str] = {}
         if not keys:
-            return {}
+            return resolve
         with self.store.transaction() as conn:
-            return {k: f"{k.split('/')[0]}/{link.remote_id}"
-                    for k in keys if (link := _link(conn, *k.split("/", 1))) is not None}
+            for key in keys:
+                rtype, rid = key.split("/", 1)
+                link = _link(conn, rtype, rid)
+                if link is not None:
+                    resolve[key] = f"{rtype}/{link.remote_id}"
+                elif repository.read(conn, rtype, rid) is None:
+                    resolve[key] = key
+        return resolve
 
     def _entry(self, job: Job, resolve: dict[str, str], caps: Capabilities) -> Resource:
         rtype = job.resource["resourceType"]
@@ -363,6 +373,23 @@ class Worker:
                     if state != "pending":
                         log.warning("sync of %s/%s parked as %s (HTTP %s)", item.resource_type,
                                     item.resource_id, state, err.status)
+
+
+def _dependencies_first(jobs: list[Job]) -> list[Job]:
+    """Stable order in which a job comes after the jobs of this batch it refers to."""
+    keys = {j.key for j in jobs}
+    deps = {j.key: _references(j.resource) & (keys - {j.key}) for j in jobs}
+    ordered: list[Job] = []
+    placed: set[str] = set()
+    remaining = list(jobs)
+    while remaining:
+        ready = [j for j in remaining if deps[j.key] <= placed]
+        if not ready:  # a reference cycle (none in our data): keep the original order
+            ready = remaining
+        ordered += ready
+        placed |= {j.key for j in ready}
+        remaining = [j for j in remaining if j.key not in placed]
+    return ordered
 
 
 def _conditional(caps: Capabilities, rtype: str) -> bool:
