@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+import threading
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger("mit_fhir.server")
 
 
 class GunicornServer(BaseApplication):
@@ -24,13 +30,56 @@ class GunicornServer(BaseApplication):
         return self.application
 
 
+class SyncSupervisor:
+    """Runs `mit-fhir worker` beside the web workers and restarts it if it dies."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="sync-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.is_set():
+            self.process = subprocess.Popen([sys.executable, "-m", "mit_fhir", "worker"])
+            while self.process.poll() is None and not self.stopping.wait(1.0):
+                pass
+            if not self.stopping.is_set():
+                log.warning("sync worker exited with %s; restarting", self.process.returncode)
+                self.stopping.wait(2.0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
-    """Run the app under gunicorn until interrupted."""
+    """Run the app under gunicorn until interrupted (with the sync worker when configured)."""
     store = app.extensions["mit_fhir"].store
+    supervisor = (
+        SyncSupervisor()
+        if app.config.get("EHR_BASE_URL") and app.config.get("SYNC_WORKER")
+        else None
+    )
 
     def post_fork(_server: Any, _worker: Any) -> None:
         # Connections opened in the master must not be shared by the forked workers.
         store.engine.dispose(close=False)
+
+    def when_ready(_server: Any) -> None:
+        if supervisor:
+            supervisor.start()
+
+    def on_exit(_server: Any) -> None:
+        if supervisor:
+            supervisor.stop()
 
     GunicornServer(
         app,
@@ -40,6 +89,8 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
             "threads": threads,
             "worker_class": "gthread" if threads > 1 else "sync",
             "post_fork": post_fork,
+            "when_ready": when_ready,
+            "on_exit": on_exit,
             "accesslog": "-",
             # Access log without the query string: search URLs can carry identifiers.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
