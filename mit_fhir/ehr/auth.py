@@ -51,8 +51,8 @@ class BearerAuth(AuthBase):
         """A static token cannot be renewed."""
 
 
-def load_signing_key(path: str | Path, key_id: str | None) -> tuple[Any, str | None]:
-    """A private key from a PEM file or a JWKS/JWK JSON file, and its kid."""
+def load_signing_key(path: str | Path, key_id: str | None) -> tuple[Any, str]:
+    """A private key from a PEM file or a JWKS/JWK JSON file, and its kid (required)."""
     text = Path(path).read_text(encoding="utf-8")
     if text.lstrip().startswith("{"):
         data = json.loads(text)
@@ -61,8 +61,13 @@ def load_signing_key(path: str | Path, key_id: str | None) -> tuple[Any, str | N
         if not private:
             raise ValueError("the JWKS file holds no private key with that kid")
         jwk = jwt.PyJWK(private[0])
-        return jwk.key, private[0].get("kid", key_id)
-    return text, key_id
+        key, kid = jwk.key, private[0].get("kid", key_id)
+    else:
+        key, kid = text, key_id
+    if not kid:
+        # SMART requires the kid header: the EHR picks the verification key by it.
+        raise ValueError("no kid for the signing key: set MIT_FHIR_EHR_KEY_ID")
+    return key, kid
 
 
 class SmartBackendAuth(AuthBase):

@@ -11,7 +11,7 @@ import email.utils
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -112,6 +112,9 @@ class EhrClient:
         self._capabilities: Capabilities | None = None
 
     def url(self, path: str) -> str:
+        if not path.strip("/"):
+            # POST [base] (transaction, batch) has no trailing slash; strict routers 404 on it.
+            return self.base_url.rstrip("/")
         return urljoin(self.base_url, path.lstrip("/"))
 
     def request(
@@ -182,11 +185,14 @@ class EhrClient:
         """Every match, following `next` links (bounded at 50 pages)."""
         found: list[Resource] = []
         bundle = self.json(self.request("GET", resource_type, params=params))
-        for _ in range(50):
+        for page in range(1, 51):
             found += [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
             nxt = next((link["url"] for link in bundle.get("link", [])
                         if link.get("relation") == "next"), None)
-            if not nxt:
+            if not nxt or page == 50:
                 break
+            if urlsplit(self.url(nxt))[:2] != urlsplit(self.base_url)[:2]:
+                # Our credentials go to the EHR only, never to a host a Bundle names.
+                raise EhrRejected(f"GET {resource_type}: next link leaves the EHR's origin")
             bundle = self.json(self.request("GET", nxt))
         return found

@@ -312,7 +312,11 @@ class Worker:
             except EhrRejected as exc:
                 outcomes.append(Outcome(job, "failed", error=exc))
                 continue
-            returned = self.client.json(resp) if resp.content else None
+            try:
+                returned = self.client.json(resp) if resp.content else None
+            except EhrRetryable as exc:  # written, but the answer is garbled: ask again later
+                outcomes.append(Outcome(job, "retry", error=exc))
+                continue
             outcome = self._created(job, str(resp.status_code), resp.headers.get("Location")
                                     or resp.headers.get("Content-Location"),
                                     resp.headers.get("ETag"), returned)
@@ -329,6 +333,8 @@ class Worker:
             remote_id = remote_id or returned.get("id")
             version = version or returned.get("meta", {}).get("versionId")
         version = etag_version(etag) or version
+        if remote_id is None and job.link:  # an update needs no Location: we named the id
+            remote_id = job.link.remote_id
         if remote_id is None:
             exc = EhrRetryable("the EHR did not say where it stored the resource", 200)
             return Outcome(job, "retry", error=exc)
