@@ -71,6 +71,9 @@ class SettingsSchema(Schema):
     SYNC_MAX_ATTEMPTS = fields.Integer(load_default=8, validate=validate.Range(min=1, max=100))
     SYNC_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     SYNC_BUNDLE_SIZE = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    SYNC_CONDITIONAL_BUNDLE_SIZE = fields.Integer(
+        load_default=8, validate=validate.Range(min=1, max=500)
+    )
     SYNC_BACKOFF_BASE = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
     SYNC_BACKOFF_MAX = fields.Float(load_default=300.0, validate=validate.Range(min=0.1, max=86400))
     SYNC_POLL_INTERVAL = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -127,12 +128,14 @@ class EhrClient:
     ) -> requests.Response:
         """Send one request; return the 2xx response or raise an EhrError subclass."""
         hdrs = dict(headers or {})
+        data = None
         if body is not None:
             hdrs["Content-Type"] = FHIR_JSON
+            data = orjson.dumps(body)
         for attempt in (1, 2):
             try:
                 resp = self.session.request(
-                    method, self.url(path), json=body, headers=hdrs, params=params,
+                    method, self.url(path), data=data, headers=hdrs, params=params,
                     timeout=self.timeout, auth=self.auth,
                 )
             except requests.RequestException as exc:
@@ -160,7 +163,7 @@ class EhrClient:
     def json(self, resp: requests.Response) -> Resource:
         """The body of a 2xx response; a malformed one is transient (a proxy's error page)."""
         try:
-            body = resp.json()
+            body = orjson.loads(resp.content)
         except ValueError:
             raise EhrRetryable("the EHR answered with a body that is not JSON",
                                resp.status_code) from None

@@ -10,7 +10,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, exists, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    exists,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -191,6 +202,16 @@ def read(conn: Connection, resource_type: str, rid: str) -> Resource | None:
         )
     ).first()
     return orjson.loads(row[0]) if row else None
+
+
+def read_many(conn: Connection, keys: list[tuple[str, str]]) -> list[Resource]:
+    """Current versions of the (type, id) pairs that exist, in one query."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        select(resource.c.content).where(tuple_(resource.c.resource_type, resource.c.id).in_(keys))
+    )
+    return [orjson.loads(row[0]) for row in rows]
 
 
 def remove_all(conn: Connection, resource_type: str) -> None:

@@ -71,6 +71,9 @@ outbox = Table(
     # pending -> sent | failed | conflict; superseded when a newer version is queued
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # Times handed to a worker. Above 1 (or after a failed attempt) an earlier delivery may have
+    # reached the EHR, so creates must then be conditional.
+    Column("claims", Integer, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
     Column("next_attempt_at", Float, nullable=False),
     Column("lease_until", Float, nullable=True),

@@ -34,6 +34,12 @@ class Item:
     resource_id: str
     version_id: int
     attempts: int
+    claims: int = 1
+
+    @property
+    def maybe_delivered(self) -> bool:
+        """Whether an earlier attempt may have reached the EHR (crash, timeout, failure)."""
+        return self.claims > 1 or self.attempts > 0
 
 
 def enqueue(conn: Connection, resources: Iterable[dict[str, Any]], now: float) -> int:
@@ -72,11 +78,12 @@ def claim(conn: Connection, worker: str, limit: int, now: float, lease: float) -
         return []
     conn.execute(
         update(outbox).where(outbox.c.id.in_(ids), due)
-        .values(lease_until=now + lease, leased_by=worker, updated_at=now)
+        .values(lease_until=now + lease, leased_by=worker, updated_at=now,
+                claims=outbox.c.claims + 1)
     )
     rows = conn.execute(
         select(outbox.c.id, outbox.c.resource_type, outbox.c.resource_id, outbox.c.version_id,
-               outbox.c.attempts)
+               outbox.c.attempts, outbox.c.claims)
         .where(outbox.c.id.in_(ids), outbox.c.leased_by == worker,
                outbox.c.lease_until == now + lease)
         .order_by(outbox.c.id)
@@ -91,8 +98,14 @@ def _settle(conn: Connection, item_id: int, now: float, **values: Any) -> None:
     )
 
 
-def sent(conn: Connection, item: Item, now: float) -> None:
-    _settle(conn, item.id, now, state="sent", last_status=None, last_error=None)
+def sent_many(conn: Connection, ids: list[int], now: float) -> None:
+    """Settle delivered rows in one statement."""
+    if ids:
+        conn.execute(
+            update(outbox).where(outbox.c.id.in_(ids))
+            .values(state="sent", last_status=None, last_error=None, lease_until=None,
+                    leased_by=None, updated_at=now)
+        )
 
 
 def later(conn: Connection, item: Item, now: float, delay: float) -> None:
@@ -123,6 +136,7 @@ def requeue(conn: Connection, now: float, ids: Iterable[int] | None = None) -> i
     query = update(outbox).where(outbox.c.state.in_(("failed", "conflict")))
     if ids is not None:
         query = query.where(outbox.c.id.in_(list(ids)))
+    # claims is kept: a re-queued row may have reached the EHR, so its creates stay conditional.
     result = conn.execute(query.values(state="pending", attempts=0, next_attempt_at=now,
                                        lease_until=None, leased_by=None, updated_at=now))
     return int(result.rowcount)

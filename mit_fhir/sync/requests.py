@@ -9,7 +9,6 @@ a conflict to report, never something we overwrite. ETags and ids are opaque str
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -71,7 +70,7 @@ def rewrite(node: Any, resolve: dict[str, str]) -> Any:
 
 def body(res: Resource, resolve: dict[str, str], remote_id: str | None) -> Resource:
     """The resource as the EHR gets it: our meta stripped, its id, references resolved."""
-    out: Resource = rewrite(copy.deepcopy(res), resolve)
+    out: Resource = rewrite(res, resolve)  # rewrite builds new containers: no deepcopy needed
     meta = {k: v for k, v in out.pop("meta", {}).items() if k in ("profile", "tag", "security")}
     if meta:
         out["meta"] = meta

@@ -1,8 +1,13 @@
 """The sync worker: claims outbox rows, writes them to the EHR in transaction Bundles, settles them.
 
 One round: lease a batch (oldest first), skip what the EHR already has, then send the rest in
-transaction Bundles of at most SYNC_BUNDLE_SIZE entries, in order, so that a resource and the
-resources that refer to it travel together or the referenced one goes first. A failed
+transaction Bundles, in order, so that a resource and the resources that refer to it travel
+together or the referenced one goes first. A row's first delivery creates plainly, in Bundles of
+up to SYNC_BUNDLE_SIZE entries: nothing can exist in the EHR yet. Once a delivery may have
+reached the EHR (a retry, or a row reclaimed after a crash or an expired lease: the claim is
+counted in the database before anything is sent), creates are conditional on our business
+identifier, in Bundles of up to SYNC_CONDITIONAL_BUNDLE_SIZE entries (conditional writes need
+serializable isolation; Medplum refuses more than 8 such entries in one transaction). A failed
 transaction is retried whole when the failure is transient (network, 5xx, 408, 409, 429); when
 the EHR rejects it (412 or another 4xx) the entries are replayed one by one so that only the
 offending resource is parked, as a conflict (412) or failed (other 4xx), with the EHR's
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, tuple_, update
 
 from mit_fhir.ehr.client import Capabilities, EhrClient
 from mit_fhir.ehr.errors import EhrConflict, EhrError, EhrRejected, EhrRetryable
@@ -54,6 +59,9 @@ class Job:
     item: Item
     resource: Resource
     link: Link | None
+    # Set when a transaction holding this job failed: some servers (Medplum) keep the entries
+    # written before the failing one, so the replay must not create plainly.
+    replayed: bool = False
 
     @property
     def key(self) -> str:
@@ -80,6 +88,7 @@ class SyncSettings:
 
     batch_size: int = 100
     bundle_size: int = 50
+    conditional_bundle_size: int = 8
     max_attempts: int = 8
     backoff_base: float = 1.0
     backoff_max: float = 300.0
@@ -90,15 +99,28 @@ class SyncSettings:
     def from_config(cls, settings: dict[str, Any]) -> SyncSettings:
         return cls(
             batch_size=settings["SYNC_BATCH_SIZE"], bundle_size=settings["SYNC_BUNDLE_SIZE"],
+            conditional_bundle_size=settings["SYNC_CONDITIONAL_BUNDLE_SIZE"],
             max_attempts=settings["SYNC_MAX_ATTEMPTS"], backoff_base=settings["SYNC_BACKOFF_BASE"],
             backoff_max=settings["SYNC_BACKOFF_MAX"], lease_seconds=settings["SYNC_LEASE_SECONDS"],
             poll_interval=settings["SYNC_POLL_INTERVAL"],
         )
 
 
-def _chunks(jobs: list[Job], size: int) -> Iterator[list[Job]]:
-    for start in range(0, len(jobs), size):
-        yield jobs[start:start + size]
+def _chunks(jobs: list[Job], plain: int, conditional: int) -> Iterator[list[Job]]:
+    """Consecutive chunks; a chunk holding a conditional create is held to the smaller size."""
+    chunk: list[Job] = []
+    for job in jobs:
+        limit = conditional if any(_needs_condition(j) for j in [*chunk, job]) else plain
+        if chunk and len(chunk) >= limit:
+            yield chunk
+            chunk = []
+        chunk.append(job)
+    if chunk:
+        yield chunk
+
+
+def _needs_condition(job: Job) -> bool:
+    return job.link is None and (job.item.maybe_delivered or job.replayed)
 
 
 class Worker:
@@ -138,7 +160,7 @@ class Worker:
         with self.store.transaction() as conn:
             items = outbox.claim(conn, self.worker_id, self.settings.batch_size, now,
                                  self.settings.lease_seconds)
-            jobs = [self._job(conn, item) for item in items]
+            jobs = _jobs(conn, items)
         if not jobs:
             return 0
         try:
@@ -152,15 +174,10 @@ class Worker:
         todo, found = self._find_existing(_dependencies_first(todo), caps)
         outcomes += found
         self._settle(outcomes)
-        for chunk in _chunks(todo, self.settings.bundle_size):
+        for chunk in _chunks(todo, self.settings.bundle_size,
+                             self.settings.conditional_bundle_size):
             self._settle(self._send(chunk, caps))
         return len(jobs)
-
-    def _job(self, conn: Connection, item: Item) -> Job:
-        res = repository.read(conn, item.resource_type, item.resource_id)
-        if res is None:  # pragma: no cover - resources are never deleted
-            raise RuntimeError(f"outbox row {item.id} points at a missing resource")
-        return Job(item, res, _link(conn, item.resource_type, item.resource_id))
 
     # Fallback: find what the EHR has where it cannot match identifiers itself ------------------
     def _find_existing(
@@ -171,7 +188,7 @@ class Worker:
         for job in jobs:
             rtype = job.resource["resourceType"]
             ident = identifier(job.resource)
-            if job.link or ident is None or _conditional(caps, rtype):
+            if ident is None or not _needs_condition(job) or _conditional(caps, rtype):
                 todo.append(job)
                 continue
             try:
@@ -211,8 +228,12 @@ class Worker:
         except EhrRetryable as exc:
             return outcomes + [Outcome(j, "retry", error=exc) for j in ready]
         except (EhrConflict, EhrRejected):
-            # All or nothing: replay one by one so that only the offending entry is parked.
-            return outcomes + self._one_by_one(ready, caps)
+            # Replay one by one so that only the offending entry is parked; conditionally,
+            # since a server may have kept the entries before the failing one.
+            for job in ready:
+                job.replayed = True
+            replay, found = self._find_existing(ready, caps)
+            return outcomes + found + self._one_by_one(replay, caps)
         entries = response.get("entry", [])
         if len(entries) != len(ready):
             mismatch = EhrRetryable("the transaction response does not match the request", 200)
@@ -228,12 +249,7 @@ class Worker:
         ready = list(chunk)
         while True:
             resolve = self._resolve_map(ready)
-            stuck = []
-            for job in ready:
-                try:
-                    body(job.resource, resolve, None)
-                except Unresolved:
-                    stuck.append(job)
+            stuck = [j for j in ready if not _references(j.resource) <= resolve.keys()]
             if not stuck:
                 return ready, [j for j in chunk if j not in ready]
             ready = [j for j in ready if j not in stuck]
@@ -277,7 +293,7 @@ class Worker:
                     "request": request}
         request = {"method": "POST", "url": rtype}
         ident = identifier(job.resource)
-        if ident and _conditional(caps, rtype):
+        if ident and _needs_condition(job) and _conditional(caps, rtype):
             request["ifNoneExist"] = identifier_query(ident)
         return {"fullUrl": f"urn:uuid:{job.resource['id']}",
                 "resource": body(job.resource, resolve, None), "request": request}
@@ -298,7 +314,8 @@ class Worker:
                     payload = body(job.resource, resolve, None)
                     ident = identifier(job.resource)
                     headers = ({"If-None-Exist": identifier_query(ident)}
-                               if ident and _conditional(caps, rtype) else {})
+                               if ident and _needs_condition(job) and _conditional(caps, rtype)
+                               else {})
                     resp = self.client.request("POST", rtype, payload, headers)
             except Unresolved:
                 outcomes.append(Outcome(job, "later"))
@@ -357,14 +374,15 @@ class Worker:
             return
         now = self.clock()
         with self.store.transaction() as conn:
+            _save_links(conn, [(o.job.item, o.link) for o in outcomes if o.link is not None], now)
+            outbox.sent_many(conn, [o.job.item.id for o in outcomes
+                                    if o.state in ("sent", "refresh")], now)
             for o in outcomes:
                 item = o.job.item
-                if o.link is not None:
-                    _save_link(conn, item.resource_type, item.resource_id, o.link, now)
-                if o.state in ("sent", "refresh"):
-                    outbox.sent(conn, item, now)
-                    if o.state == "refresh":
-                        outbox.enqueue(conn, [o.job.resource], now)
+                if o.state == "sent":
+                    continue
+                if o.state == "refresh":
+                    outbox.enqueue(conn, [o.job.resource], now)
                 elif o.state == "later":
                     outbox.later(conn, item, now, DEPENDENCY_WAIT)
                 else:
@@ -427,21 +445,56 @@ def _references(node: Any) -> set[str]:
     return set()
 
 
+def _jobs(conn: Connection, items: list[Item]) -> list[Job]:
+    """The claimed rows with their resources and links, in two queries."""
+    if not items:
+        return []
+    keys = [(i.resource_type, i.resource_id) for i in items]
+    found = {(r["resourceType"], r["id"]): r for r in repository.read_many(conn, keys)}
+    links = {
+        (row.resource_type, row.resource_id): Link(row.remote_id, row.remote_version,
+                                                   row.synced_version)
+        for row in conn.execute(
+            select(sync_link).where(tuple_(sync_link.c.resource_type,
+                                           sync_link.c.resource_id).in_(keys))
+        )
+    }
+    missing = [k for k in keys if k not in found]
+    if missing:  # pragma: no cover - resources are never deleted
+        raise RuntimeError(f"outbox rows point at missing resources: {missing[:3]}")
+    return [Job(i, found[(i.resource_type, i.resource_id)],
+                links.get((i.resource_type, i.resource_id))) for i in items]
+
+
+def _save_links(conn: Connection, pairs: list[tuple[Item, Link]], now: float) -> None:
+    """Record where resources live in the EHR: one insert for the new, updates for the rest."""
+    if not pairs:
+        return
+    keys = [(item.resource_type, item.resource_id) for item, _ in pairs]
+    existing = {
+        (row[0], row[1]) for row in conn.execute(
+            select(sync_link.c.resource_type, sync_link.c.resource_id)
+            .where(tuple_(sync_link.c.resource_type, sync_link.c.resource_id).in_(keys))
+        )
+    }
+    fresh = []
+    for item, link in pairs:
+        values = {"remote_id": link.remote_id, "remote_version": link.remote_version,
+                  "synced_version": link.synced_version, "synced_at": now}
+        if (item.resource_type, item.resource_id) in existing:
+            conn.execute(update(sync_link).where(
+                sync_link.c.resource_type == item.resource_type,
+                sync_link.c.resource_id == item.resource_id).values(**values))
+        else:
+            fresh.append({"resource_type": item.resource_type, "resource_id": item.resource_id,
+                          **values})
+    if fresh:
+        conn.execute(sync_link.insert(), fresh)
+
+
 def _link(conn: Connection, rtype: str, rid: str) -> Link | None:
     row = conn.execute(
         select(sync_link.c.remote_id, sync_link.c.remote_version, sync_link.c.synced_version)
         .where(sync_link.c.resource_type == rtype, sync_link.c.resource_id == rid)
     ).first()
     return Link(*row) if row else None
-
-
-def _save_link(conn: Connection, rtype: str, rid: str, link: Link, now: float) -> None:
-    values = {"remote_id": link.remote_id, "remote_version": link.remote_version,
-              "synced_version": link.synced_version, "synced_at": now}
-    changed = conn.execute(
-        update(sync_link)
-        .where(sync_link.c.resource_type == rtype, sync_link.c.resource_id == rid)
-        .values(**values)
-    ).rowcount
-    if not changed:
-        conn.execute(sync_link.insert().values(resource_type=rtype, resource_id=rid, **values))

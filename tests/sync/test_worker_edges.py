@@ -31,6 +31,7 @@ from mit_fhir.store import repository
 from mit_fhir.store.schema import outbox, sync_link
 from mit_fhir.submissions import QR_IDENTIFIER_SYSTEM
 from mit_fhir.sync.outbox import SYNCED_TYPES
+from mit_fhir.sync.outbox import claim as outbox_claim
 from mit_fhir.sync.worker import SyncSettings, Worker
 from tests.conftest import FHIR_JSON, sample
 
@@ -196,11 +197,30 @@ def identifier_value(res: Resource) -> str:
     return str((ident if isinstance(ident, dict) else ident[0])["value"])
 
 
-# Conditional creates in a transaction -----------------------------------------------------------
+def redeliver(app: Flask, clock: FakeClock, lease: float = 120.0) -> None:
+    """A worker claims every due row and dies before settling; its lease then runs out."""
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        assert outbox_claim(conn, "crashed", 1000, clock(), lease)
+    clock.advance(lease + 1)
+
+
+# Creates: plain on a first delivery, conditional once one may have reached the EHR -------------
+def test_first_delivery_creates_plainly_in_one_bundle(sync_app: Flask, ehr: FakeEhr,
+                                                      clock: FakeClock) -> None:
+    submit(sync_app, "phq-9")
+    submit(sync_app, "scl-90-r")
+    assert worker(sync_app, clock).run_once() == 18
+    [bundle] = ehr.bundles  # 18 entries: more than a conditional Bundle may hold
+    assert len(bundle["entry"]) == 18
+    assert all("ifNoneExist" not in e["request"] for e in bundle["entry"])
+    assert {r.state for r in rows(sync_app)} == {"sent"}
+
+
 def test_transaction_with_conditional_creates(sync_app: Flask, ehr: FakeEhr,
                                               clock: FakeClock) -> None:
     qr = submit(sync_app, "phq-9")
     assert [r.state for r in rows(sync_app)] == ["pending"] * 4
+    redeliver(sync_app, clock)
 
     assert worker(sync_app, clock).run_once() == 4
 
@@ -458,6 +478,7 @@ def test_without_conditional_create_the_worker_searches_itself(
     ehr = FakeEhr(mock, capability_statement(conditional=False))
     qr = submit(sync_app, "phq-9")
     submit(sync_app, "crisis-contact-plan", "complete")
+    redeliver(sync_app, clock)
     with sync_app.extensions["mit_fhir"].store.transaction() as conn:
         local = [repository.read(conn, r.resource_type, r.resource_id)
                  for r in conn.execute(select(outbox))]
@@ -508,6 +529,7 @@ def test_identifier_found_twice_is_a_conflict(sync_app: Flask, mock: responses.R
     twin = {"resourceType": "QuestionnaireResponse",
             "identifier": {"system": QR_IDENTIFIER_SYSTEM, "value": qr["id"]}}
     ehr.search_results = {"QuestionnaireResponse": [{**twin, "id": "a"}, {**twin, "id": "b"}]}
+    redeliver(sync_app, clock)
     worker(sync_app, clock).run_once()
     [conflict] = rows(sync_app, "conflict")
     assert conflict.resource_type == "QuestionnaireResponse"
@@ -521,8 +543,12 @@ def test_without_transaction_support_writes_one_by_one(sync_app: Flask,
     worker(sync_app, clock).run_once()
     assert ehr.bundles == []
     assert len(ehr.writes) == 4
-    assert all(h["If-None-Exist"].startswith("identifier=") for _m, _p, h, _b in ehr.writes)
+    assert all("If-None-Exist" not in h for _m, _p, h, _b in ehr.writes)  # first delivery
     assert {r.state for r in rows(sync_app)} == {"sent"}
+    submit(sync_app, "gad-7")
+    redeliver(sync_app, clock)
+    worker(sync_app, clock).run_once()
+    assert all(h["If-None-Exist"].startswith("identifier=") for _m, _p, h, _b in ehr.writes[4:])
 
 
 def test_malformed_single_write_response_retries(sync_app: Flask, mock: responses.RequestsMock,
