@@ -324,7 +324,8 @@ class Worker:
                 outcomes.append(Outcome(job, "retry", error=exc))
                 continue
             except EhrConflict as exc:
-                outcomes.append(Outcome(job, "conflict", error=exc))
+                mine = self._own_write(job, rtype, payload)
+                outcomes.append(mine or Outcome(job, "conflict", error=exc))
                 continue
             except EhrRejected as exc:
                 outcomes.append(Outcome(job, "failed", error=exc))
@@ -341,6 +342,23 @@ class Worker:
             if outcome.link:
                 resolve[job.key] = f"{rtype}/{outcome.link.remote_id}"
         return outcomes
+
+    def _own_write(self, job: Job, rtype: str, payload: Resource) -> Outcome | None:
+        """After a 412: is the EHR's copy exactly what we meant to write? Then it was our own
+        write (a transaction the EHR did not roll back, or an answer that got lost)."""
+        if job.link is None:
+            return None
+        try:
+            remote = self.client.json(self.client.request("GET", f"{rtype}/{job.link.remote_id}"))
+        except EhrError:
+            return None
+        strip = ("meta", "id", "text")
+        if {k: v for k, v in remote.items() if k not in strip} != {
+            k: v for k, v in payload.items() if k not in strip
+        }:
+            return None
+        version = remote.get("meta", {}).get("versionId")
+        return Outcome(job, "sent", Link(job.link.remote_id, version, job.version))
 
     def _created(self, job: Job, status: str, location: str | None, etag: str | None,
                  returned: Resource | None) -> Outcome:
