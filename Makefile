@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
 
-bench: $(STAMP)
+bench: $(STAMP) servers
 	$(BIN)/python -m benchmarks
 
 clean:

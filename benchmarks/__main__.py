@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_extract
+from benchmarks import bench_extract, bench_sync
 
-for module in (bench_extract,):
+for module in (bench_extract, bench_sync):
     module.run()
     print()

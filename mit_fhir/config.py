@@ -69,7 +69,7 @@ class SettingsSchema(Schema):
     EHR_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
     SYNC_WORKER = fields.Boolean(load_default=True)
     SYNC_MAX_ATTEMPTS = fields.Integer(load_default=8, validate=validate.Range(min=1, max=100))
-    SYNC_BATCH_SIZE = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    SYNC_BATCH_SIZE = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
     SYNC_BUNDLE_SIZE = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     SYNC_CONDITIONAL_BUNDLE_SIZE = fields.Integer(
         load_default=8, validate=validate.Range(min=1, max=500)

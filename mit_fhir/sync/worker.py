@@ -18,6 +18,7 @@ since some servers ignore filters they do not know) and then creates or updates 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -50,9 +51,10 @@ from mit_fhir.sync.requests import (
 log = logging.getLogger("mit_fhir.sync")
 Resource = dict[str, Any]
 DEPENDENCY_WAIT = 2.0  # seconds before retrying a resource whose reference is not synced yet
+SETTLE_INTERVAL = 1.0  # at most this long between writing results during a round
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     """A claimed row with the resource's current version and its remote link, if any."""
 
@@ -66,6 +68,11 @@ class Job:
     @property
     def key(self) -> str:
         return local_key(self.resource)
+
+    @functools.cached_property
+    def refs(self) -> frozenset[str]:
+        """The local resources this one refers to (computed once per round)."""
+        return frozenset(_references(self.resource))
 
     @property
     def version(self) -> int:
@@ -86,7 +93,7 @@ class Outcome:
 class SyncSettings:
     """The SYNC_* settings the worker uses."""
 
-    batch_size: int = 100
+    batch_size: int = 500
     bundle_size: int = 50
     conditional_bundle_size: int = 8
     max_attempts: int = 8
@@ -141,6 +148,7 @@ class Worker:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.rand = rand
+        self._learned: dict[str, str] = {}  # this round's deliveries, not yet written down
 
     # The loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -171,15 +179,32 @@ class Worker:
         done = [j for j in jobs if j.link and j.link.synced_version >= j.version]
         outcomes = [Outcome(j, "sent") for j in done]
         todo = [j for j in jobs if j not in done]
+        self._learned = {}
         todo, found = self._find_existing(_dependencies_first(todo), caps)
+        self._learn(found)
         outcomes += found
-        self._settle(outcomes)
+        # Results are written once a second rather than after every Bundle: a durable commit
+        # costs more than sending 50 entries, and a delivery that is not yet recorded when the
+        # worker dies is only sent again, conditionally (see the module docstring).
+        last_settle = time.monotonic()
         for chunk in _chunks(todo, self.settings.bundle_size,
                              self.settings.conditional_bundle_size):
-            self._settle(self._send(chunk, caps))
+            sent = self._send(chunk, caps)
+            self._learn(sent)
+            outcomes += sent
+            if time.monotonic() - last_settle >= SETTLE_INTERVAL:
+                self._settle(outcomes)
+                outcomes, last_settle = [], time.monotonic()
+        self._settle(outcomes)
         return len(jobs)
 
     # Fallback: find what the EHR has where it cannot match identifiers itself ------------------
+    def _learn(self, outcomes: list[Outcome]) -> None:
+        """Remember where this round's deliveries landed, before they are written down."""
+        for o in outcomes:
+            if o.link is not None and o.state in ("sent", "refresh"):
+                self._learned[o.job.key] = f"{o.job.resource['resourceType']}/{o.link.remote_id}"
+
     def _find_existing(
         self, jobs: list[Job], caps: Capabilities
     ) -> tuple[list[Job], list[Outcome]]:
@@ -216,11 +241,10 @@ class Worker:
     def _send(self, chunk: list[Job], caps: Capabilities) -> list[Outcome]:
         if not caps.transaction:
             return self._one_by_one(chunk, caps)
-        ready, waiting = self._resolvable(chunk)
+        ready, waiting, resolve = self._resolvable(chunk)
         outcomes = [Outcome(j, "later") for j in waiting]
         if not ready:
             return outcomes
-        resolve = self._resolve_map(ready)
         bundle = {"resourceType": "Bundle", "type": "transaction",
                   "entry": [self._entry(j, resolve, caps) for j in ready]}
         try:
@@ -244,19 +268,22 @@ class Worker:
                                           resp.get("etag"), entry.get("resource")))
         return outcomes
 
-    def _resolvable(self, chunk: list[Job]) -> tuple[list[Job], list[Job]]:
-        """Split off jobs that refer to local resources neither linked nor in this chunk."""
+    def _resolvable(self, chunk: list[Job]) -> tuple[list[Job], list[Job], dict[str, str]]:
+        """Split off jobs that refer to local resources neither linked nor in this chunk;
+        return the others with the map that resolves their references."""
+        outside = self._linked_targets(chunk)
         ready = list(chunk)
         while True:
-            resolve = self._resolve_map(ready)
-            stuck = [j for j in ready if not _references(j.resource) <= resolve.keys()]
+            resolve = self._resolve_map(ready, outside)
+            stuck = [j for j in ready if not j.refs <= resolve.keys()]
             if not stuck:
-                return ready, [j for j in chunk if j not in ready]
+                return ready, [j for j in chunk if j not in ready], resolve
             ready = [j for j in ready if j not in stuck]
 
-    def _resolve_map(self, jobs: list[Job]) -> dict[str, str]:
+    @staticmethod
+    def _resolve_map(jobs: list[Job], outside: dict[str, str]) -> dict[str, str]:
         """Local reference -> what to write instead: urn:uuid in this Bundle, or the EHR's id."""
-        resolve = self._linked_targets(jobs)
+        resolve = dict(outside)
         for job in jobs:
             if job.link:
                 resolve[job.key] = f"{job.resource['resourceType']}/{job.link.remote_id}"
@@ -268,8 +295,9 @@ class Worker:
         """References to resources outside these jobs: the EHR's id when we synced them,
         unchanged when we do not hold them (the EHR's own resources); local but unsynced
         ones are left out, so the job waits for them."""
-        keys = {k for j in jobs for k in _references(j.resource)}
-        resolve: dict[str, str] = {}
+        keys = {k for j in jobs for k in j.refs}
+        resolve = {k: self._learned[k] for k in keys if k in self._learned}
+        keys -= resolve.keys()
         if not keys:
             return resolve
         with self.store.transaction() as conn:
@@ -420,7 +448,7 @@ class Worker:
 def _dependencies_first(jobs: list[Job]) -> list[Job]:
     """Stable order in which a job comes after the jobs of this batch it refers to."""
     keys = {j.key for j in jobs}
-    deps = {j.key: _references(j.resource) & (keys - {j.key}) for j in jobs}
+    deps = {j.key: j.refs & (keys - {j.key}) for j in jobs}
     ordered: list[Job] = []
     placed: set[str] = set()
     remaining = list(jobs)
