@@ -1,0 +1,64 @@
+"""`mit-fhir serve` with an EHR configured runs the sync worker beside the web workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import FHIR_JSON, ROOT, sample
+from tests.servers import fixtures
+from tests.servers.fixtures import FhirTestServer
+from tests.sync.rig import ehr_resources, wait_for
+
+medplum_server = fixtures.medplum_server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_served_submissions_reach_the_ehr(medplum_server: FhirTestServer, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env.update(MIT_FHIR_DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+               MIT_FHIR_EHR_BASE_URL=medplum_server.base_url,
+               MIT_FHIR_SYNC_POLL_INTERVAL="0.1")
+    with (tmp_path / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mit-fhir"), "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(base), 30, "the server to start")
+        qr = {**sample("gad-7"), "subject": {"reference": "Patient/served-sync"}}
+        resp = requests.post(f"{base}/fhir/QuestionnaireResponse", data=json.dumps(qr),
+                             headers={"Content-Type": FHIR_JSON}, timeout=10)
+        assert resp.status_code == 201
+        wait_for(lambda: requests.get(f"{base}/sync/status", timeout=5).json()["counts"]["sent"]
+                 == 4, 30, "the worker started by serve to deliver")
+        assert len(ehr_resources(medplum_server.base_url, "Observation", "served-sync")) == 3
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    # The supervisor stops the worker with the server: nothing is left running.
+    assert subprocess.run(["pgrep", "-f", f"{tmp_path}"], capture_output=True).returncode != 0
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        time.sleep(0.1)
+        return False
