@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from mit_fhir.fhir.crisis_plan import crisis_plan
 from mit_fhir.fhir.index import plan_index
-from mit_fhir.fhir.plans import Planned, crisis_plan, medication_requests, stopped
+from mit_fhir.fhir.medication_plan import medication_requests, stopped
+from mit_fhir.fhir.plans import Planned
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.store.repository import insert, new_id, read_by_key, read_by_key_prefix, update
 

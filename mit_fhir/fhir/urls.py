@@ -39,6 +39,6 @@ def extension(element: dict, url: str) -> dict | None:
     return None
 
 
-# Medication and crisis plans (mit_fhir/fhir/plans.py)
+# Medication and crisis plans (mit_fhir/fhir/medication_plan.py, crisis_plan.py)
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 US_CORE_CAREPLAN_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"

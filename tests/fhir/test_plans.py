@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from mit_fhir.fhir.plans import PlanError, Planned, crisis_plan, medication_requests, stopped
+from mit_fhir.fhir.crisis_plan import crisis_plan
+from mit_fhir.fhir.medication_plan import medication_requests, stopped
+from mit_fhir.fhir.plans import PlanError, Planned
 from mit_fhir.fhir.urls import CS_MIT_FORMS, RXNORM, US_CORE_CAREPLAN_CATEGORY
 from mit_fhir.fhir.validate import check_against
 from tests.conftest import DATA, ROOT, load_json, sample
