@@ -1,29 +1,78 @@
-# mit-fhir container, first version (the "production deployment" issue hardens it further).
-# Build: podman build --build-arg BASE=<local python 3.11 image> -t mit-fhir .
-ARG BASE=docker.io/library/python:3.11-slim
+# mit-fhir container image.
+#
+# Build (no registry needed: BASE and NODE_BASE may be local images; tests/deploy/test_container.sh
+# makes both from Debian bookworm with debootstrap when they are missing):
+#   podman build --format docker --network host \
+#     --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt \
+#     --build-arg BASE=localhost/mit-fhir-base:bookworm \
+#     --build-arg NODE_BASE=localhost/mit-fhir-node-base:bookworm -t mit-fhir .
+# BASE needs python3 (3.11) with venv; NODE_BASE needs npm, tar and sha256sum. The optional
+# `cacert` build secret is a CA bundle for pip and npm behind a TLS-inspecting proxy; it is
+# mounted for the download steps only and never stored in a layer.
+# Configuration at run time: MIT_FHIR_* environment variables and mounted secret files only.
+ARG BASE=docker.io/library/python:3.11-slim-bookworm
+ARG NODE_BASE=docker.io/library/node:22-bookworm-slim
 
+# --- static browser assets: the LHC-Forms prebuilt files (no npm install, no build) -----------
+FROM ${NODE_BASE} AS assets
+ARG LFORMS_VERSION=40.1.3
+ARG LFORMS_SHA256=288cff4360e8a90a44e994a01422d2cf970170000ce915b5739ccc383097edd9
+WORKDIR /assets
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export npm_config_cafile=/run/secrets/cacert; fi \
+ && npm pack "lforms@${LFORMS_VERSION}" --silent --cache /tmp/npm-cache \
+ && printf '%s  %s\n' "${LFORMS_SHA256}" "lforms-${LFORMS_VERSION}.tgz" > lforms.sha256 \
+ && sha256sum -c lforms.sha256 \
+ && tar -xzf "lforms-${LFORMS_VERSION}.tgz" \
+ && mkdir -p /static/lforms \
+ && cp -r package/dist/lforms/webcomponent package/dist/lforms/fhir package/dist/lforms/LICENSE.md \
+    /static/lforms/ \
+ && find /static -name '*.map' -delete \
+ && rm -rf /tmp/npm-cache
+
+# --- Python build: a virtualenv with the pinned dependencies, then the package -----------------
 FROM ${BASE} AS build
+ARG SETUPTOOLS_VERSION=80.9.0
 WORKDIR /src
-COPY setup.cfg pyproject.toml constraints.txt README.md ./
+COPY constraints.txt setup.cfg pyproject.toml ./
+# Dependencies first, through a stub package (and a stub README, which setup.cfg reads), so that
+# this layer survives edits to the source and the documentation.
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
+ && python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --quiet "setuptools==${SETUPTOOLS_VERSION}" \
+ && mkdir mit_fhir && touch mit_fhir/__init__.py README.md \
+ && /opt/venv/bin/pip install --no-cache-dir --quiet -c constraints.txt . \
+ && /opt/venv/bin/pip uninstall --yes --quiet mit-fhir \
+ && rm -rf mit_fhir build ./*.egg-info README.md
+COPY README.md ./
 COPY mit_fhir ./mit_fhir
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .
+RUN /opt/venv/bin/pip install --no-cache-dir --quiet --no-deps --no-build-isolation . \
+ && /opt/venv/bin/pip check
 
+# --- runtime: no compilers, no tests, no dev tools; runs as an unprivileged numeric user -------
 FROM ${BASE}
-RUN useradd --system --uid 10001 --home-dir /srv/mit-fhir --create-home mitfhir
+RUN groupadd --system --gid 10001 mitfhir \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /srv/mit-fhir \
+    --shell /usr/sbin/nologin mitfhir \
+ && mkdir -p /srv/mit-fhir/data \
+ && chown 10001:10001 /srv/mit-fhir/data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=assets /static /srv/mit-fhir/static
+COPY questionnaires /srv/mit-fhir/questionnaires
+COPY profiles /srv/mit-fhir/profiles
 WORKDIR /srv/mit-fhir
-COPY questionnaires ./questionnaires
-COPY profiles ./profiles
+# `mit-fhir serve` keeps its Prometheus multiprocess files in a fresh directory under /tmp (or in
+# PROMETHEUS_MULTIPROC_DIR, emptied at start-up): give /tmp an emptyDir or a tmpfs when the root
+# filesystem is read-only.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MIT_FHIR_QUESTIONNAIRE_DIR=/srv/mit-fhir/questionnaires \
     MIT_FHIR_PROFILE_DIR=/srv/mit-fhir/profiles \
     MIT_FHIR_DATABASE_URL=sqlite:////srv/mit-fhir/data/mit-fhir.sqlite3
-RUN mkdir -p /srv/mit-fhir/data && chown mitfhir /srv/mit-fhir/data
-USER mitfhir
+USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python3", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"]
 CMD ["mit-fhir", "serve", "--host", "0.0.0.0", "--port", "8080"]

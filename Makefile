@@ -1,14 +1,18 @@
-# mit-fhir: `make run` serves the catalogue on http://127.0.0.1:8080; `make test` runs the suite.
+# mit-fhir: `make run` serves the catalogue on http://127.0.0.1:8080; `make test` runs the suite,
+# once per database in TEST_DATABASES (SQLite, then PostgreSQL at MIT_FHIR_TEST_POSTGRES_URL,
+# default postgresql+psycopg://root@127.0.0.1:5432/test; `make test TEST_DATABASES=sqlite`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
+TEST_DATABASES ?= sqlite postgresql
 
 .PHONY: install run test lint bench clean
 
 include tests/servers/servers.mk
+include tests/deploy/deploy.mk
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +25,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) servers
+test: $(STAMP) servers container-deps
+ifneq ($(filter postgresql,$(TEST_DATABASES)),)
+	$(BIN)/python tests/check_postgres.py
+endif
 	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
-	$(BIN)/python -m pytest
+	@failed=""; for db in $(TEST_DATABASES); do \
+		echo "== make test: the suite on $$db"; \
+		MIT_FHIR_TEST_DATABASE=$$db $(BIN)/python -m pytest || failed="$$failed $$db"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== make test: FAILED on:$$failed"; exit 1; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check mit_fhir tests benchmarks

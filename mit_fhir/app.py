@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from mit_fhir import metrics
 from mit_fhir.api import (
     extract,
     health,
@@ -65,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
                *plan_resources.blueprints, sync.bp, health.bp):
         app.register_blueprint(bp)
+    metrics.init_app(app)
     _register_errors(app)
     return app
 

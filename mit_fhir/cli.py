@@ -36,8 +36,10 @@ def _app() -> Flask:
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the FHIR API with a production WSGI server (gunicorn)."""
+    from mit_fhir.server import prepare_metrics_dir
     from mit_fhir.server import serve as run
 
+    prepare_metrics_dir()  # before the app (and prometheus_client) is imported
     run(_app(), host, port, workers, threads)
 
 
@@ -70,6 +72,7 @@ def worker() -> None:
     import signal
     import threading
 
+    from mit_fhir import metrics
     from mit_fhir.ehr.factory import build_client
     from mit_fhir.sync.worker import SyncSettings, Worker
 
@@ -83,6 +86,7 @@ def worker() -> None:
     sync_worker = Worker(app.extensions["mit_fhir"].store, build_client(dict(settings)),
                          SyncSettings.from_config(dict(settings)))
     click.echo(f"sync worker {sync_worker.worker_id} started", err=True)
+    metrics.serve_worker_metrics(settings.get("WORKER_METRICS_PORT"))
     sync_worker.run(stop)
 
 

@@ -78,6 +78,11 @@ class SettingsSchema(Schema):
     SYNC_BACKOFF_MAX = fields.Float(load_default=300.0, validate=validate.Range(min=0.1, max=86400))
     SYNC_POLL_INTERVAL = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
     SYNC_LEASE_SECONDS = fields.Float(load_default=120.0, validate=validate.Range(min=1, max=3600))
+    # Operations: whether /readyz requires the EHR to answer, and the worker's /metrics port.
+    READY_CHECK_EHR = fields.Boolean(load_default=True)
+    WORKER_METRICS_PORT = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535)
+    )
 
 
 def env_settings(environ: dict[str, str] | None = None) -> dict[str, str]:

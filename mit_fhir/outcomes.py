@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from mit_fhir import metrics
 from mit_fhir.fhir import change
 from mit_fhir.fhir.extract import Extraction, extract
 from mit_fhir.fhir.scoring import ScoringPlan
@@ -37,6 +38,7 @@ class Scorer:
                 self._plans[key] = found
         return found
 
+    @metrics.EXTRACTION_SECONDS.time()
     def observations(
         self,
         conn: Connection,

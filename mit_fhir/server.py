@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 log = logging.getLogger("mit_fhir.server")
+
+
+def prepare_metrics_dir() -> str | None:
+    """Give prometheus_client's multiprocess mode an empty directory, before it is imported.
+
+    PROMETHEUS_MULTIPROC_DIR, when set, is emptied (files of an earlier run would be added to
+    this one's counters); otherwise a fresh directory is made under the temporary directory.
+    The gunicorn workers and the sync worker inherit the variable.
+    """
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        log.debug("prometheus_client already imported: metrics stay per process")
+        return None
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        for stale in Path(path).glob("*.db"):
+            stale.unlink()
+    else:
+        path = tempfile.mkdtemp(prefix="mit-fhir-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        atexit.register(_remove_dir, path, os.getpid())
+    return path
+
+
+def _remove_dir(path: str, owner: int) -> None:
+    # Forked workers inherit atexit handlers: only the process that made the directory removes it.
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class GunicornServer(BaseApplication):
@@ -42,10 +75,13 @@ class SyncSupervisor:
         self.thread.start()
 
     def _watch(self) -> None:
+        from mit_fhir import metrics  # not at module level: see prepare_metrics_dir
+
         while not self.stopping.is_set():
             self.process = subprocess.Popen([sys.executable, "-m", "mit_fhir", "worker"])
             while self.process.poll() is None and not self.stopping.wait(1.0):
                 pass
+            metrics.mark_dead(self.process.pid)
             if not self.stopping.is_set():
                 log.warning("sync worker exited with %s; restarting", self.process.returncode)
                 self.stopping.wait(2.0)
@@ -62,6 +98,8 @@ class SyncSupervisor:
 
 def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Run the app under gunicorn until interrupted (with the sync worker when configured)."""
+    from mit_fhir import metrics  # not at module level: see prepare_metrics_dir
+
     store = app.extensions["mit_fhir"].store
     supervisor = (
         SyncSupervisor()
@@ -72,6 +110,9 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     def post_fork(_server: Any, _worker: Any) -> None:
         # Connections opened in the master must not be shared by the forked workers.
         store.engine.dispose(close=False)
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        metrics.mark_dead(worker.pid)
 
     def when_ready(_server: Any) -> None:
         if supervisor:
@@ -89,6 +130,7 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
             "threads": threads,
             "worker_class": "gthread" if threads > 1 else "sync",
             "post_fork": post_fork,
+            "child_exit": child_exit,
             "when_ready": when_ready,
             "on_exit": on_exit,
             "accesslog": "-",

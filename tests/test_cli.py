@@ -9,16 +9,18 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, inspect
 
 from mit_fhir import create_app
 from mit_fhir.cli import main
+from mit_fhir.store.migrate import is_current
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+def db_url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
@@ -65,12 +67,21 @@ def test_help_lists_the_commands(run: Any) -> None:
         assert command in result.output
 
 
-def test_db_upgrade_creates_the_database(run: Any, tmp_path: Path) -> None:
-    result = run("db", "upgrade")
-    assert result.exit_code == 0, result.output
-    assert "newest migration" in result.output
-    assert (tmp_path / "cli.sqlite3").is_file()
-    assert run("db", "upgrade").exit_code == 0  # idempotent
+def test_db_upgrade_creates_the_database(run: Any, db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert not inspect(conn).get_table_names()  # empty before
+        result = run("db", "upgrade")
+        assert result.exit_code == 0, result.output
+        assert "newest migration" in result.output
+        assert is_current(engine)
+        with engine.connect() as conn:
+            assert {"alembic_version", "resource", "outbox"} <= set(inspect(conn).get_table_names())
+        assert run("db", "upgrade").exit_code == 0  # idempotent
+        assert is_current(engine)
+    finally:
+        engine.dispose()
 
 
 def test_bad_configuration_is_a_clean_error() -> None:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from mit_fhir import create_app
 from mit_fhir.cli import main
 from mit_fhir.config import PROJECT_ROOT, ConfigError, env_settings, load_settings
+from mit_fhir.store.migrate import is_current
 
 
 def test_defaults() -> None:
@@ -65,24 +66,24 @@ def test_every_problem_is_named() -> None:
     assert "MIT_FHIR_LOG_LEVEL" in str(info.value)
 
 
-def test_create_app_refuses_bad_settings(tmp_path: Path) -> None:
+def test_create_app_refuses_bad_settings(database_url: str) -> None:
     with pytest.raises(ConfigError, match="MIT_FHIR_MAX_BODY_BYTES"):
-        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        create_app({"DATABASE_URL": database_url,
                     "MAX_BODY_BYTES": "huge"})
 
 
 def test_create_app_reads_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MIT_FHIR_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
+    monkeypatch.setenv("MIT_FHIR_DATABASE_URL", database_url)
     monkeypatch.setenv("MIT_FHIR_MAX_BODY_BYTES", "4096")
     app = create_app()
     try:
         assert app.config["MAX_CONTENT_LENGTH"] == 4096
-        assert app.config["DATABASE_URL"].endswith("env.sqlite3")
+        assert app.config["DATABASE_URL"] == database_url
+        assert is_current(app.extensions["mit_fhir"].store.engine)  # migrated there
     finally:
         app.extensions["mit_fhir"].store.dispose()
-    assert (tmp_path / "env.sqlite3").is_file()
 
 
 def _check(env: dict[str, str]) -> tuple[int, str, str]:
@@ -90,8 +91,8 @@ def _check(env: dict[str, str]) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_check_config_passes_a_good_configuration(tmp_path: Path) -> None:
-    code, out, _err = _check({"MIT_FHIR_DATABASE_URL": f"sqlite:///{tmp_path / 'ok.sqlite3'}",
+def test_check_config_passes_a_good_configuration(database_url: str) -> None:
+    code, out, _err = _check({"MIT_FHIR_DATABASE_URL": database_url,
                               "MIT_FHIR_LOG_LEVEL": "WARNING"})
     assert code == 0
     assert "configuration ok" in out

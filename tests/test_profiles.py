@@ -26,6 +26,7 @@ from fhirpathpy import evaluate
 from fhirpathpy.models import models
 
 from mit_fhir import create_app
+from tests.conftest import fresh_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "profiles"
@@ -353,8 +354,8 @@ DATES = {"case-intake": "2019-03-04", "case-end": "2020-09-07"}
 @pytest.fixture(scope="module")
 def produced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, list[Resource]]]:
     """Observations by code after posting intake then end of treatment for one patient."""
-    db = tmp_path_factory.mktemp("profiles") / "x.sqlite3"
-    app = create_app({"DATABASE_URL": f"sqlite:///{db}"})
+    db = fresh_database_url(tmp_path_factory.mktemp("profiles"))
+    app = create_app({"DATABASE_URL": db})
     client = app.test_client()
     for qid in CASES:
         for name, authored in DATES.items():

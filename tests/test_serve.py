@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import FHIR_JSON, ROOT, sample
+from tests.conftest import FHIR_JSON, ROOT, fresh_database_url, sample
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
@@ -32,7 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
-    env["MIT_FHIR_DATABASE_URL"] = f"sqlite:///{tmp / 'serve.sqlite3'}"
+    env["MIT_FHIR_DATABASE_URL"] = fresh_database_url(tmp, "serve")
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
         [str(BIN / "mit-fhir"), "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mit_fhir import create_app
 from mit_fhir.cli import main
 from mit_fhir.config import ConfigError
-from tests.conftest import FHIR_JSON, sample
+from tests.conftest import FHIR_JSON, fresh_database_url, sample
 
 
 def ders_end_category(app: Any) -> str:
@@ -27,7 +27,7 @@ def ders_end_category(app: Any) -> str:
     return code
 
 
-def test_a_site_cutoff_turns_recovered_into_improved(tmp_path: Path) -> None:
+def test_a_site_cutoff_turns_recovered_into_improved(tmp_path: Path, database_url: str) -> None:
     # A site whose local functional norms put the cutoff below 57: the same reliable drop no
     # longer crosses into the functional range.
     override = {"instruments": {"ders": {"scores": {"ders-total": {
@@ -37,19 +37,25 @@ def test_a_site_cutoff_turns_recovered_into_improved(tmp_path: Path) -> None:
     }}}}}
     path = tmp_path / "site.json"
     path.write_text(json.dumps(override))
-    default = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'a.sqlite3'}"})
-    site = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'b.sqlite3'}",
+    default = create_app({"DATABASE_URL": database_url})
+    site = create_app({"DATABASE_URL": fresh_database_url(tmp_path, "b"),
                        "PSYCHOMETRICS_FILE": str(path)})
-    assert ders_end_category(default) == "recovered"
-    assert ders_end_category(site) == "improved"
+    try:
+        assert ders_end_category(default) == "recovered"
+        assert ders_end_category(site) == "improved"
+    finally:
+        for app in (default, site):
+            app.extensions["mit_fhir"].store.dispose()
 
 
-def test_a_broken_site_file_stops_start_up_with_the_key_named(tmp_path: Path) -> None:
+def test_a_broken_site_file_stops_start_up_with_the_key_named(
+    tmp_path: Path, database_url: str
+) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"instruments": {"ders": {"scores": {"ders-total": {
         "reliability": {"value": 1.5, "citation": "x"}}}}}}))
     with pytest.raises(ConfigError, match=r"MIT_FHIR_PSYCHOMETRICS_FILE.*reliability"):
-        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}",
+        create_app({"DATABASE_URL": database_url,
                     "PSYCHOMETRICS_FILE": str(path)})
 
 

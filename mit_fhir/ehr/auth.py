@@ -21,6 +21,7 @@ import jwt
 import requests
 from requests.auth import AuthBase
 
+from mit_fhir import metrics
 from mit_fhir.ehr.errors import EhrRejected, EhrRetryable
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -145,6 +146,7 @@ class SmartBackendAuth(AuthBase):
         self._token = str(body["access_token"])
         self._expires_at = self.clock() + float(body.get("expires_in", 300))
         self.refreshes += 1
+        metrics.TOKEN_REFRESHES.inc()
 
     def invalidate(self) -> None:
         """Forget the token (after a 401) so the next request fetches a new one."""

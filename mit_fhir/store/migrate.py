@@ -8,9 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# PostgreSQL advisory lock held while migrating: replicas that start together on one database
+# (and the migrate Job) take turns; the later ones find the schema current and do nothing.
+MIGRATION_LOCK = 0x6D69_7466_6869_72  # "mitfhir"
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -26,6 +30,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` inside one transaction."""
     cfg = alembic_config(engine)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

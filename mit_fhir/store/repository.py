@@ -66,7 +66,15 @@ class Store:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
         else:
+            # A pooled connection the server closed (restart, failover, idle timeout) is
+            # replaced before use instead of failing a request.
             kwargs["pool_pre_ping"] = True
+            if url.startswith("postgresql+psycopg"):
+                # No server-side prepared statements: after five runs PostgreSQL may switch a
+                # prepared search to a generic plan, blind to the parameter values, which drives
+                # from the least selective criterion (seconds per search instead of
+                # milliseconds). Also what a transaction-pooling PgBouncer needs.
+                kwargs["connect_args"] = {"prepare_threshold": None}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

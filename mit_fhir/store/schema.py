@@ -44,7 +44,8 @@ search_index = Table(
     Column("name", String(64), nullable=False),
     Column("value", String(512), nullable=False),
     Index("ix_search_lookup", "resource_type", "name", "value"),
-    Index("ix_search_owner", "resource_type", "resource_id"),
+    # Also serves the per-resource checks of a multi-criterion search (migration 0004).
+    Index("ix_search_owner_name", "resource_type", "resource_id", "name"),
 )
 
 # Item wording a licensed site loads for a licensed instrument (never shipped in the repository).
@@ -78,6 +79,8 @@ outbox = Table(
     Column("next_attempt_at", Float, nullable=False),
     Column("lease_until", Float, nullable=True),
     Column("leased_by", String(64), nullable=True),
+    # The worker that delivered the row (leased_by is cleared when a row settles).
+    Column("delivered_by", String(64), nullable=True),
     Column("last_status", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("updated_at", Float, nullable=False),

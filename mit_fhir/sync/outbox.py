@@ -98,13 +98,13 @@ def _settle(conn: Connection, item_id: int, now: float, **values: Any) -> None:
     )
 
 
-def sent_many(conn: Connection, ids: list[int], now: float) -> None:
-    """Settle delivered rows in one statement."""
+def sent_many(conn: Connection, ids: list[int], now: float, worker: str | None = None) -> None:
+    """Settle delivered rows in one statement, recording the worker that delivered them."""
     if ids:
         conn.execute(
             update(outbox).where(outbox.c.id.in_(ids))
             .values(state="sent", last_status=None, last_error=None, lease_until=None,
-                    leased_by=None, updated_at=now)
+                    leased_by=None, delivered_by=worker, updated_at=now)
         )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, tuple_, update
 
+from mit_fhir import metrics
 from mit_fhir.ehr.client import Capabilities, EhrClient
 from mit_fhir.ehr.errors import EhrConflict, EhrError, EhrRejected, EhrRetryable
 from mit_fhir.store import repository
@@ -422,7 +423,7 @@ class Worker:
         with self.store.transaction() as conn:
             _save_links(conn, [(o.job.item, o.link) for o in outcomes if o.link is not None], now)
             outbox.sent_many(conn, [o.job.item.id for o in outcomes
-                                    if o.state in ("sent", "refresh")], now)
+                                    if o.state in ("sent", "refresh")], now, self.worker_id)
             for o in outcomes:
                 item = o.job.item
                 if o.state == "sent":
@@ -441,6 +442,7 @@ class Worker:
                         outbox.park(conn, item, now, o.state, err.status, summary)
                         state = o.state
                     if state != "pending":
+                        metrics.SYNC_FAILURES.labels(state).inc()
                         log.warning("sync of %s/%s parked as %s (HTTP %s)", item.resource_type,
                                     item.resource_id, state, err.status)
 

@@ -37,12 +37,12 @@ def test_metadata_is_served_as_fhir_json_utf8(client: FlaskClient) -> None:
     assert resp.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
 
 
-def test_implementation_url_is_the_configured_base(tmp_path: Any) -> None:
+def test_implementation_url_is_the_configured_base(database_url: str) -> None:
     from mit_fhir import create_app
 
     app = create_app(
         {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'base.sqlite3'}",
+            "DATABASE_URL": database_url,
             "BASE_URL": "https://ehr.example.org/fhir/",
         }
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,10 +99,10 @@ def test_each_submission_gets_its_own_id(fhir: FhirActions, client: FlaskClient)
     assert stored_count(client) == 2
 
 
-def test_location_uses_the_configured_base_url(tmp_path: Path) -> None:
+def test_location_uses_the_configured_base_url(database_url: str) -> None:
     app = create_app(
         {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'base.sqlite3'}",
+            "DATABASE_URL": database_url,
             "BASE_URL": "https://ehr.example.org/fhir",
         }
     )
@@ -334,10 +333,8 @@ def test_missing_content_type_is_a_415(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def small_app(tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(
-        {"DATABASE_URL": f"sqlite:///{tmp_path / 'small.sqlite3'}", "MAX_BODY_BYTES": 2048}
-    )
+def small_app(database_url: str) -> Iterator[Flask]:
+    app = create_app({"DATABASE_URL": database_url, "MAX_BODY_BYTES": 2048})
     yield app
     app.extensions["mit_fhir"].store.dispose()
 

@@ -20,17 +20,18 @@ from mit_fhir import create_app
 from mit_fhir.ehr.factory import build_client
 from mit_fhir.store.schema import outbox
 from mit_fhir.sync.worker import SyncSettings, Worker
-from tests.conftest import FHIR_JSON, sample
+from tests.conftest import FHIR_JSON, drop_database, fresh_database_url, sample
 
 Resource = dict[str, Any]
 FAST = {"SYNC_BACKOFF_BASE": 0.02, "SYNC_BACKOFF_MAX": 0.2, "SYNC_POLL_INTERVAL": 0.05}
 
 
 class Rig:
-    """One service (SQLite in tmp) syncing to one EHR base URL."""
+    """One service (this run's database: SQLite in tmp, or a PostgreSQL schema) syncing to one
+    EHR base URL."""
 
     def __init__(self, tmp: Path, base_url: str, **settings: Any) -> None:
-        self.db_url = f"sqlite:///{tmp / 'mit-fhir.sqlite3'}"
+        self.db_url = fresh_database_url(tmp, "mit-fhir")
         self.base_url = base_url
         self.app: Flask = create_app({"DATABASE_URL": self.db_url, "EHR_BASE_URL": base_url,
                                       **FAST, **settings})
@@ -68,6 +69,7 @@ class Rig:
 
     def close(self) -> None:
         self.app.extensions["mit_fhir"].store.dispose()
+        drop_database(self.db_url)
 
 
 def ehr_resources(base_url: str, rtype: str, patient: str) -> list[Resource]:

@@ -28,10 +28,12 @@ def _free_port() -> int:
         return port
 
 
-def test_served_submissions_reach_the_ehr(medplum_server: FhirTestServer, tmp_path: Path) -> None:
+def test_served_submissions_reach_the_ehr(
+    medplum_server: FhirTestServer, tmp_path: Path, database_url: str
+) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
-    env.update(MIT_FHIR_DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+    env.update(MIT_FHIR_DATABASE_URL=database_url,
                MIT_FHIR_EHR_BASE_URL=medplum_server.base_url,
                MIT_FHIR_SYNC_POLL_INTERVAL="0.1")
     with (tmp_path / "serve.log").open("wb") as log:

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# End-to-end test of the container image with Debian's podman (rootful, runc; no registry).
+#
+# 1. Makes the base images when they are missing and keeps them in podman's storage, so the next
+#    run reuses them: BASE = Debian bookworm (python3 3.11 + venv) from debootstrap, imported with
+#    `podman import`; NODE_BASE = BASE + Debian's nodejs and npm (for the static-assets stage).
+# 2. Builds the image (the Dockerfile's layer cache makes a rebuild after a source edit fast).
+# 3. Runs it with a read-only root filesystem and checks: /healthz, /readyz, a Questionnaire read,
+#    a QuestionnaireResponse submission (201), /metrics, the HEALTHCHECK, that no process in the
+#    container runs as root, and that the image holds no compiler and no tests.
+#
+# Needs root, podman, runc and debootstrap (`make container-deps` installs them).
+# Environment: MIT_FHIR_BASE_IMAGE, MIT_FHIR_NODE_BASE_IMAGE (use existing images instead),
+# DEBIAN_MIRROR, MIT_FHIR_CACERT (CA bundle handed to pip and npm as a build secret),
+# MIT_FHIR_KEEP_CONTAINER=1 (leave the container running for a look).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BASE_IMAGE=${MIT_FHIR_BASE_IMAGE:-localhost/mit-fhir-base:bookworm}
+NODE_BASE_IMAGE=${MIT_FHIR_NODE_BASE_IMAGE:-localhost/mit-fhir-node-base:bookworm}
+IMAGE=localhost/mit-fhir:test
+NAME=mit-fhir-test-$$
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+CACERT=${MIT_FHIR_CACERT:-/etc/ssl/certs/ca-certificates.crt}
+# Debian's podman in this sandbox: runc, and limits the kernel lets a container have.
+RUN_OPTS=(--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+BUILD_OPTS=(--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network host)
+
+log() { printf '[container %4ss] %s\n' "$SECONDS" "$*"; }
+fail() { log "FAIL: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || fail "run as root (rootful podman)"
+for tool in podman debootstrap; do
+  command -v "$tool" >/dev/null || fail "$tool is missing: run 'make container-deps'"
+done
+
+podman info > /dev/null 2> /tmp/mit-fhir-podman-info.log \
+  || { cat /tmp/mit-fhir-podman-info.log; fail "podman does not work here"; }
+
+WORK=$(mktemp -d)
+cleanup() {
+  if [ "${MIT_FHIR_KEEP_CONTAINER:-0}" != 1 ]; then
+    podman rm -f -t 5 "$NAME" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- 1. base images (made once, then cached in podman's storage) --------------------------------
+if ! podman image exists "$BASE_IMAGE"; then
+  log "making $BASE_IMAGE with debootstrap from $MIRROR"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "$WORK/rootfs" "$MIRROR" > "$WORK/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$WORK/debootstrap.log"; fail "debootstrap"; }
+  rm -rf "$WORK"/rootfs/var/cache/apt/archives/*.deb "$WORK"/rootfs/var/lib/apt/lists/*
+  tar -C "$WORK/rootfs" --numeric-owner -c . \
+    | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" > /dev/null
+  rm -rf "$WORK/rootfs"
+  log "made $BASE_IMAGE"
+fi
+if ! podman image exists "$NODE_BASE_IMAGE"; then
+  log "making $NODE_BASE_IMAGE (Debian's nodejs and npm)"
+  printf '%s\n' "FROM $BASE_IMAGE" \
+    'RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm > /dev/null && rm -rf /var/lib/apt/lists/*' \
+    > "$WORK/Containerfile.node"
+  podman build "${BUILD_OPTS[@]}" -q -f "$WORK/Containerfile.node" -t "$NODE_BASE_IMAGE" "$WORK" \
+    > /dev/null
+  log "made $NODE_BASE_IMAGE"
+fi
+
+# --- 2. the image ------------------------------------------------------------------------------
+log "building $IMAGE"
+podman build "${BUILD_OPTS[@]}" --format docker \
+  --secret "id=cacert,src=$CACERT" \
+  --build-arg "BASE=$BASE_IMAGE" --build-arg "NODE_BASE=$NODE_BASE_IMAGE" \
+  -t "$IMAGE" "$ROOT" > "$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log"; fail "build"; }
+log "built $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE") bytes)"
+
+inspect() { podman image inspect --format "$1" "$IMAGE"; }
+[ "$(inspect '{{.Config.User}}')" = "10001:10001" ] || fail "image user is not 10001:10001"
+inspect '{{json .Config.Cmd}}' | grep -q '"mit-fhir","serve"' || fail "CMD is not mit-fhir serve"
+podman image inspect "$IMAGE" | grep -q '"Healthcheck".*' || fail "no HEALTHCHECK"
+podman image inspect "$IMAGE" | grep -q 'healthz' || fail "the HEALTHCHECK does not probe /healthz"
+
+# Nothing the runtime does not need: no compiler, no tests, no dev tools; the assets are there.
+podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c '
+  for tool in gcc cc c++ make npm node; do
+    if command -v "$tool" >/dev/null; then echo "found $tool"; exit 1; fi
+  done
+  for path in /srv/mit-fhir/tests /opt/venv/bin/pytest /opt/venv/bin/ruff /opt/venv/bin/mypy; do
+    if [ -e "$path" ]; then echo "found $path"; exit 1; fi
+  done
+  test -s /srv/mit-fhir/static/lforms/webcomponent/lhc-forms.js
+  test -s /srv/mit-fhir/static/lforms/fhir/R4/lformsFHIR.min.js
+' || fail "runtime image content"
+
+# --- 3. run it ---------------------------------------------------------------------------------
+# The image's own CMD (0.0.0.0:8080) in a network namespace of its own with loopback only
+# (`--network none`: no port forwarding, nothing reachable from outside), a read-only root
+# filesystem with a tmpfs on /tmp and a volume for the SQLite directory, as Kubernetes would run
+# it. Requests are made from inside the container with its own python3 (the image has no curl).
+mkdir "$WORK/data" && chown 10001:10001 "$WORK/data"  # the SQLite directory, as a volume
+podman run -d --name "$NAME" "${RUN_OPTS[@]}" --network none \
+  --read-only --tmpfs /tmp:rw,size=64m,mode=1777 -v "$WORK/data:/srv/mit-fhir/data" \
+  -e MIT_FHIR_LOG_LEVEL=INFO "$IMAGE" > /dev/null 2> "$WORK/run.log" \
+  || { cat "$WORK/run.log"; fail "podman run"; }
+log "started $NAME"
+
+HTTP_CLIENT='
+import sys, urllib.request, urllib.error
+method, path = sys.argv[1], sys.argv[2]
+data = sys.stdin.buffer.read() if method == "POST" else None
+req = urllib.request.Request("http://127.0.0.1:8080" + path, data=data, method=method,
+                             headers={"Content-Type": "application/fhir+json"} if data else {})
+try:
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        status, body = resp.status, resp.read()
+except urllib.error.HTTPError as exc:
+    status, body = exc.code, exc.read()
+except OSError as exc:
+    status, body = 0, repr(exc).encode()
+sys.stdout.write(f"{status}\n")
+sys.stdout.buffer.write(body)
+'
+http() {  # http METHOD PATH [FILE]: status on the first line of $WORK/resp, the body after it
+  if [ -n "${3:-}" ]; then
+    podman exec -i "$NAME" python3 -c "$HTTP_CLIENT" "$1" "$2" < "$3" > "$WORK/resp"
+  else
+    podman exec -i "$NAME" python3 -c "$HTTP_CLIENT" "$1" "$2" < /dev/null > "$WORK/resp"
+  fi
+  head -n 1 "$WORK/resp"
+  tail -n +2 "$WORK/resp" > "$WORK/body"
+}
+
+for _ in $(seq 1 120); do
+  if [ "$(podman inspect --format '{{.State.Running}}' "$NAME")" != true ]; then
+    podman logs "$NAME" 2>&1 | tail -n 40
+    fail "the container exited"
+  fi
+  if [ "$(http GET /healthz 2>/dev/null)" = 200 ]; then break; fi
+  sleep 0.5
+done
+
+check() {  # check EXPECTED_STATUS METHOD PATH [FILE]
+  local want=$1 got
+  shift
+  got=$(http "$@") || got=000
+  if [ "$got" != "$want" ]; then
+    head -c 600 "$WORK/body" 2>/dev/null || true
+    echo
+    podman logs "$NAME" 2>&1 | tail -n 30
+    fail "$1 $2: HTTP $got, wanted $want"
+  fi
+  log "ok: $1 $2 ($got)"
+}
+
+check 200 GET /healthz
+check 200 GET /readyz
+grep -q '"database": *"ok"' "$WORK/body" || fail "/readyz body: $(cat "$WORK/body")"
+check 200 GET /fhir/Questionnaire/phq-9
+grep -q '"resourceType": *"Questionnaire"' "$WORK/body" || fail "not a Questionnaire"
+check 201 POST /fhir/QuestionnaireResponse "$ROOT/tests/data/samples/phq-9/complete.json"
+grep -q '"resourceType": *"QuestionnaireResponse"' "$WORK/body" || fail "not a QuestionnaireResponse"
+check 200 GET /metrics
+grep -q '^mit_fhir_http_requests_total{.*route="/fhir/QuestionnaireResponse"' "$WORK/body" \
+  || fail "/metrics has no request count for the submission route"
+
+# Not root: the exec'd shell, PID 1 (gunicorn's master) and every other process in the container.
+uid=$(podman exec "$NAME" id -u)
+[ "$uid" != 0 ] || fail "podman exec runs as root"
+podman exec "$NAME" /bin/sh -c 'grep "^Uid:" /proc/1/status' > "$WORK/uid1"
+awk '{ for (i = 2; i <= 5; i++) if ($i == 0) bad = 1 } END { exit bad }' "$WORK/uid1" \
+  || fail "PID 1 runs as root: $(cat "$WORK/uid1")"
+podman exec "$NAME" /bin/sh -c 'grep -h "^Uid:" /proc/[0-9]*/status' > "$WORK/uids"
+awk '{ for (i = 2; i <= 5; i++) if ($i == 0) bad = 1 } END { exit bad }' "$WORK/uids" \
+  || fail "a process runs as root: $(sort -u "$WORK/uids")"
+log "ok: not root (id -u = $uid; $(tr -s '\t ' ' ' < "$WORK/uid1"))"
+
+podman healthcheck run "$NAME" > /dev/null || fail "HEALTHCHECK failed"
+log "ok: HEALTHCHECK"
+
+log "passed in ${SECONDS}s"

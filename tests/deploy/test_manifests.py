@@ -1,0 +1,181 @@
+"""The Kubernetes manifests in deploy/: schema-valid offline, and what production needs.
+
+Schema validation: kubernetes-validate (pinned in constraints.txt) ships the JSON Schemas
+generated from the Kubernetes OpenAPI definitions of each release; its "strict" schemas also
+refuse unknown fields, so a misspelt key fails here rather than being dropped by the cluster.
+No network and no cluster are needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from mit_fhir.config import SettingsSchema
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+# The oldest Kubernetes release the manifests promise to work on, and the newest the pinned
+# validator knows.
+VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
+SETTINGS = {f"MIT_FHIR_{name}" for name in SettingsSchema().fields}
+SECRET_SETTINGS = {"MIT_FHIR_DATABASE_URL"}  # their values only by secretKeyRef
+
+
+def documents() -> list[tuple[str, dict[str, Any]]]:
+    docs = []
+    for path in sorted(DEPLOY.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                docs.append((f"{path.name}:{doc['kind']}/{doc['metadata']['name']}", doc))
+    return docs
+
+
+DOCS = documents()
+IDS = [name for name, _ in DOCS]
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    found = [d for _, d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}"
+    return found[0]
+
+
+def pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, doc in DOCS:
+        if doc["kind"] in ("Deployment", "Job"):
+            yield name, doc["spec"]["template"]["spec"]
+
+
+def containers() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    for name, spec in pod_specs():
+        for container in spec["containers"]:
+            yield f"{name}/{container['name']}", container, spec
+
+
+def test_the_expected_objects_are_there() -> None:
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for _, d in DOCS)
+    assert kinds == [
+        "ConfigMap/mit-fhir-config",
+        "Deployment/mit-fhir-web",
+        "Deployment/mit-fhir-worker",
+        "Job/mit-fhir-migrate",
+        "PodDisruptionBudget/mit-fhir-web",
+        "Service/mit-fhir",
+    ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(("name", "doc"), DOCS, ids=IDS)
+def test_valid_against_the_kubernetes_schema(name: str, doc: dict[str, Any], version: str) -> None:
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        pytest.fail(f"{name} (Kubernetes {version}): {exc.message} at {list(exc.path)}")
+
+
+def test_the_validator_catches_a_misspelt_field() -> None:
+    doc = find("Deployment", "mit-fhir-web")
+    bad = yaml.safe_load(yaml.safe_dump(doc))
+    bad["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, VERSIONS[-1], strict=True)
+
+
+def test_web_has_replicas_probes_and_a_service() -> None:
+    web = find("Deployment", "mit-fhir-web")
+    assert web["spec"]["replicas"] >= 2
+    assert web["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["mit-fhir", "serve"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["livenessProbe"]["httpGet"]["port"] in port_names
+    assert str(port_names["http"]) in container["command"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MIT_FHIR_SYNC_WORKER"] == "false", "the worker has its own Deployment"
+    service = find("Service", "mit-fhir")
+    labels = web["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert web["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] in port_names
+    pdb = find("PodDisruptionBudget", "mit-fhir-web")
+    assert pdb["spec"]["selector"]["matchLabels"] == web["spec"]["selector"]["matchLabels"]
+
+
+def test_worker_is_a_separate_deployment() -> None:
+    worker = find("Deployment", "mit-fhir-worker")
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["mit-fhir", "worker"]
+    web_labels = find("Deployment", "mit-fhir-web")["spec"]["template"]["metadata"]["labels"]
+    worker_labels = worker["spec"]["template"]["metadata"]["labels"]
+    service = find("Service", "mit-fhir")
+    assert not service["spec"]["selector"].items() <= worker_labels.items(), (
+        "the Service must not send requests to the worker"
+    )
+    assert web_labels != worker_labels
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = int(env["MIT_FHIR_WORKER_METRICS_PORT"])
+    assert port in [p["containerPort"] for p in container["ports"]]
+
+
+@pytest.mark.parametrize(("name", "container", "spec"), list(containers()),
+                         ids=[c[0] for c in containers()])
+def test_every_container_is_locked_down_and_sized(
+    name: str, container: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    assert spec.get("automountServiceAccountToken") is False
+    ctx = container["securityContext"]
+    assert ctx["runAsNonRoot"] is True
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+    # A read-only root needs a writable /tmp (gunicorn's heartbeat files, Prometheus files).
+    mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= container["resources"][kind].keys(), f"{name}: {kind}"
+    image = container["image"]
+    assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), image
+
+
+@pytest.mark.parametrize(("name", "container", "spec"), list(containers()),
+                         ids=[c[0] for c in containers()])
+def test_secrets_only_by_reference(
+    name: str, container: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    for env in container.get("env", []):
+        if env["name"] in SECRET_SETTINGS:
+            assert "value" not in env, f"{name}: {env['name']} given in clear"
+            assert env["valueFrom"]["secretKeyRef"]["name"] == "mit-fhir-secrets"
+    config = find("ConfigMap", "mit-fhir-config")["data"]
+    assert not SECRET_SETTINGS & config.keys()
+    key_file = config.get("MIT_FHIR_EHR_PRIVATE_KEY_FILE")
+    if key_file and any(e.get("configMapRef") for e in container.get("envFrom", [])):
+        # The private key is a file from the mounted Secret volume, never an env value.
+        mount = next(m for m in container["volumeMounts"] if key_file.startswith(m["mountPath"]))
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        assert volume["secret"]["secretName"] == "mit-fhir-secrets"
+        assert mount["readOnly"] is True
+        relative = key_file[len(mount["mountPath"]):].lstrip("/")
+        assert relative in [i["path"] for i in volume["secret"]["items"]]
+
+
+def test_only_known_settings_are_set() -> None:
+    """Every MIT_FHIR_* variable in the manifests is one the service accepts (else it refuses)."""
+    names = set(find("ConfigMap", "mit-fhir-config")["data"])
+    for _, container, _ in containers():
+        names |= {e["name"] for e in container.get("env", [])}
+    mit = {n for n in names if n.startswith("MIT_FHIR_")}
+    assert mit - SETTINGS == set()
+    assert names - mit <= set(), f"variables that are no MIT_FHIR_* setting: {names - mit}"
