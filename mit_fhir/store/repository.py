@@ -222,12 +222,6 @@ def read_many(conn: Connection, keys: list[tuple[str, str]]) -> list[Resource]:
     return [orjson.loads(row[0]) for row in rows]
 
 
-def remove_all(conn: Connection, resource_type: str) -> None:
-    """Delete every resource of a type (tests and re-imports)."""
-    conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type))
-    conn.execute(delete(resource).where(resource.c.resource_type == resource_type))
-
-
 def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
     col = search_index.c.value
     tests: list[ColumnElement[bool]] = []
