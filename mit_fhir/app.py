@@ -9,8 +9,9 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mit_fhir import metrics
+from mit_fhir import logs, metrics
 from mit_fhir.api import (
+    audit_trail,
     extract,
     health,
     metadata,
@@ -27,6 +28,7 @@ from mit_fhir.context import Context
 from mit_fhir.errors import FhirError, Issue, operation_outcome
 from mit_fhir.outcomes import Scorer
 from mit_fhir.scoring.parameters import ParameterError, load_parameters
+from mit_fhir.security import audit, guard, headers
 from mit_fhir.store.migrate import upgrade
 from mit_fhir.store.repository import Store
 
@@ -64,9 +66,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
-               *plan_resources.blueprints, sync.bp, health.bp):
+               *plan_resources.blueprints, *audit_trail.blueprints, sync.bp, health.bp):
         app.register_blueprint(bp)
+    # Hook order matters: after-request hooks run in reverse, so the access log sees the final
+    # status, and the security headers cover an audit failure's 503 too.
+    logs.init_app(app)
     metrics.init_app(app)
+    headers.init_app(app)
+    guard.init_app(app)
+    audit.init_app(app)
     _register_errors(app)
     return app
 
@@ -74,7 +82,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(FhirError)
     def fhir_error(exc: FhirError) -> Response:
-        return fhir_response(exc.outcome(), exc.status)
+        return fhir_response(exc.outcome(), exc.status, dict(exc.headers))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -22,11 +22,14 @@ def main() -> None:
 
 def _app() -> Flask:
     from mit_fhir.app import create_app
+    from mit_fhir.logs import configure
 
     try:
-        return create_app()
+        app = create_app()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    configure(app.config["LOG_LEVEL"])
+    return app
 
 
 @main.command()
@@ -36,11 +39,29 @@ def _app() -> Flask:
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the FHIR API with a production WSGI server (gunicorn)."""
+    from mit_fhir.security.guard import is_loopback
     from mit_fhir.server import prepare_metrics_dir
     from mit_fhir.server import serve as run
 
     prepare_metrics_dir()  # before the app (and prometheus_client) is imported
-    run(_app(), host, port, workers, threads)
+    app = _app()
+    if app.config["AUTH"] == "none" and not _binds_loopback_only(host, is_loopback):
+        raise click.ClickException(
+            f"MIT_FHIR_AUTH=none is development mode without authentication: it serves on "
+            f"loopback only, not on {host} (configure MIT_FHIR_AUTH=jwt to serve beyond it)")
+    run(app, host, port, workers, threads)
+
+
+def _binds_loopback_only(host: str, is_loopback: Any) -> bool:
+    import socket
+
+    if host == "localhost":
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(is_loopback(a) for a in addresses)
 
 
 @main.command("check-config")

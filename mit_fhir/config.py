@@ -78,6 +78,21 @@ class SettingsSchema(Schema):
     SYNC_BACKOFF_MAX = fields.Float(load_default=300.0, validate=validate.Range(min=0.1, max=86400))
     SYNC_POLL_INTERVAL = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
     SYNC_LEASE_SECONDS = fields.Float(load_default=120.0, validate=validate.Range(min=1, max=3600))
+    # Inbound security: bearer JWTs of one issuer (or, on loopback only, development mode).
+    AUTH = fields.String(load_default="jwt", validate=validate.OneOf(["jwt", "none"]))
+    AUTH_ISSUER = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    AUTH_AUDIENCE = fields.String(load_default=None, allow_none=True)
+    AUTH_JWKS_URL = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    AUTH_JWKS_FILE = fields.String(load_default=None, allow_none=True)
+    AUTH_ALGORITHMS = fields.String(load_default="RS256,RS384,ES256,ES384")
+    AUTH_JWKS_CACHE_SECONDS = fields.Float(
+        load_default=300.0, validate=validate.Range(min=1, max=86400)
+    )
+    AUTH_LEEWAY_SECONDS = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=300))
+    AUTH_PATIENT_CLAIM = fields.String(load_default="patient", validate=validate.Length(min=1))
+    METRICS_TOKEN_FILE = fields.String(load_default=None, allow_none=True)
+    CORS_ORIGINS = fields.String(load_default="")
+    FRAME_ANCESTORS = fields.String(load_default="")
     # Operations: whether /readyz requires the EHR to answer, and the worker's /metrics port.
     READY_CHECK_EHR = fields.Boolean(load_default=True)
     WORKER_METRICS_PORT = fields.Integer(
@@ -104,7 +119,8 @@ def load_settings(raw: dict[str, Any]) -> dict[str, Any]:
     for name in ("QUESTIONNAIRE_DIR", "PROFILE_DIR"):
         if not Path(settings[name]).is_dir():
             raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: not a directory")
-    for name in ("PSYCHOMETRICS_FILE", "EHR_BEARER_TOKEN_FILE", "EHR_PRIVATE_KEY_FILE"):
+    for name in ("PSYCHOMETRICS_FILE", "EHR_BEARER_TOKEN_FILE", "EHR_PRIVATE_KEY_FILE",
+                 "AUTH_JWKS_FILE", "METRICS_TOKEN_FILE"):
         if settings[name] and not Path(settings[name]).is_file():
             raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: no such file")
     needs = {"bearer": ("EHR_BEARER_TOKEN_FILE",),
@@ -115,4 +131,46 @@ def load_settings(raw: dict[str, Any]) -> dict[str, Any]:
                 f"invalid configuration: MIT_FHIR_{name}: required when "
                 f"MIT_FHIR_EHR_AUTH={settings['EHR_AUTH']}"
             )
+    _check_auth(settings)
     return settings
+
+
+ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+
+
+def _check_auth(settings: dict[str, Any]) -> None:
+    """Inbound auth needs an issuer and an audience; algorithms are asymmetric only."""
+    algorithms = [a.strip() for a in settings["AUTH_ALGORITHMS"].split(",") if a.strip()]
+    bad = [a for a in algorithms if a not in ALGORITHMS]
+    if bad or not algorithms:
+        raise ConfigError(
+            "invalid configuration: MIT_FHIR_AUTH_ALGORITHMS: use asymmetric JWS algorithms "
+            f"({', '.join(sorted(ALGORITHMS))}), not {', '.join(bad) or 'nothing'}")
+    settings["AUTH_ALGORITHMS"] = ",".join(algorithms)
+    settings["AUTH_AUDIENCE"] = settings["AUTH_AUDIENCE"] or settings["BASE_URL"]
+    settings["CORS_ORIGINS"] = ",".join(_origins(settings["CORS_ORIGINS"], "CORS_ORIGINS"))
+    settings["FRAME_ANCESTORS"] = " ".join(
+        _origins(settings["FRAME_ANCESTORS"], "FRAME_ANCESTORS"))
+    if settings["AUTH"] != "jwt":
+        return
+    for name, why in (("AUTH_ISSUER", "the issuer whose tokens are accepted"),
+                      ("AUTH_AUDIENCE", "the audience tokens name (or MIT_FHIR_BASE_URL)")):
+        if not settings[name]:
+            raise ConfigError(
+                f"invalid configuration: MIT_FHIR_{name}: required when MIT_FHIR_AUTH=jwt "
+                f"({why}); MIT_FHIR_AUTH=none is development mode, on loopback only")
+    if settings["AUTH_JWKS_URL"] and settings["AUTH_JWKS_FILE"]:
+        raise ConfigError("invalid configuration: MIT_FHIR_AUTH_JWKS_FILE: set it or "
+                          "MIT_FHIR_AUTH_JWKS_URL, not both")
+
+
+def _origins(text: str, name: str) -> list[str]:
+    """Origins (scheme://host[:port]) separated by commas or spaces; '*' is refused."""
+    out = []
+    for origin in text.replace(",", " ").split():
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest.rstrip("/"):
+            raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: '{origin[:80]}' is not "
+                              "an origin (scheme://host[:port]); '*' is not allowed")
+        out.append(origin.rstrip("/"))
+    return out

@@ -3,6 +3,8 @@
     FhirError (HTTP status, OperationOutcome issue code)
     ├── InvalidRequest       400 invalid       malformed JSON, wrong resourceType, bad parameters
     │   └── PayloadTooLarge  413 too-long      body above the configured limit
+    ├── Unauthorized         401 login         no bearer token, or one that does not verify
+    ├── Forbidden            403 forbidden     the token's scopes or patient do not allow it
     ├── UnsupportedMediaType 415 not-supported wrong Content-Type
     ├── NotFound             404 not-found     unknown resource or route
     ├── MethodNotAllowed     405 not-supported
@@ -56,11 +58,10 @@ class FhirError(Exception):
         self.status = status
         self.code = code
         self.issues = issues or [Issue(message, code=code)]
+        self.headers: dict[str, str] = {}
 
     def outcome(self) -> dict[str, Any]:
         return operation_outcome(self.issues)
-
-
 
 
 class InvalidRequest(FhirError):
@@ -75,6 +76,26 @@ class PayloadTooLarge(InvalidRequest):
 
     def __init__(self, message: str) -> None:
         FhirError.__init__(self, message, [], 413, "too-long")
+
+
+class Unauthorized(FhirError):
+    """401: no usable bearer token; answered with a WWW-Authenticate challenge (RFC 6750)."""
+
+    def __init__(self, message: str, error: str | None = "invalid_token") -> None:
+        super().__init__(message, [], 401, "login")
+        challenge = 'Bearer realm="mit-fhir"'
+        if error:
+            challenge += f', error="{error}", error_description="{message}"'
+        self.headers["WWW-Authenticate"] = challenge
+
+
+class Forbidden(FhirError):
+    """403: authenticated, but the token's scopes or patient context do not allow this."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [], 403, "forbidden")
+        self.headers["WWW-Authenticate"] = (
+            f'Bearer realm="mit-fhir", error="insufficient_scope", error_description="{message}"')
 
 
 class UnsupportedMediaType(FhirError):

@@ -69,6 +69,10 @@ TOKEN_REFRESHES = Counter(
     "mit_fhir_ehr_token_refreshes",
     "Access tokens fetched from the EHR's token endpoint (SMART Backend Services).",
 )
+AUDIT_FAILURES = Counter(
+    "mit_fhir_audit_failures",
+    "AuditEvents that could not be stored (the request's read was refused with 503).",
+)
 
 
 def init_app(app: Flask) -> None:

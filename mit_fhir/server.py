@@ -16,6 +16,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from mit_fhir.logs import gunicorn_logconfig
+
 log = logging.getLogger("mit_fhir.server")
 
 
@@ -133,9 +135,9 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
             "child_exit": child_exit,
             "when_ready": when_ready,
             "on_exit": on_exit,
-            "accesslog": "-",
-            # Access log without the query string: search URLs can carry identifiers.
-            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+            # JSON logs; the access line is the app's own (URL rules, never paths or queries).
+            "accesslog": None,
+            "logconfig_dict": gunicorn_logconfig(app.config["LOG_LEVEL"]),
             "timeout": 60,
             "graceful_timeout": 20,
         },

@@ -11,13 +11,14 @@ from mit_fhir.care_plans import apply_plan
 from mit_fhir.catalogue import Catalogue, Questionnaire
 from mit_fhir.context import Context
 from mit_fhir.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
+from mit_fhir.fhir.audit import provenance, provenance_index
 from mit_fhir.fhir.extract import Extraction, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.plans import PlanError
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.outcomes import Scorer
-from mit_fhir.store.repository import Store, insert, new_id
+from mit_fhir.store.repository import Store, insert, new_id, now_instant
 from mit_fhir.sync import outbox
 
 Resource = dict[str, Any]
@@ -75,6 +76,10 @@ def submit(context: Context, qr: Resource) -> Resource:
             stored = [qr]
             for obs in extraction.resources() if extraction else ():
                 stored.append(insert(conn, obs, observation_index(obs), sort_date=sort_date(obs)))
+            if len(stored) > 1:
+                # Local record only: the EHR receives the Observations' derivedFrom link.
+                prov = {**provenance(qr, stored[1:], now_instant()), "id": new_id()}
+                insert(conn, prov, provenance_index(prov, qr.get("subject", {}).get("reference")))
             stored += apply_plan(conn, qr, questionnaire)
             if context.sync_enabled:
                 outbox.enqueue(conn, stored, time.time())

@@ -66,6 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # tests start it in-process and as subprocesses: these two are the suite's, not its.
     for key in ("MIT_FHIR_TEST_DATABASE", "MIT_FHIR_TEST_POSTGRES_URL"):
         os.environ.pop(key, None)
+    # Development mode (no tokens, loopback only) unless a test configures MIT_FHIR_AUTH=jwt:
+    # tests/security covers authentication and authorisation with real tokens.
+    os.environ["MIT_FHIR_AUTH"] = "none"
     if name == "postgresql":
         try:
             with _admin().connect() as conn:

@@ -13,8 +13,11 @@ from mit_fhir.config import PROJECT_ROOT, ConfigError, env_settings, load_settin
 from mit_fhir.store.migrate import is_current
 
 
-def test_defaults() -> None:
-    settings = load_settings({})
+def test_defaults_require_an_issuer_unless_development_mode_is_chosen() -> None:
+    with pytest.raises(ConfigError, match="MIT_FHIR_AUTH_ISSUER: required when MIT_FHIR_AUTH=jwt"):
+        load_settings({})
+    settings = load_settings({"AUTH": "none"})
+    assert settings["AUTH"] == "none"
     assert settings["DATABASE_URL"] is None
     assert settings["MAX_BODY_BYTES"] == 1_048_576
     assert settings["LOG_LEVEL"] == "INFO"
@@ -24,7 +27,7 @@ def test_defaults() -> None:
 
 def test_values_are_converted() -> None:
     settings = load_settings(
-        {"MAX_BODY_BYTES": "4096", "LOG_LEVEL": "DEBUG",
+        {"AUTH": "none", "MAX_BODY_BYTES": "4096", "LOG_LEVEL": "DEBUG",
          "BASE_URL": "http://localhost:8080/fhir", "RCI_METHOD": "edwards-nunnally"}
     )
     assert settings["MAX_BODY_BYTES"] == 4096
@@ -104,3 +107,36 @@ def test_check_config_fails_naming_the_variable(name: str, value: str) -> None:
     assert code == 1
     assert f"MIT_FHIR_{name}" in err
     assert "configuration ok" not in out
+
+
+JWT = {"AUTH": "jwt", "AUTH_ISSUER": "https://idp.example.org/realm"}
+
+
+def test_jwt_audience_defaults_to_the_base_url() -> None:
+    with pytest.raises(ConfigError, match="MIT_FHIR_AUTH_AUDIENCE: required"):
+        load_settings(JWT)
+    settings = load_settings({**JWT, "BASE_URL": "https://mit.example.org/fhir"})
+    assert settings["AUTH_AUDIENCE"] == "https://mit.example.org/fhir"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"AUTH_ALGORITHMS": "HS256"}, "MIT_FHIR_AUTH_ALGORITHMS: use asymmetric"),
+    ({"AUTH_ALGORITHMS": "RS256,none"}, "MIT_FHIR_AUTH_ALGORITHMS"),
+    ({"AUTH_ALGORITHMS": " , "}, "MIT_FHIR_AUTH_ALGORITHMS"),
+    ({"CORS_ORIGINS": "*"}, "MIT_FHIR_CORS_ORIGINS: '\\*' is not an origin"),
+    ({"CORS_ORIGINS": "https://ehr.example.org/app"}, "MIT_FHIR_CORS_ORIGINS"),
+    ({"FRAME_ANCESTORS": "ehr.example.org"}, "MIT_FHIR_FRAME_ANCESTORS"),
+    ({"AUTH_JWKS_FILE": "/nonexistent/jwks.json"}, "MIT_FHIR_AUTH_JWKS_FILE: no such file"),
+    ({"AUTH": "basic"}, "MIT_FHIR_AUTH"),
+])
+def test_bad_security_settings_are_refused_by_name(extra: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings({**JWT, "AUTH_AUDIENCE": "mit-fhir", **extra})
+
+
+def test_origins_are_normalised() -> None:
+    settings = load_settings({**JWT, "AUTH_AUDIENCE": "mit-fhir",
+                              "CORS_ORIGINS": "https://a.example.org/, http://localhost:3000",
+                              "FRAME_ANCESTORS": "https://ehr.example.org"})
+    assert settings["CORS_ORIGINS"] == "https://a.example.org,http://localhost:3000"
+    assert settings["FRAME_ANCESTORS"] == "https://ehr.example.org"

@@ -227,6 +227,7 @@ def test_serve_adds_up_every_workers_samples(database_url: str, tmp_path: Path) 
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # from an earlier run
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
     env.update(MIT_FHIR_DATABASE_URL=database_url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(

@@ -32,6 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
     env["MIT_FHIR_DATABASE_URL"] = fresh_database_url(tmp, "serve")
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -138,6 +139,7 @@ def test_python_m_mit_fhir_is_the_command() -> None:
 
 def test_serve_refuses_a_bad_configuration() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
     env["MIT_FHIR_MAX_BODY_BYTES"] = "nope"
     result = subprocess.run(
         [str(BIN / "mit-fhir"), "serve", "--port", str(_free_port())],

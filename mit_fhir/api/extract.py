@@ -9,6 +9,13 @@ from flask import Blueprint, Response
 from mit_fhir.api.http import fhir_response, read_resource
 from mit_fhir.context import ctx
 from mit_fhir.errors import InvalidRequest, NotFound
+from mit_fhir.security import audit
+from mit_fhir.security.guard import (
+    authorize,
+    authorize_resource,
+    authorize_type,
+    subject_patient,
+)
 from mit_fhir.store import repository
 from mit_fhir.submissions import extract_only, site_questionnaire
 
@@ -25,6 +32,7 @@ def _parameter(params: dict[str, Any], name: str) -> Any:
 @bp.post("/$extract")
 def extract_posted() -> Response:
     """Body: the QuestionnaireResponse, or Parameters (questionnaire-response, questionnaire)."""
+    authorize_type("Observation", "r")
     body = read_resource(("QuestionnaireResponse", "Parameters"))
     questionnaire = None
     if body["resourceType"] == "Parameters":
@@ -36,8 +44,19 @@ def extract_posted() -> Response:
         questionnaire = site_questionnaire(supplied) if supplied is not None else None
     else:
         qr = body
+    _authorize_extract(qr)
     c = ctx()
     return fhir_response(extract_only(c.store, c.catalogue, c.scorer, qr, questionnaire))
+
+
+def _authorize_extract(qr: dict[str, Any]) -> None:
+    # Scoring reads the patient's earlier scores (the baseline), so it needs read access to
+    # that patient's Observations, not only to the response.
+    audit.note("operation", "Observation")
+    patient = subject_patient(qr)
+    authorize("Observation", "r", patient)
+    if patient:
+        audit.add_patient(patient)
 
 
 @bp.post("/<rid>/$extract")
@@ -47,4 +66,7 @@ def extract_stored(rid: str) -> Response:
         qr = repository.read(conn, "QuestionnaireResponse", rid)
     if qr is None:
         raise NotFound(f"QuestionnaireResponse/{rid[:64]} not found")
+    authorize_resource(qr, "r")
+    _authorize_extract(qr)
+    audit.add([qr])
     return fhir_response(extract_only(c.store, c.catalogue, c.scorer, qr))

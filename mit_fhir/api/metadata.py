@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from mit_fhir import __version__
 from mit_fhir.api.http import base_url, fhir_response
@@ -24,9 +25,9 @@ def _params(resource_type: str) -> list[dict[str, str]]:
     ]
 
 
-def capability_statement(base: str) -> dict[str, Any]:
+def capability_statement(base: str, security: dict[str, Any] | None = None) -> dict[str, Any]:
     """What this server supports: FHIR 4.0.1, JSON, the resources and interactions below."""
-    return {
+    statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": "2026-11-25",
@@ -82,12 +83,38 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": _params("Observation"),
                     },
+                    *(
+                        {
+                            "type": t,
+                            "interaction": [{"code": "read"}, {"code": "search-type"}],
+                            "searchParam": _params(t),
+                        }
+                        for t in ("AuditEvent", "Provenance")
+                    ),
                 ],
             }
         ],
+    }
+    if security is not None:
+        statement["rest"][0]["security"] = security  # type: ignore[index]
+    return statement
+
+
+def security_section(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """How callers authenticate: SMART on FHIR bearer tokens, or development mode."""
+    if settings.get("AUTH") == "none":
+        return {"description": "Development mode: no authentication, loopback callers only."}
+    return {
+        "service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR"}]}],
+        "description": (
+            f"Bearer JWTs issued by {settings.get('AUTH_ISSUER')}, audience "
+            f"{settings.get('AUTH_AUDIENCE')}; SMART scopes (v1 and v2) for patient/, user/ "
+            "and system/ access; a token with patient context reaches only that patient."),
     }
 
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    return fhir_response(capability_statement(base_url()))
+    return fhir_response(capability_statement(base_url(), security_section(current_app.config)))

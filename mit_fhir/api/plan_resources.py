@@ -17,6 +17,8 @@ from mit_fhir.context import ctx
 from mit_fhir.errors import Issue, Unprocessable
 from mit_fhir.fhir.index import plan_index
 from mit_fhir.fhir.validate import check_structure
+from mit_fhir.security import audit
+from mit_fhir.security.guard import authorize_resource, authorize_type
 from mit_fhir.store.repository import insert, new_id
 from mit_fhir.sync import outbox
 
@@ -60,7 +62,10 @@ def _check(res: Resource) -> None:
 
 def create(rtype: str) -> Response:
     """Validate, store with the service's identifier, queue for the EHR; 201."""
+    audit.note("create", rtype)
+    authorize_type(rtype, "c")
     res = read_resource(rtype)
+    authorize_resource(res, "c")
     _check(res)
     res = with_identifier({**{k: v for k, v in res.items() if k != "meta"}, "id": new_id()})
     c = ctx()
@@ -68,6 +73,7 @@ def create(rtype: str) -> Response:
         insert(conn, res, plan_index(res))
         if c.sync_enabled:
             outbox.enqueue(conn, [res], time.time())
+    audit.add([res])
     location = f"{base_url()}/{rtype}/{res['id']}/_history/1"
     return fhir_response(res, 201, {"Location": location, "ETag": 'W/"1"'})
 

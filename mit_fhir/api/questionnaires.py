@@ -8,6 +8,7 @@ from mit_fhir.api.http import fhir_response, searchset
 from mit_fhir.catalogue import with_wording
 from mit_fhir.context import ctx
 from mit_fhir.errors import InvalidRequest, NotFound
+from mit_fhir.security.guard import authorize
 
 bp = Blueprint("questionnaires", __name__, url_prefix="/fhir/Questionnaire")
 
@@ -16,6 +17,7 @@ SEARCH = {"url", "version", "name", "status", "_id", "title"}
 
 @bp.get("")
 def search() -> Response:
+    authorize("Questionnaire", "s")
     unknown = sorted(set(request.args) - SEARCH - {"_format", "_count"})
     if unknown:
         raise InvalidRequest(f"search parameter '{unknown[0]}' is not supported")
@@ -51,6 +53,7 @@ def _matches(q: dict, args: dict) -> bool:
 
 @bp.get("/<qid>")
 def read(qid: str) -> Response:
+    authorize("Questionnaire", "r")
     c = ctx()
     q = c.catalogue.get(qid)
     if q is None:

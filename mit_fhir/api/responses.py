@@ -7,6 +7,8 @@ from flask import Blueprint, Response
 from mit_fhir.api.http import base_url, fhir_response, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.context import ctx
+from mit_fhir.security import audit
+from mit_fhir.security.guard import authorize_resource, authorize_type
 from mit_fhir.submissions import submit
 
 bp = Blueprint("responses", __name__, url_prefix="/fhir/QuestionnaireResponse")
@@ -15,6 +17,11 @@ add_read_and_search(bp, "QuestionnaireResponse")
 
 @bp.post("")
 def create() -> Response:
-    stored = submit(ctx(), read_resource("QuestionnaireResponse"))
+    audit.note("create", "QuestionnaireResponse")
+    authorize_type("QuestionnaireResponse", "c")
+    qr = read_resource("QuestionnaireResponse")
+    authorize_resource(qr, "c")
+    stored = submit(ctx(), qr)
+    audit.add([stored])
     location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/1"
     return fhir_response(stored, 201, {"Location": location, "ETag": 'W/"1"'})

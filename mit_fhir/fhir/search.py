@@ -131,6 +131,23 @@ for _plan_type in ("MedicationRequest", "CarePlan", "CareTeam"):
 PARAMETERS["MedicationRequest"]["intent"] = ("token", "intent")
 PARAMETERS["MedicationRequest"]["code"] = ("token", "code")
 PARAMETERS["CarePlan"]["category"] = ("token", "category")
+PARAMETERS["AuditEvent"] = {
+    "_id": ("id", "_id"),
+    "date": ("date", "date"),
+    "action": ("token", "action"),
+    "subtype": ("token", "subtype"),
+    "outcome": ("token", "outcome"),
+    "agent": ("reference", "agent"),
+    "entity": ("reference", "entity"),
+    "patient": ("reference", "patient"),
+}
+PARAMETERS["Provenance"] = {
+    "_id": ("id", "_id"),
+    "target": ("reference", "target"),
+    "entity": ("reference", "entity"),
+    "patient": ("reference", "patient"),
+    "recorded": ("date", "recorded"),
+}
 CONTROL = {"_sort", "_count", "_format"}
 
 

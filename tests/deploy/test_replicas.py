@@ -121,6 +121,7 @@ def test_three_replicas_and_two_workers_deliver_every_resource_exactly_once(
 ) -> None:
     database = fresh_database_url(tmp_path, "replicas")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
     env.update(MIT_FHIR_DATABASE_URL=database, MIT_FHIR_EHR_BASE_URL=ehr.base_url,
                MIT_FHIR_SYNC_WORKER="false", MIT_FHIR_SYNC_POLL_INTERVAL="0.2",
                MIT_FHIR_LOG_LEVEL="WARNING")

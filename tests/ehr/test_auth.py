@@ -229,7 +229,7 @@ def test_401_after_a_fresh_token_is_rejected_not_looped(token_server: TokenServe
 
 # Discovery, bearer tokens, configuration --------------------------------------------------------
 def _settings(**raw: Any) -> dict[str, Any]:
-    return load_settings({k: v for k, v in raw.items() if v is not None})
+    return load_settings({"AUTH": "none", **{k: v for k, v in raw.items() if v is not None}})
 
 
 def test_token_endpoint_is_discovered(token_server: TokenServer,
@@ -297,12 +297,14 @@ def test_bearer_auth_with_a_bad_token_is_rejected(token_server: TokenServer) -> 
 ])
 def test_smart_backend_configuration_is_validated(raw: dict[str, str], missing: str) -> None:
     with pytest.raises(ConfigError, match=missing):
-        load_settings({"EHR_BASE_URL": "http://ehr.test/fhir", "EHR_AUTH": "smart-backend",
+        load_settings({"AUTH": "none", "EHR_BASE_URL": "http://ehr.test/fhir",
+                       "EHR_AUTH": "smart-backend",
                        **raw})
 
 
 def test_smart_backend_configuration_complete(client_keys: ClientKeys) -> None:
-    settings = load_settings({"EHR_BASE_URL": "http://ehr.test/fhir", "EHR_AUTH": "smart-backend",
+    settings = load_settings({"AUTH": "none", "EHR_BASE_URL": "http://ehr.test/fhir",
+                       "EHR_AUTH": "smart-backend",
                               "EHR_CLIENT_ID": CLIENT_ID,
                               "EHR_PRIVATE_KEY_FILE": str(client_keys.jwks_file())})
     assert settings["EHR_SIGNING_ALG"] == "RS384"
@@ -310,4 +312,5 @@ def test_smart_backend_configuration_complete(client_keys: ClientKeys) -> None:
 
 def test_bearer_configuration_needs_the_token_file() -> None:
     with pytest.raises(ConfigError, match="MIT_FHIR_EHR_BEARER_TOKEN_FILE: required"):
-        load_settings({"EHR_BASE_URL": "http://ehr.test/fhir", "EHR_AUTH": "bearer"})
+        load_settings({"AUTH": "none", "EHR_BASE_URL": "http://ehr.test/fhir",
+                       "EHR_AUTH": "bearer"})

@@ -33,6 +33,7 @@ def test_served_submissions_reach_the_ehr(
 ) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
     env.update(MIT_FHIR_DATABASE_URL=database_url,
                MIT_FHIR_EHR_BASE_URL=medplum_server.base_url,
                MIT_FHIR_SYNC_POLL_INTERVAL="0.1")

@@ -1,0 +1,1 @@
+"""Inbound security: who is calling (tokens, SMART scopes), audit, headers."""

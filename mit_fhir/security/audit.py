@@ -1,0 +1,85 @@
+"""The audit trail: one AuditEvent per request that creates, updates, reads or searches
+patient data, written after the view with the outcome the caller saw.
+
+A view calls `note()` before it touches patient data (so refusals are audited too) and
+`add()` with what it returned or stored. Reads are not answered unless their AuditEvent is
+stored: if the write fails, the caller gets 503 instead of the data. A create's data is
+already committed by then; its audit failure is logged and counted, never hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+
+from mit_fhir.api.http import fhir_response
+from mit_fhir.errors import Issue, operation_outcome
+from mit_fhir.fhir.audit import Agent, AuditRecord, audit_event, audit_index
+from mit_fhir.security.scopes import PATIENT_DATA, patient_id
+from mit_fhir.store.repository import insert, new_id, now_instant
+
+log = logging.getLogger("mit_fhir.audit")
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_write)
+
+
+def note(subtype: str, resource_type: str) -> None:
+    """Declare what this request does; only patient data is audited."""
+    if resource_type in PATIENT_DATA:
+        g.audit = AuditRecord(subtype, resource_type)
+
+
+def add(resources: Iterable[dict[str, Any]]) -> None:
+    """The resources this request returned or stored, and the patients they belong to."""
+    record: AuditRecord | None = g.get("audit")
+    if record is None:
+        return
+    for res in resources:
+        record.references.append(f"{res['resourceType']}/{res['id']}")
+        subject = res.get("subject")
+        pid = patient_id(subject.get("reference")) if isinstance(subject, dict) else None
+        if pid:
+            record.patients.append(pid)
+
+
+def add_patient(patient: str) -> None:
+    """A patient whose data this request used without returning a stored resource."""
+    record: AuditRecord | None = g.get("audit")
+    if record is not None:
+        record.patients.append(patient)
+
+
+def _write(response: Response) -> Response:
+    record: AuditRecord | None = g.pop("audit", None)
+    if record is None:
+        return response
+    from mit_fhir.context import ctx  # the context module imports the app's collaborators
+
+    who = g.get("principal")
+    agent = Agent(
+        subject=getattr(who, "subject", None),
+        issuer=current_app.config.get("AUTH_ISSUER"),
+        client_id=getattr(who, "client_id", None),
+        fhir_user=getattr(who, "fhir_user", None),
+        address=request.remote_addr,
+    )
+    event = audit_event(record, agent, response.status_code, now_instant(),
+                        g.get("request_id"))
+    event["id"] = new_id()
+    try:
+        with ctx().store.transaction() as conn:
+            insert(conn, event, audit_index(event), sort_date=event["recorded"])
+    except Exception as exc:  # the store is down or full: never answer a read unaudited
+        log.error("audit: the AuditEvent could not be stored: %s", type(exc).__name__)
+        from mit_fhir import metrics
+
+        metrics.AUDIT_FAILURES.inc()
+        if record.subtype in ("read", "search-type", "operation") and response.status_code < 400:
+            return fhir_response(operation_outcome([Issue(
+                "the access could not be audited; try again", code="transient")]), 503)
+    return response
