@@ -22,8 +22,9 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Development mode: no authentication, so the service answers (and binds) on loopback only.
 run: $(STAMP)
-	$(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
+	MIT_FHIR_AUTH=none $(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) servers container-deps
 ifneq ($(filter postgresql,$(TEST_DATABASES)),)
@@ -34,6 +35,7 @@ endif
 	@failed=""; for db in $(TEST_DATABASES); do \
 		echo "== make test: the suite on $$db"; \
 		MIT_FHIR_TEST_DATABASE=$$db $(BIN)/python -m pytest || failed="$$failed $$db"; \
+		$(BIN)/python -m tests.phi_scan build/logs/$$db || failed="$$failed $$db(patient-data-in-logs)"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "== make test: FAILED on:$$failed"; exit 1; fi
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -31,9 +32,22 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class _Formatter(JsonFormatter):
+    """JSON lines whose tracebacks keep frames and exception types but drop the messages:
+    an exception's text can hold data (a database error quotes the row it failed on)."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        _type, value, tb = ei
+        chain = []
+        for line in traceback.TracebackException(type(value), value, tb).format():
+            chain.append(line)
+        frames = [line for line in chain if line.startswith("  ") or line.startswith("Traceback")]
+        return "".join(frames) + f"{type(value).__module__}.{type(value).__qualname__}"
+
+
 def formatter() -> logging.Formatter:
-    return JsonFormatter(FORMAT, timestamp="time",  # ISO 8601, UTC
-                         rename_fields={"levelname": "level", "name": "logger"})
+    return _Formatter(FORMAT, timestamp="time",  # ISO 8601, UTC
+                      rename_fields={"levelname": "level", "name": "logger"})
 
 
 def configure(level: str = "INFO") -> None:

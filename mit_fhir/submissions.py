@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
@@ -61,8 +62,14 @@ def validated(
     return questionnaire
 
 
-def submit(context: Context, qr: Resource) -> Resource:
-    """Validate a response, then store it, its Observations and their outbox rows atomically."""
+def submit(
+    context: Context, qr: Resource, on_stored: Callable[[list[Resource]], None] | None = None
+) -> Resource:
+    """Validate a response, then store it, its Observations and their outbox rows atomically.
+
+    `on_stored` is told every resource written (the response, its Observations, plan versions)
+    once the transaction has committed: the audit trail lists them.
+    """
     questionnaire = validated(context.catalogue, qr)
     qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
     qr["id"] = new_id()
@@ -88,6 +95,8 @@ def submit(context: Context, qr: Resource) -> Resource:
             Issue(str(exc), code="business-rule", expression=(exc.link_id,))]) from None
     except PreconditionFailed:
         raise Conflict("a concurrent request changed the same plan; submit again") from None
+    if on_stored is not None:
+        on_stored(stored)
     return qr
 
 

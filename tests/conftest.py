@@ -12,6 +12,7 @@ The server is MIT_FHIR_TEST_POSTGRES_URL (default postgresql+psycopg://root@127.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import uuid
@@ -69,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Development mode (no tokens, loopback only) unless a test configures MIT_FHIR_AUTH=jwt:
     # tests/security covers authentication and authorisation with real tokens.
     os.environ["MIT_FHIR_AUTH"] = "none"
+    _capture_service_logs()
     if name == "postgresql":
         try:
             with _admin().connect() as conn:
@@ -89,6 +91,49 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _drop_schema(schema)
     if _state["admin"] is not None:
         _state["admin"].dispose()
+
+
+LOGS = ROOT / "build" / "logs"
+
+
+def log_dir() -> Path:
+    """This run's log directory: build/logs/<database>/ (scanned for patient data after it)."""
+    return LOGS / database_kind()
+
+
+def service_log(name: str) -> Path:
+    """A log file for a service subprocess (`mit-fhir serve` or `worker`) started by a test."""
+    path = log_dir() / "services" / f"{name}-{uuid.uuid4().hex[:8]}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """The environment of a service subprocess: this one's without MIT_FHIR_* variables, in
+    development mode (loopback only, no tokens), plus the given MIT_FHIR_<name> settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
+    env["MIT_FHIR_AUTH"] = "none"
+    env["MIT_FHIR_LOG_LEVEL"] = "DEBUG"
+    env.update({f"MIT_FHIR_{k}": v for k, v in settings.items()})
+    return env
+
+
+def _capture_service_logs() -> None:
+    # Every record of the service's loggers during the run, as the JSON the service writes,
+    # for tests/phi_scan.py (make test scans it for the test patients' data afterwards).
+    import shutil
+
+    from mit_fhir.logs import RequestIdFilter, formatter
+
+    shutil.rmtree(log_dir(), ignore_errors=True)
+    log_dir().mkdir(parents=True)
+    handler = logging.FileHandler(log_dir() / "in-process.jsonl", encoding="utf-8")
+    handler.setFormatter(formatter())
+    handler.addFilter(RequestIdFilter())
+    # On the package's logger, not the root: `mit-fhir` commands run in-process by the CLI tests
+    # configure it (stderr, no propagation) as they do in production.
+    logging.getLogger("mit_fhir").addHandler(handler)
+    os.environ["MIT_FHIR_LOG_LEVEL"] = "DEBUG"
 
 
 def database_kind() -> str:

@@ -41,3 +41,33 @@ def test_an_unusable_request_id_is_replaced(app: Flask) -> None:
     resp = app.test_client().get("/healthz", headers={"X-Request-ID": "a b; forged=line"})
     rid = resp.headers["X-Request-ID"]
     assert len(rid) == 32 and rid.isalnum()
+
+
+def test_tracebacks_keep_frames_and_types_but_not_messages() -> None:
+    from sqlalchemy import text
+
+    handler, stream = _capture()
+    log = logging.getLogger("mit_fhir.test")
+    try:
+        answer = "-".join(["Zebulon", "Quartz"])  # data at run time, not in the source line
+        try:
+            raise ValueError(f"the answer was {answer}")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        logging.getLogger("mit_fhir").removeHandler(handler)
+    record = json.loads(stream.getvalue().splitlines()[-1])
+    assert "test_tracebacks_keep_frames" in record["exc_info"]
+    assert record["exc_info"].endswith("builtins.ValueError")
+    assert "Zebulon" not in stream.getvalue()
+    # And the store's database errors do not quote the parameters they failed on.
+    from mit_fhir.store.repository import Store
+
+    store = Store("sqlite://")
+    try:
+        with store.transaction() as conn:
+            conn.execute(text("SELECT * FROM nowhere WHERE x = :x"), {"x": answer})
+    except Exception as exc:  # noqa: BLE001 - any database error will do
+        assert "Zebulon" not in str(exc)
+    else:
+        raise AssertionError("expected a database error")

@@ -34,7 +34,7 @@ from mit_fhir.ehr.auth import NoAuth, SmartBackendAuth
 from mit_fhir.ehr.client import EhrClient
 from mit_fhir.sync import outbox
 from mit_fhir.sync.worker import SyncSettings, Worker
-from tests.conftest import FHIR_JSON, ROOT, sample
+from tests.conftest import FHIR_JSON, ROOT, sample, service_env, service_log
 
 EHR = "http://ehr.test/fhir"
 
@@ -226,10 +226,10 @@ def test_serve_adds_up_every_workers_samples(database_url: str, tmp_path: Path) 
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # from an earlier run
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
-    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
-    env.update(MIT_FHIR_DATABASE_URL=database_url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-    log = (tmp_path / "serve.log").open("wb")
+    env = service_env(DATABASE_URL=database_url)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    log_path = service_log("serve-metrics")
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mit_fhir", "serve", "--port", str(port), "--workers", "2",
          "--threads", "1"],
@@ -245,7 +245,7 @@ def test_serve_adds_up_every_workers_samples(database_url: str, tmp_path: Path) 
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail((tmp_path / "serve.log").read_text(errors="replace")[-3000:])
+                pytest.fail(log_path.read_text(errors="replace")[-3000:])
             time.sleep(0.2)
         assert not (metrics_dir / "counter_999999.db").exists(), "the directory was not emptied"
         count = 40

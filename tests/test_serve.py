@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import FHIR_JSON, ROOT, fresh_database_url, sample
+from tests.conftest import FHIR_JSON, ROOT, fresh_database_url, sample, service_env, service_log
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
@@ -31,10 +31,9 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
-    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
-    env["MIT_FHIR_DATABASE_URL"] = fresh_database_url(tmp, "serve")
-    log = (tmp / "server.log").open("wb")
+    env = service_env(DATABASE_URL=fresh_database_url(tmp, "serve"))
+    log_path = service_log("serve")
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [str(BIN / "mit-fhir"), "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "2"],
@@ -46,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}: "
-                            f"{(tmp / 'server.log').read_text(errors='replace')}")
+                            f"{log_path.read_text(errors='replace')}")
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break

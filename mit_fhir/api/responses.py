@@ -21,7 +21,6 @@ def create() -> Response:
     authorize_type("QuestionnaireResponse", "c")
     qr = read_resource("QuestionnaireResponse")
     authorize_resource(qr, "c")
-    stored = submit(ctx(), qr)
-    audit.add([stored])
+    stored = submit(ctx(), qr, on_stored=audit.add)
     location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/1"
     return fhir_response(stored, 201, {"Location": location, "ETag": 'W/"1"'})

@@ -62,7 +62,9 @@ class Store:
     """Owns the engine; every write happens inside `transaction()`."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict[str, Any] = {"future": True}
+        # hide_parameters: a database error's text would otherwise quote the row (a response,
+        # a crisis contact's phone) and reach the logs through the exception.
+        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
         else:

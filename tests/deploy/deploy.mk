@@ -19,8 +19,9 @@ $(CONTAINER_STAMP):
 	@installed=$$(dpkg-query -W -f '$${db:Status-Status}\n' $(CONTAINER_PKGS) 2> /dev/null \
 	  | grep -cx installed); \
 	if [ "$$installed" != "$(words $(CONTAINER_PKGS))" ]; then \
-	  set -e; apt-get update -q; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	  set -e; apt-get -o DPkg::Lock::Timeout=600 update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+	    --no-install-recommends \
 	    $(CONTAINER_PKGS); \
 	fi
 	podman --version

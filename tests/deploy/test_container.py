@@ -52,8 +52,10 @@ def test_image_builds_runs_and_serves_as_non_root() -> None:
                         "(make container-deps)")
         pytest.skip(f"needs {', '.join(missing)} (make container-deps)")
     started = time.monotonic()
+    # PYTHON: the suite's interpreter, which has PyJWT to sign the test tokens.
     result = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True,
-                            timeout=TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+                            timeout=TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHON": sys.executable})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert "passed in" in output

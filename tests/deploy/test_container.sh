@@ -100,8 +100,32 @@ podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck --entrypoint /b
 # filesystem with a tmpfs on /tmp and a volume for the SQLite directory, as Kubernetes would run
 # it. Requests are made from inside the container with its own python3 (the image has no curl).
 mkdir "$WORK/data" && chown 10001:10001 "$WORK/data"  # the SQLite directory, as a volume
+
+# Development mode (no authentication) must refuse to serve on 0.0.0.0, the image's bind.
+if podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck -e MIT_FHIR_AUTH=none \
+    -v "$WORK/data:/srv/mit-fhir/data" "$IMAGE" > "$WORK/devmode.log" 2>&1; then
+  fail "MIT_FHIR_AUTH=none served on 0.0.0.0"
+fi
+grep -q "loopback only" "$WORK/devmode.log" || fail "dev mode refusal: $(tail -n 5 "$WORK/devmode.log")"
+log "ok: development mode refuses to bind beyond loopback"
+
+# Inbound auth as a site without network access to its identity provider configures it: the
+# issuer's keys mounted as a secret file, tokens signed with the matching private key.
+ISSUER=https://idp.example.org/realms/hospital
+AUDIENCE=https://mit.example.org/fhir
+mkdir "$WORK/secrets"
+"${PYTHON:-python3}" "$ROOT/tests/deploy/container_tokens.py" "$WORK/secrets" "$ISSUER" \
+  "$AUDIENCE" > "$WORK/tokens" || fail "making test tokens"
+SYSTEM_TOKEN=$(sed -n 1p "$WORK/tokens")
+CATALOGUE_TOKEN=$(sed -n 2p "$WORK/tokens")
+METRICS_TOKEN=$(tr -d '\n' < "$WORK/secrets/metrics-token")
+chmod 0644 "$WORK/secrets/"*
 podman run -d --name "$NAME" "${RUN_OPTS[@]}" --network none \
   --read-only --tmpfs /tmp:rw,size=64m,mode=1777 -v "$WORK/data:/srv/mit-fhir/data" \
+  -v "$WORK/secrets:/var/run/secrets/mit-fhir:ro" \
+  -e MIT_FHIR_AUTH_ISSUER="$ISSUER" -e MIT_FHIR_AUTH_AUDIENCE="$AUDIENCE" \
+  -e MIT_FHIR_AUTH_JWKS_FILE=/var/run/secrets/mit-fhir/jwks.json \
+  -e MIT_FHIR_METRICS_TOKEN_FILE=/var/run/secrets/mit-fhir/metrics-token \
   -e MIT_FHIR_LOG_LEVEL=INFO "$IMAGE" > /dev/null 2> "$WORK/run.log" \
   || { cat "$WORK/run.log"; fail "podman run"; }
 log "started $NAME"
@@ -110,8 +134,11 @@ HTTP_CLIENT='
 import sys, urllib.request, urllib.error
 method, path = sys.argv[1], sys.argv[2]
 data = sys.stdin.buffer.read() if method == "POST" else None
+headers = {"Content-Type": "application/fhir+json"} if data else {}
+if len(sys.argv) > 3 and sys.argv[3]:
+    headers["Authorization"] = "Bearer " + sys.argv[3]
 req = urllib.request.Request("http://127.0.0.1:8080" + path, data=data, method=method,
-                             headers={"Content-Type": "application/fhir+json"} if data else {})
+                             headers=headers)
 try:
     with urllib.request.urlopen(req, timeout=10) as resp:
         status, body = resp.status, resp.read()
@@ -123,10 +150,12 @@ sys.stdout.write(f"{status}\n")
 sys.stdout.buffer.write(body)
 '
 http() {  # http METHOD PATH [FILE]: status on the first line of $WORK/resp, the body after it
+  # The bearer token is $TOKEN (none when empty).
   if [ -n "${3:-}" ]; then
-    podman exec -i "$NAME" python3 -c "$HTTP_CLIENT" "$1" "$2" < "$3" > "$WORK/resp"
+    podman exec -i "$NAME" python3 -c "$HTTP_CLIENT" "$1" "$2" "${TOKEN:-}" < "$3" > "$WORK/resp"
   else
-    podman exec -i "$NAME" python3 -c "$HTTP_CLIENT" "$1" "$2" < /dev/null > "$WORK/resp"
+    podman exec -i "$NAME" python3 -c "$HTTP_CLIENT" "$1" "$2" "${TOKEN:-}" < /dev/null \
+      > "$WORK/resp"
   fi
   head -n 1 "$WORK/resp"
   tail -n +2 "$WORK/resp" > "$WORK/body"
@@ -157,11 +186,20 @@ check() {  # check EXPECTED_STATUS METHOD PATH [FILE]
 check 200 GET /healthz
 check 200 GET /readyz
 grep -q '"database": *"ok"' "$WORK/body" || fail "/readyz body: $(cat "$WORK/body")"
-check 200 GET /fhir/Questionnaire/phq-9
+check 200 GET /fhir/metadata
+check 401 GET /fhir/Questionnaire/phq-9
+grep -q '"code": *"login"' "$WORK/body" || fail "401 without an OperationOutcome"
+TOKEN=$CATALOGUE_TOKEN check 200 GET /fhir/Questionnaire/phq-9
 grep -q '"resourceType": *"Questionnaire"' "$WORK/body" || fail "not a Questionnaire"
-check 201 POST /fhir/QuestionnaireResponse "$ROOT/tests/data/samples/phq-9/complete.json"
+TOKEN=$CATALOGUE_TOKEN check 403 POST /fhir/QuestionnaireResponse \
+  "$ROOT/tests/data/samples/phq-9/complete.json"
+TOKEN=$SYSTEM_TOKEN check 201 POST /fhir/QuestionnaireResponse \
+  "$ROOT/tests/data/samples/phq-9/complete.json"
 grep -q '"resourceType": *"QuestionnaireResponse"' "$WORK/body" || fail "not a QuestionnaireResponse"
-check 200 GET /metrics
+TOKEN=$SYSTEM_TOKEN check 200 GET /fhir/AuditEvent
+grep -q '"code": *"create"' "$WORK/body" || fail "no AuditEvent for the submission"
+check 401 GET /metrics
+TOKEN=$METRICS_TOKEN check 200 GET /metrics
 grep -q '^mit_fhir_http_requests_total{.*route="/fhir/QuestionnaireResponse"' "$WORK/body" \
   || fail "/metrics has no request count for the submission route"
 

@@ -31,7 +31,15 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from mit_fhir.store.schema import outbox
-from tests.conftest import FHIR_JSON, ROOT, fresh_database_url, on_postgresql, sample
+from tests.conftest import (
+    FHIR_JSON,
+    ROOT,
+    fresh_database_url,
+    on_postgresql,
+    sample,
+    service_env,
+    service_log,
+)
 from tests.servers.fixtures import MedplumServer, free_port
 from tests.sync.rig import identifier_values, wait_for
 
@@ -120,12 +128,9 @@ def test_three_replicas_and_two_workers_deliver_every_resource_exactly_once(
     ehr: MedplumServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     database = fresh_database_url(tmp_path, "replicas")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
-    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
-    env.update(MIT_FHIR_DATABASE_URL=database, MIT_FHIR_EHR_BASE_URL=ehr.base_url,
-               MIT_FHIR_SYNC_WORKER="false", MIT_FHIR_SYNC_POLL_INTERVAL="0.2",
-               MIT_FHIR_LOG_LEVEL="WARNING")
-    procs = Processes(tmp_path)
+    env = service_env(DATABASE_URL=database, EHR_BASE_URL=ehr.base_url, SYNC_WORKER="false",
+                      SYNC_POLL_INTERVAL="0.2", LOG_LEVEL="WARNING")
+    procs = Processes(service_log("replicas").parent)
     bases = []
     try:
         # All at once, on an empty schema: the replicas' start-up migrations must not collide.

@@ -39,6 +39,8 @@ def test_create_read_and_search_are_audited(api: FlaskClient, tokens: Tokens) ->
     assert create["action"] == "C" and create["outcome"] == "0"
     assert {"reference": f"QuestionnaireResponse/{qr['id']}"} in [
         e["what"] for e in create["entity"]]
+    assert {"reference": f"Observation/{obs[0]['resource']['id']}"} in [
+        e["what"] for e in create["entity"]], "the derived scores are listed with the create"
     who = create["agent"][0]
     assert who["who"]["reference"] == "Practitioner/dr-1"
     assert who["who"]["identifier"]["value"] == "clinic-app"

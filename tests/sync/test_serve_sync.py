@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import FHIR_JSON, ROOT, sample
+from tests.conftest import FHIR_JSON, ROOT, sample, service_env, service_log
 from tests.servers import fixtures
 from tests.servers.fixtures import FhirTestServer
 from tests.sync.rig import ehr_resources, wait_for
@@ -32,12 +32,10 @@ def test_served_submissions_reach_the_ehr(
     medplum_server: FhirTestServer, tmp_path: Path, database_url: str
 ) -> None:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIT_FHIR_")}
-    env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
-    env.update(MIT_FHIR_DATABASE_URL=database_url,
-               MIT_FHIR_EHR_BASE_URL=medplum_server.base_url,
-               MIT_FHIR_SYNC_POLL_INTERVAL="0.1")
-    with (tmp_path / "serve.log").open("wb") as log:
+    env = service_env(DATABASE_URL=database_url, EHR_BASE_URL=medplum_server.base_url,
+                      SYNC_POLL_INTERVAL="0.1")
+    log_path = service_log("serve-sync")
+    with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "mit-fhir"), "serve", "--host", "127.0.0.1",
              "--port", str(port), "--workers", "2"],
