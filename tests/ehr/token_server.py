@@ -34,7 +34,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from werkzeug.serving import make_server
+
+from tests.loopback import LoopbackServer
 
 CLIENT_ID = "mit-fhir-backend"
 PRIVATE_KEY_JWT = "private_key_jwt"
@@ -162,8 +163,7 @@ class TokenServer:
         self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
         self.app = self._make_app()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = LoopbackServer(self.app, "token-server", self.host)
 
     # Addresses ----------------------------------------------------------------------------------
     @property
@@ -267,18 +267,10 @@ class TokenServer:
 
     # Serving ------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._server = make_server(self.host, 0, self.app, threaded=True)
-        self.port = int(self._server.server_port)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="token-server")
-        self._thread.start()
+        self.port = self._serving.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._serving.stop()
 
 
 def _fhir(body: dict[str, Any], status: int = 200) -> Response:

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify
 from joserfc.jwk import KeySet
 from jwt.algorithms import RSAAlgorithm
-from werkzeug.serving import make_server
+
+from tests.loopback import LoopbackServer
 
 ALG = "RS256"
 
@@ -95,8 +96,7 @@ class Issuer:
         self.private, public = _rsa_jwk(self.kid)
         self.published: list[dict[str, Any]] = [public]
         self.app = self._make_app()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = LoopbackServer(self.app, "issuer", self.host)
 
     @property
     def url(self) -> str:
@@ -194,16 +194,8 @@ class Issuer:
         return app
 
     def start(self) -> Issuer:
-        self._server = make_server(self.host, 0, self.app, threaded=True)
-        self.port = int(self._server.server_port)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="issuer")
-        self._thread.start()
+        self.port = self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._serving.stop()
