@@ -24,6 +24,7 @@ install: $(STAMP)
 
 # Development mode: no authentication, so the service answers (and binds) on loopback only.
 run: $(STAMP)
+	MIT_FHIR_AUTH=none $(BIN)/mit-fhir demo load
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) servers container-deps

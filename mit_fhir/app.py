@@ -12,10 +12,12 @@ from werkzeug.exceptions import HTTPException
 from mit_fhir import logs, metrics
 from mit_fhir.api import (
     audit_trail,
+    cds_hooks,
     extract,
     health,
     metadata,
     observations,
+    outcomes,
     plan_resources,
     questionnaires,
     responses,
@@ -66,7 +68,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
-               *plan_resources.blueprints, *audit_trail.blueprints, sync.bp, health.bp):
+               *plan_resources.blueprints, *audit_trail.blueprints, sync.bp, health.bp,
+               outcomes.bp, cds_hooks.discovery_bp, cds_hooks.bp):
         app.register_blueprint(bp)
     # Hook order matters: after-request hooks run in reverse, so the access log sees the final
     # status, and the security headers cover an audit failure's 503 too.
@@ -74,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     headers.init_app(app)
     guard.init_app(app)
+    guard.exempt(app, [cds_hooks.discovery_bp.name])  # public: lists no patient data
     audit.init_app(app)
     _register_errors(app)
     return app

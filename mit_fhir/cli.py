@@ -226,4 +226,30 @@ def _questionnaire(qid: str, app: Flask | None = None) -> dict[str, Any]:
     return q
 
 
+@main.group()
+def demo() -> None:
+    """The demonstration patient (the MIT case report's 18 months; synthetic values tagged)."""
+
+
+@demo.command("load")
+@click.option("--to-ehr", is_flag=True,
+              help="also queue the demo data for the EHR when MIT_FHIR_EHR_BASE_URL is set")
+def demo_load(to_ehr: bool) -> None:
+    """Load the demo patient through the normal submission path; loading again adds nothing."""
+    from mit_fhir.demo import DemoError, load_demo
+
+    app = _app()
+    context = app.extensions["mit_fhir"]
+    if context.sync_enabled and not to_ehr:
+        raise click.ClickException(
+            "MIT_FHIR_EHR_BASE_URL is set: the demo patient would be sent to the EHR; "
+            "pass --to-ehr if that EHR is a test system")
+    try:
+        result = load_demo(context)
+    except DemoError as exc:
+        raise click.ClickException(f"the demo data do not fit the catalogue: {exc}") from None
+    click.echo(f"demo patient Patient/{result.patient}: {len(result.created)} response(s) "
+               f"loaded, {len(result.present)} already present")
+
+
 main.add_command(reliable_change, "reliable-change")

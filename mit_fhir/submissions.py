@@ -13,7 +13,7 @@ from mit_fhir.catalogue import Catalogue, Questionnaire
 from mit_fhir.context import Context
 from mit_fhir.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from mit_fhir.fhir.audit import provenance, provenance_index
-from mit_fhir.fhir.extract import Extraction, transaction_bundle
+from mit_fhir.fhir.extract import Extraction, data_source_tags, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.plans import PlanError
 from mit_fhir.fhir.urls import BASE
@@ -71,8 +71,11 @@ def submit(
     once the transaction has committed: the audit trail lists them.
     """
     questionnaire = validated(context.catalogue, qr)
+    tags = data_source_tags(qr)
     qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
     qr["id"] = new_id()
+    if tags:  # the only client meta kept: it labels synthetic or published data
+        qr["meta"] = {"tag": tags}
     # R4 allows one identifier on a response; ours makes the EHR write idempotent.
     qr.setdefault("identifier", {"system": QR_IDENTIFIER_SYSTEM, "value": qr["id"]})
     try:

@@ -32,6 +32,9 @@ SCORE_PROFILE = f"{BASE}/StructureDefinition/mit-score-observation"
 PANEL_PROFILE = f"{BASE}/StructureDefinition/mit-score-panel"
 EXTRACTABLE_STATUS = ("completed", "amended")
 SURVEY = {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
+# Where a response's data come from (profiles/CodeSystem-data-source.json): `synthetic` demo data
+# or a published `case-report`. The label travels from the response to every Observation of it.
+CS_DATA_SOURCE = f"{BASE}/CodeSystem/data-source"
 
 
 @dataclass
@@ -88,6 +91,19 @@ def _common(qr: Resource, qr_ref: Resource | None, questionnaire: Resource) -> R
     return obs
 
 
+def data_source_tags(resource: Resource) -> list[Resource]:
+    """The resource's meta.tag codings of the data-source CodeSystem (synthetic, case-report)."""
+    tags = (resource.get("meta") or {}).get("tag") or []
+    return [dict(t) for t in tags if isinstance(t, dict) and t.get("system") == CS_DATA_SOURCE]
+
+
+def _meta(profile: str, qr: Resource) -> Resource:
+    meta: Resource = {"profile": [profile]}
+    if tags := data_source_tags(qr):
+        meta["tag"] = tags
+    return meta
+
+
 def _value(score: Score, obs: Resource) -> None:
     item, value = score.item, score.value
     if value is None:
@@ -141,7 +157,7 @@ def extract(
     qr_id = qr.get("id")
     panel = _common(qr, qr_ref, questionnaire)
     panel["id"] = new_id()
-    panel["meta"] = {"profile": [PANEL_PROFILE]}
+    panel["meta"] = _meta(PANEL_PROFILE, qr)
     if qr_id:
         panel["identifier"] = [{"system": IDENTIFIER_SYSTEM, "value": f"{qr_id}:panel"}]
     panel["code"] = _concept(questionnaire["code"], questionnaire.get("title"))
@@ -149,7 +165,7 @@ def extract(
     for score in scores:
         obs = _common(qr, qr_ref, questionnaire)
         obs["id"] = new_id()
-        obs["meta"] = {"profile": [SCORE_PROFILE]}
+        obs["meta"] = _meta(SCORE_PROFILE, qr)
         if qr_id:
             obs["identifier"] = [
                 {"system": IDENTIFIER_SYSTEM, "value": f"{qr_id}:{score.item.link_id}"}

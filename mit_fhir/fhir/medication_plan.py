@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
+from mit_fhir.fhir.extract import data_source_tags
 from mit_fhir.fhir.plans import (
     FHIR_DATE,
     Item,
@@ -120,6 +121,8 @@ def _medication_request(qr: Resource, items: list[Item], form: dict[str, Item],
         request["note"] = [{"text": notes}]
     request["dosageInstruction"] = [_dosage(items, form)]
     request["supportingInformation"] = [dict(qr_ref)]
+    if tags := data_source_tags(qr):  # a synthetic (demo) plan labels its requests too
+        request["meta"] = {"tag": tags}
     return request
 
 

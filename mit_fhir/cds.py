@@ -1,0 +1,214 @@
+"""CDS Hooks 2.0 (https://cds-hooks.hl7.org/2.0/): the request schema, and cards built from a
+patient's outcomes timeline (mit_fhir/timeline.py). No Flask here: mit_fhir/api/cds_hooks.py
+serves it.
+
+One card per instrument whose score changed since the patient's baseline (two assessments or
+more), and one for a latest C-SSRS triage of high risk even without an earlier one. Indicator
+`warning` for a reliable deterioration (categories deteriorated, harmed), a band that got worse
+with no reliable-change verdict, or a high-risk triage; otherwise `info`. Values that are
+synthetic demonstration data are marked so in the summary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+Resource = dict[str, Any]
+SERVICE_ID = "mit-outcomes"
+HOOK = "patient-view"
+SUMMARY_MAX = 140  # characters, CDS Hooks Card.summary
+# The C-SSRS screener's most severe triage band (questionnaires/cssrs-screener.json; a test
+# checks that it is the last option of the triage item).
+HIGH_RISK_BANDS = frozenset({"cssrs-triage-high"})
+WORSE_CATEGORIES = frozenset({"deteriorated", "harmed"})
+_PHRASES = {
+    "recovered": "reliable improvement, recovered",
+    "improved": "reliable improvement",
+    "unchanged": "no reliable change",
+    "deteriorated": "reliable deterioration",
+    "harmed": "reliable deterioration into the clinical range",
+}
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+
+def discovery() -> Resource:
+    """The discovery document (GET /cds-services)."""
+    return {"services": [{
+        "hook": HOOK,
+        "id": SERVICE_ID,
+        "title": "MIT outcomes",
+        "description": "Change since baseline of the patient's MIT outcome scores (DERS, "
+                       "SCL-90-R, BPD criteria, PHQ-9, GAD-7, BSL-23, C-SSRS screener...) with "
+                       "reliable-change verdicts, and a link to the outcomes view beside the "
+                       "medication timeline.",
+        "usageRequirements": "Send a bearer JWT from the hospital's identity provider granting "
+                             "Observation search for the patient (e.g. user/Observation.rs).",
+    }]}
+
+
+# --- the request -----------------------------------------------------------------------------
+
+class FhirAuthorizationSchema(Schema):
+    """Accepted as the specification defines it, never used or stored: the service reads its own
+    store, not the EHR's FHIR server."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    access_token = fields.String(required=True, validate=validate.Length(min=1))
+    token_type = fields.String(required=True, validate=validate.Equal("Bearer"))
+    expires_in = fields.Integer(required=True, validate=validate.Range(min=0))
+    scope = fields.String(required=True)
+    subject = fields.String(required=True)
+    patient = fields.String()
+
+
+class PatientViewContextSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    userId = fields.String(required=True, validate=validate.Length(min=1, max=256))  # noqa: N815
+    patientId = fields.String(required=True, validate=validate.Regexp(FHIR_ID))  # noqa: N815
+    encounterId = fields.String(validate=validate.Regexp(FHIR_ID))  # noqa: N815
+
+
+class HookRequestSchema(Schema):
+    """A CDS Hooks request to the patient-view service."""
+
+    class Meta:
+        unknown = EXCLUDE  # `extension` and fields of later versions are ignored
+
+    hook = fields.String(required=True, validate=validate.Equal(HOOK))
+    hookInstance = fields.String(required=True, validate=validate.Length(min=1, max=256))  # noqa: N815
+    fhirServer = fields.Url(require_tld=False, schemes={"http", "https"})  # noqa: N815
+    fhirAuthorization = fields.Nested(FhirAuthorizationSchema)  # noqa: N815
+    context = fields.Nested(PatientViewContextSchema, required=True)
+    prefetch = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
+
+    @validates_schema
+    def authorization_needs_server(self, data: Resource, **_: Any) -> None:
+        if "fhirAuthorization" in data and "fhirServer" not in data:
+            raise ValidationError("fhirAuthorization requires fhirServer", "fhirAuthorization")
+
+
+def validation_messages(exc: ValidationError) -> list[str]:
+    """marshmallow's messages as 'field.path: message' lines (field names, never values)."""
+    lines: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            lines.extend(f"{path}: {m}" for m in node if isinstance(m, str))
+            for m in node:
+                if not isinstance(m, str):
+                    walk(m, path)
+        else:
+            lines.append(f"{path}: {node}")
+
+    walk(exc.messages, "")
+    return lines
+
+
+# --- the cards -------------------------------------------------------------------------------
+
+def _value(point: Resource) -> str:
+    number = point["value"]
+    text = f"{int(number)}" if float(number).is_integer() else f"{number:g}"
+    return f"{text} (synthetic)" if point.get("synthetic") else text
+
+
+def _band_words(display: str | None, code: str) -> str:
+    words = (display or code).split(" (")[0]
+    return words[:1].lower() + words[1:] if words[1:2].islower() else words
+
+
+def _band_change(band: Resource | None, marked: bool = True) -> tuple[str, str | None] | None:
+    """(phrase, interpretation) of the latest band against the baseline band; `marked` says
+    whether a synthetic latest band needs its own label (not when the value beside it has one)."""
+    if not band or len(band["points"]) < 2:
+        return None
+    first, last = band["points"][0], band["points"][-1]
+    if first["code"] == last["code"]:
+        return f"still {_band_words(last['display'], last['code'])}", None
+    mark = " (synthetic)" if marked and last.get("synthetic") else ""
+    return (f"{_band_words(first['display'], first['code'])} -> "
+            f"{_band_words(last['display'], last['code'])}{mark}", last.get("interpretation"))
+
+
+def _summary(text: str) -> str:
+    return text if len(text) <= SUMMARY_MAX else text[:SUMMARY_MAX - 1].rstrip() + "\u2026"
+
+
+def _detail(instrument: Resource) -> str:
+    lines = []
+    points = instrument["points"]
+    if points:
+        first, last = points[0], points[-1]
+        lines.append(f"Baseline {_value(first)} on {first['date'][:10]}, latest {_value(last)} "
+                     f"on {last['date'][:10]} ({len(points)} assessments).")
+        if last.get("index") is not None:
+            lines.append(f"Reliable change index {last['index']:.2f}.")
+        for cutoff in instrument["cutoffs"]:
+            caveat = "" if cutoff["verified"] else " (its norms are not all verified)"
+            lines.append(f"Clinical cutoff {cutoff['value']:g}{caveat}.")
+    band = instrument.get("band")
+    if band and band["points"]:
+        latest = band["points"][-1]
+        lines.append(f"Latest band: {latest['display'] or latest['code']} "
+                     f"({latest['date'][:10]}).")
+    if any(p.get("synthetic") for p in points + (band["points"] if band else [])):
+        lines.append("Includes synthetic demonstration data (not from a patient).")
+    return " ".join(lines)
+
+
+def _card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource | None:
+    points, band = instrument["points"], instrument.get("band")
+    label = instrument["label"]
+    band_points = band["points"] if band else []
+    latest_band = band_points[-1] if band_points else None
+    topic: Resource = instrument.get("code") or (band or {}).get("code") or {}
+    high_risk = latest_band is not None and latest_band["code"] in HIGH_RISK_BANDS
+    warning = high_risk
+    if len(points) >= 2:
+        first, last = points[0], points[-1]
+        head = f"{label} {_value(first)} -> {_value(last)} since {first['date'][:7]}"
+        if last.get("category"):
+            phrase = _PHRASES.get(last["category"], last["category"])
+            warning = warning or last["category"] in WORSE_CATEGORIES
+        elif (change := _band_change(band, marked=False)) is not None:
+            phrase, interpretation = change
+            warning = warning or interpretation == "W"
+        else:
+            phrase = "no reliable-change parameters for this score"
+        summary = f"{head}: {phrase}"
+    elif (change := _band_change(band)) is not None and latest_band is not None:
+        phrase, interpretation = change
+        warning = warning or interpretation == "W"
+        summary = f"{label} since {band_points[0]['date'][:7]}: {phrase}"
+    elif high_risk and latest_band is not None:
+        mark = " (synthetic)" if latest_band.get("synthetic") else ""
+        summary = (f"{label}: {_band_words(latest_band['display'], latest_band['code'])}{mark} "
+                   f"on {latest_band['date'][:10]}")
+    else:
+        return None
+    return {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL,
+                               f"{hook_instance}/{instrument['questionnaire']['url']}")),
+        "summary": _summary(summary),
+        "detail": _detail(instrument),
+        "indicator": "warning" if warning else "info",
+        "source": {"label": "MIT outcomes (mit-fhir)", "topic": dict(topic)},
+        "links": [{"label": "Open the outcomes view", "url": launch_url, "type": "smart"}],
+    }
+
+
+def outcome_cards(timeline: Resource, hook_instance: str, launch_url: str) -> Resource:
+    """The CDS Hooks response for a patient's timeline document: {"cards": [...]}."""
+    cards = [c for i in timeline["instruments"]
+             if (c := _card(i, hook_instance, launch_url)) is not None]
+    return {"cards": cards}

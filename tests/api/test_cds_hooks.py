@@ -1,0 +1,202 @@
+"""CDS Hooks 2.0: discovery, and patient-view cards from requests shaped as the spec shows them
+(https://cds-hooks.hl7.org/2.0/#example, hooks/patient-view), in development mode and with
+bearer JWTs from a real identity provider."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from mit_fhir import create_app
+from mit_fhir.cds import HIGH_RISK_BANDS, SUMMARY_MAX
+from mit_fhir.demo import load_demo
+from tests.conftest import sample
+from tests.fhir.test_extract import GOLDEN, compare_golden
+from tests.security.conftest import (  # noqa: F401 - fixtures
+    Tokens,
+    issuer,
+    secured_settings,
+    tokens,
+)
+from tests.security.issuer import Issuer
+
+DEMO = "demo-mit-1"
+SERVICE = "/cds-services/mit-outcomes"
+# The specification's example request, verbatim but for the patient (and its prefetch key).
+SPEC_REQUEST: dict[str, Any] = {
+    "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+    "fhirServer": "http://hooks.smarthealthit.org:9080",
+    "hook": "patient-view",
+    "fhirAuthorization": {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/Patient.read patient/Observation.read",
+        "subject": "cds-service4",
+    },
+    "context": {"userId": "Practitioner/example", "patientId": DEMO, "encounterId": "89284"},
+    "prefetch": {"patientToGreet": {"resourceType": "Patient", "gender": "female",
+                                    "id": DEMO, "active": True}},
+}
+
+
+def hook(patient: str = DEMO, **changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(SPEC_REQUEST)
+    body["context"]["patientId"] = patient
+    body.update(changes)
+    return body
+
+
+def call(client: FlaskClient, body: Any, headers: dict[str, str] | None = None) -> Any:
+    return client.post(SERVICE, data=json.dumps(body), content_type="application/json",
+                       headers=headers or {})
+
+
+def outcome(resp: Any, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body: dict[str, Any] = resp.get_json()
+    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["code"] == code
+    return body
+
+
+def test_discovery_lists_the_patient_view_service(client: FlaskClient) -> None:
+    resp = client.get("/cds-services")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    (service,) = resp.get_json()["services"]
+    assert service["hook"] == "patient-view" and service["id"] == "mit-outcomes"
+    assert service["title"] and service["description"]
+
+
+def test_the_demo_patients_cards(app: Flask, client: FlaskClient) -> None:
+    load_demo(app.extensions["mit_fhir"])
+    resp = call(client, hook())
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    cards = resp.get_json()["cards"]
+    summaries = [c["summary"] for c in cards]
+    assert "DERS 118 -> 57 since 2019-03: reliable improvement, recovered" in summaries
+    assert "SCL-90-R GSI 2.1 -> 0.222 since 2019-03: reliable improvement, recovered" in summaries
+    bpd = next(s for s in summaries if "8 -> 3" in s)
+    assert "3 (synthetic)" in bpd and "threshold met -> threshold not met" in bpd
+    for card in cards:
+        assert len(card["summary"]) <= SUMMARY_MAX
+        assert card["indicator"] == "info"
+        assert card["source"]["label"]
+        (link,) = card["links"]
+        assert link == {"label": "Open the outcomes view", "type": "smart",
+                        "url": "http://localhost/app/launch"}
+    assert "synthetic demonstration data" in cards[1]["detail"]
+    compare_golden(GOLDEN / "cds" / "demo-mit-1-patient-view.json", resp.get_json())
+
+
+def test_the_launch_url_follows_the_configured_base(database_url: str) -> None:
+    app = create_app({"DATABASE_URL": database_url,
+                      "BASE_URL": "https://ehr.example.org/mit/fhir"})
+    try:
+        load_demo(app.extensions["mit_fhir"])
+        cards = call(app.test_client(), hook()).get_json()["cards"]
+    finally:
+        app.extensions["mit_fhir"].store.dispose()
+    assert {c["links"][0]["url"] for c in cards} == {"https://ehr.example.org/mit/app/launch"}
+
+
+def submit(client: FlaskClient, qr: dict[str, Any]) -> None:
+    resp = client.post("/fhir/QuestionnaireResponse", data=json.dumps(qr),
+                       content_type="application/fhir+json")
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+
+
+def test_reliable_deterioration_is_a_warning(client: FlaskClient) -> None:
+    for name, when in (("complete", "2024-01-01T10:00:00Z"), ("severe", "2024-04-01T10:00:00Z")):
+        submit(client, {**sample("phq-9", name), "authored": when,
+                        "subject": {"reference": "Patient/p-worse"}})
+    (card,) = call(client, hook("p-worse")).get_json()["cards"]
+    assert card["summary"] == "PHQ-9 13 -> 20 since 2024-01: reliable deterioration"
+    assert card["indicator"] == "warning"
+
+
+def test_a_high_risk_c_ssrs_triage_is_a_warning_even_at_the_first_screen(
+        app: Flask, client: FlaskClient) -> None:
+    submit(client, {**sample("cssrs-screener", "high-intent"),
+                    "subject": {"reference": "Patient/p-risk"}})
+    (card,) = call(client, hook("p-risk")).get_json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"].startswith("C-SSRS screener: high risk on ")
+    # The constant names the screener's most severe triage band.
+    q = app.extensions["mit_fhir"].catalogue.get("cssrs-screener")
+    (triage,) = [i for i in q["item"] if i["linkId"] == "cssrs-screener-triage"]
+    assert {triage["answerOption"][-1]["valueCoding"]["code"]} == set(HIGH_RISK_BANDS)
+
+
+def test_no_change_since_baseline_means_no_card(client: FlaskClient) -> None:
+    submit(client, {**sample("phq-9"), "subject": {"reference": "Patient/p-once"}})
+    assert call(client, hook("p-once")).get_json() == {"cards": []}
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda b: b.pop("hookInstance"), "hookInstance"),
+    (lambda b: b.update(hook="order-select"), "hook"),
+    (lambda b: b["context"].pop("patientId"), "context.patientId"),
+    (lambda b: b["context"].update(patientId="../etc"), "context.patientId"),
+    (lambda b: b.pop("context"), "context"),
+    (lambda b: b.pop("fhirServer"), "fhirAuthorization"),
+    (lambda b: b["fhirAuthorization"].update(token_type="MAC"), "fhirAuthorization.token_type"),
+    (lambda b: b.update(fhirServer="not a url"), "fhirServer"),
+])
+def test_malformed_requests_are_400(client: FlaskClient, mutate: Any, field: str) -> None:
+    body = hook()
+    mutate(body)
+    result = outcome(call(client, body), 400, "invalid")
+    assert any(i.get("expression") == [field] for i in result["issue"]), result
+
+
+def test_bodies_that_are_not_json_objects_are_refused(client: FlaskClient) -> None:
+    outcome(client.post(SERVICE, data="{", content_type="application/json"), 400, "invalid")
+    outcome(client.post(SERVICE, data="[]", content_type="application/json"), 400, "invalid")
+    outcome(client.post(SERVICE, data=json.dumps(hook()), content_type="text/plain"),
+            415, "not-supported")
+    assert client.get(SERVICE).status_code == 405
+
+
+@pytest.fixture
+def secured(issuer: Issuer, database_url: str) -> Iterator[Flask]:  # noqa: F811
+    app = create_app({"DATABASE_URL": database_url, **secured_settings(issuer)})
+    load_demo(app.extensions["mit_fhir"])
+    yield app
+    app.extensions["mit_fhir"].store.dispose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_with_jwt_auth_discovery_is_public_and_the_service_needs_a_token(
+        secured: Flask, tokens: Tokens, issuer: Issuer) -> None:  # noqa: F811
+    api = secured.test_client()
+    assert api.get("/cds-services").status_code == 200
+    outcome(call(api, hook()), 401, "login")
+    resp = call(api, hook(), tokens("clinic-app"))
+    assert resp.status_code == 200 and len(resp.get_json()["cards"]) == 3
+    # The EHR's CDS client, with a token minted for this patient's context.
+    own = issuer.mint({"sub": "ehr-cds-client", "client_id": "ehr", "patient": DEMO,
+                       "scope": "patient/Observation.rs"})
+    assert call(api, hook(), bearer(own)).status_code == 200
+    outcome(call(api, hook(), tokens("patient-app")), 403, "forbidden")  # another patient
+    no_scores = issuer.mint({"sub": "x", "scope": "user/MedicationRequest.rs"})
+    outcome(call(api, hook(), bearer(no_scores)), 403, "forbidden")
+    expired = issuer.mint({"sub": "x", "scope": "user/Observation.rs", "exp": 1})
+    outcome(call(api, hook(), bearer(expired)), 401, "login")
+
+
+def test_the_call_is_audited(secured: Flask, tokens: Tokens) -> None:  # noqa: F811
+    api = secured.test_client()
+    assert call(api, hook(), tokens("clinic-app")).status_code == 200
+    events = [e["resource"] for e in
+              api.get("/fhir/AuditEvent", headers=tokens("clinic-app")).get_json()["entry"]]
+    assert any(any(en.get("what", {}).get("reference") == f"Patient/{DEMO}"
+                   for en in ev.get("entity", [])) for ev in events)
