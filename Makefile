@@ -13,6 +13,7 @@ TEST_DATABASES ?= sqlite postgresql
 
 include tests/servers/servers.mk
 include tests/deploy/deploy.mk
+include ui/ui.mk
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +24,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Development mode: no authentication, so the service answers (and binds) on loopback only.
-run: $(STAMP)
+run: $(STAMP) ui-assets
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir demo load
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) servers container-deps
+test: $(STAMP) servers container-deps ui-assets chromium
 ifneq ($(filter postgresql,$(TEST_DATABASES)),)
 	$(BIN)/python tests/check_postgres.py
 endif

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mit_fhir import logs, metrics
+from mit_fhir import logs, metrics, ui
 from mit_fhir.api import (
     audit_trail,
     cds_hooks,
@@ -71,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                *plan_resources.blueprints, *audit_trail.blueprints, sync.bp, health.bp,
                outcomes.bp, cds_hooks.discovery_bp, cds_hooks.bp):
         app.register_blueprint(bp)
+    ui.init_app(app)  # the SMART pages under /app (their own session; exempt from bearer auth)
     # Hook order matters: after-request hooks run in reverse, so the access log sees the final
     # status, and the security headers cover an audit failure's 503 too.
     logs.init_app(app)

@@ -29,6 +29,11 @@ DEFAULT_SCOPE = " ".join(
 )
 
 
+# What the SMART app pages ask the EHR for (SMART App Launch 2.x scopes).
+DEFAULT_SMART_SCOPE = ("launch openid fhirUser patient/*.rs patient/QuestionnaireResponse.cu "
+               "user/*.rs offline_access")
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the setting."""
 
@@ -93,6 +98,15 @@ class SettingsSchema(Schema):
     METRICS_TOKEN_FILE = fields.String(load_default=None, allow_none=True)
     CORS_ORIGINS = fields.String(load_default="")
     FRAME_ANCESTORS = fields.String(load_default="")
+    # The SMART app pages (/app): the EHR's client registration, scopes and the session.
+    SMART_CLIENT_ID = fields.String(load_default=None, allow_none=True)
+    SMART_CLIENT_SECRET_FILE = fields.String(load_default=None, allow_none=True)
+    SMART_ISSUERS = fields.String(load_default="")
+    SMART_SCOPE = fields.String(load_default=DEFAULT_SMART_SCOPE)
+    SMART_REDIRECT_URL = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    SMART_SESSION_SECONDS = fields.Integer(
+        load_default=28800, validate=validate.Range(min=60, max=7 * 86400))
+    SMART_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
     # Operations: whether /readyz requires the EHR to answer, and the worker's /metrics port.
     READY_CHECK_EHR = fields.Boolean(load_default=True)
     WORKER_METRICS_PORT = fields.Integer(
@@ -120,7 +134,7 @@ def load_settings(raw: dict[str, Any]) -> dict[str, Any]:
         if not Path(settings[name]).is_dir():
             raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: not a directory")
     for name in ("PSYCHOMETRICS_FILE", "EHR_BEARER_TOKEN_FILE", "EHR_PRIVATE_KEY_FILE",
-                 "AUTH_JWKS_FILE", "METRICS_TOKEN_FILE"):
+                 "AUTH_JWKS_FILE", "METRICS_TOKEN_FILE", "SMART_CLIENT_SECRET_FILE"):
         if settings[name] and not Path(settings[name]).is_file():
             raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: no such file")
     needs = {"bearer": ("EHR_BEARER_TOKEN_FILE",),
@@ -151,6 +165,7 @@ def _check_auth(settings: dict[str, Any]) -> None:
     settings["CORS_ORIGINS"] = ",".join(_origins(settings["CORS_ORIGINS"], "CORS_ORIGINS"))
     settings["FRAME_ANCESTORS"] = " ".join(
         _origins(settings["FRAME_ANCESTORS"], "FRAME_ANCESTORS"))
+    settings["SMART_ISSUERS"] = " ".join(_issuers(settings["SMART_ISSUERS"]))
     if settings["AUTH"] != "jwt":
         return
     for name, why in (("AUTH_ISSUER", "the issuer whose tokens are accepted"),
@@ -173,4 +188,16 @@ def _origins(text: str, name: str) -> list[str]:
             raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: '{origin[:80]}' is not "
                               "an origin (scheme://host[:port]); '*' is not allowed")
         out.append(origin.rstrip("/"))
+    return out
+
+
+def _issuers(text: str) -> list[str]:
+    """FHIR base URLs (http or https) the SMART pages may be launched from; no wildcard."""
+    out = []
+    for url in text.replace(",", " ").split():
+        scheme, sep, rest = url.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.strip("/"):
+            raise ConfigError(f"invalid configuration: MIT_FHIR_SMART_ISSUERS: '{url[:80]}' is "
+                              "not a FHIR base URL (http(s)://host[:port][/path])")
+        out.append(url.rstrip("/"))
     return out

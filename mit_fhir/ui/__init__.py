@@ -1,0 +1,15 @@
+"""The SMART app pages (/app): launched from the EHR, they fill forms and show outcomes."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages; they authenticate with their own server-side session."""
+    from mit_fhir.security import guard
+    from mit_fhir.ui import forms, launch, outcomes  # noqa: F401 - their routes join bp
+    from mit_fhir.ui.blueprint import bp
+
+    app.register_blueprint(bp)
+    guard.exempt(app, [bp.name])

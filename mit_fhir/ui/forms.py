@@ -1,0 +1,170 @@
+"""Form routes: the list, one form in LHC-Forms, its drafts and its submission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response, jsonify, request
+from sqlalchemy import delete, select
+
+from mit_fhir.catalogue import with_wording
+from mit_fhir.context import ctx
+from mit_fhir.security import audit
+from mit_fhir.security.guard import authorize
+from mit_fhir.store import repository
+from mit_fhir.store.repository import Criterion, now_instant
+from mit_fhir.submissions import submit, validated
+from mit_fhir.ui import i18n, presentation
+from mit_fhir.ui.blueprint import bp
+from mit_fhir.ui.data import change_of
+from mit_fhir.ui.tables import ui_draft
+from mit_fhir.ui.web import PageError, check_csrf, page, require_session
+
+
+def patient_of(data: dict[str, Any]) -> str:
+    """The launched patient (the EHR's context), or PageError for a launch without one."""
+    if not data.get("patient"):
+        raise PageError("The EHR launched the app without a patient in context.", 400)
+    return str(data["patient"])
+
+
+def _form(qid: str) -> dict[str, Any]:
+    found = ctx().catalogue.get(qid)
+    if found is None:
+        raise PageError("No such form.", 404)
+    return found
+
+
+@bp.get("/")
+def forms() -> Response:
+    data = require_session()
+    patient = patient_of(data)
+    items = [{"id": q["id"], "title": q.get("title") or q["id"],
+              "languages": i18n.languages(q)} for q in ctx().catalogue]
+    return page("forms.html", title="Forms", forms=items, patient=patient,
+                languages=i18n.LANGUAGES)
+
+
+@bp.get("/forms/<qid>")
+def form(qid: str) -> Response:
+    data = require_session()
+    patient = patient_of(data)
+    questionnaire = _form(qid)
+    lang = request.args.get("lang", questionnaire.get("language", "en"))
+    if lang not in i18n.languages(questionnaire):
+        raise PageError("This form has no translation into that language.", 404)
+    head = i18n.translated({k: questionnaire.get(k) for k in (
+        "title", "_title", "copyright", "_copyright", "language")}, lang)
+    return page("form.html", title=head["title"] or qid, copyright=head.get("copyright"),
+                qid=qid, lang=lang, patient=patient, words=i18n.WORDS.get(lang, i18n.WORDS["en"]),
+                languages={k: v for k, v in i18n.LANGUAGES.items()
+                           if k in i18n.languages(questionnaire)})
+
+
+@bp.get("/api/forms/<qid>/questionnaire")
+def questionnaire_json(qid: str) -> Response:
+    require_session()
+    questionnaire = _form(qid)
+    with ctx().store.transaction() as conn:
+        served = with_wording(conn, questionnaire)
+    lang = request.args.get("lang", served.get("language", "en"))
+    if lang not in i18n.languages(questionnaire):
+        raise PageError("no such translation", 404)
+    return jsonify(presentation.for_renderer(i18n.translated(served, lang)))
+
+
+def _prepared(qid: str, data: dict[str, Any], status: str) -> dict[str, Any]:
+    """The posted response, with what the session decides: form, subject, author, status."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or body.get("resourceType") != "QuestionnaireResponse":
+        raise PageError("send a QuestionnaireResponse", 400)
+    questionnaire = _form(qid)
+    qr = {k: v for k, v in body.items() if k not in ("id", "meta", "identifier", "contained")}
+    version = questionnaire.get("version")
+    qr["questionnaire"] = questionnaire["url"] + (f"|{version}" if version else "")
+    qr["subject"] = {"reference": f"Patient/{patient_of(data)}"}
+    if data.get("fhirUser"):
+        qr["author"] = {"reference": data["fhirUser"]}
+    else:
+        qr.pop("author", None)
+    if data.get("encounter"):
+        qr["encounter"] = {"reference": f"Encounter/{data['encounter']}"}
+    qr["status"] = status
+    qr["authored"] = now_instant()
+    return qr
+
+
+def _author(data: dict[str, Any]) -> str:
+    return str(data.get("fhirUser") or data.get("sub") or "unknown")
+
+
+@bp.post("/api/forms/<qid>/responses")
+def submit_response(qid: str) -> Response:
+    data = require_session()
+    check_csrf()
+    audit.note("create", "QuestionnaireResponse")
+    patient = patient_of(data)
+    authorize("QuestionnaireResponse", "c", patient)
+    qr = _prepared(qid, data, "completed")
+    stored = submit(ctx(), qr)
+    audit.add([stored])
+    with ctx().store.transaction() as conn:
+        conn.execute(delete(ui_draft).where(ui_draft.c.patient == patient,
+                                            ui_draft.c.questionnaire_id == qid,
+                                            ui_draft.c.author == _author(data)))
+        observations = repository.search(conn, "Observation", [Criterion(
+            "derived-from", "eq", (f"QuestionnaireResponse/{stored['id']}",))])
+    return jsonify({"response": stored["id"], "scores": _scores(observations)})
+
+
+def _scores(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scores of one response as the page shows them (the panel itself left out)."""
+    out = []
+    for obs in observations:
+        if "hasMember" in obs:
+            continue
+        change = change_of(obs)
+        value = obs.get("valueQuantity", {}).get("value")
+        if value is None:
+            value = (obs.get("valueCodeableConcept") or {}).get("text") or (
+                (obs.get("valueCodeableConcept") or {}).get("coding") or [{}])[0].get("display")
+        coding = (obs.get("code", {}).get("coding") or [{}])[0]
+        interpretation = ((obs.get("interpretation") or [{}])[0].get("coding") or [{}])[0]
+        out.append({"code": coding.get("code"),
+                    "display": obs.get("code", {}).get("text") or coding.get("display"),
+                    "value": value,
+                    # A score with cutoff parameters but no change yet is the baseline.
+                    "category": change["category"] or (
+                        "baseline" if obs.get("referenceRange") else None),
+                    "reliable": change["reliable"], "flag": interpretation.get("code")})
+    return out
+
+
+@bp.route("/api/forms/<qid>/draft", methods=["GET", "PUT"])
+def draft(qid: str) -> Response:
+    data = require_session()
+    patient = patient_of(data)
+    _form(qid)
+    key = (ui_draft.c.patient == patient, ui_draft.c.questionnaire_id == qid,
+           ui_draft.c.author == _author(data))
+    # Drafts are patient data too: reads and saves are audited like the FHIR API's.
+    audit.note("read" if request.method == "GET" else "update", "QuestionnaireResponse")
+    audit.add_patient(patient)
+    if request.method == "GET":
+        authorize("QuestionnaireResponse", "r", patient)
+        with ctx().store.transaction() as conn:
+            row = conn.execute(select(ui_draft.c.content).where(*key)).first()
+        if row is None:
+            return Response(b"null", 200, content_type="application/json")
+        return Response(row.content, 200, content_type="application/json")
+    check_csrf()
+    authorize("QuestionnaireResponse", "u", patient)
+    qr = _prepared(qid, data, "in-progress")
+    validated(ctx().catalogue, qr)
+    with ctx().store.transaction() as conn:
+        conn.execute(delete(ui_draft).where(*key))
+        conn.execute(ui_draft.insert().values(
+            patient=patient, questionnaire_id=qid, author=_author(data),
+            content=orjson.dumps(qr).decode(), updated_at=qr["authored"]))
+    return jsonify({"saved": qr["authored"]})

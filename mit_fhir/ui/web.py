@@ -1,0 +1,115 @@
+"""Request plumbing of the SMART pages: the session cookie, CSRF, page headers, the principal."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from typing import Any
+
+from flask import Response, current_app, g, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from mit_fhir.context import ctx
+from mit_fhir.security.scopes import Principal, parse_scopes
+from mit_fhir.ui import sessions, smart
+
+CSRF_HEADER = "X-CSRF-Token"
+
+
+class PageError(Exception):
+    """Shown to the person as a page (or JSON for the page's own API) with a status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def content_security_policy() -> str:
+    """Self-hosted scripts and styles only; framing only by the configured EHR origins."""
+    ancestors = current_app.config["FRAME_ANCESTORS"] or "'none'"
+    # LHC-Forms (Angular + ng-zorro) sets style attributes at run time: styles need
+    # 'unsafe-inline'; scripts never do.
+    return ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+            f"base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
+
+
+def page(template: str, status: int = 200, **values: Any) -> Response:
+    html = render_template(template, csrf=(g.get("ui_session") or {}).get("csrf", ""),
+                           context=(g.get("ui_session") or {}), **values)
+    resp = Response(html, status, content_type="text/html; charset=utf-8")
+    resp.headers["Content-Security-Policy"] = content_security_policy()
+    return resp
+
+
+def set_cookie(resp: BaseResponse, token: str, max_age: int) -> None:
+    framed = bool(current_app.config["FRAME_ANCESTORS"])
+    # Inside an EHR's iframe the app is a third party: only SameSite=None cookies reach it,
+    # and browsers that block third-party cookies still keep a Partitioned one (CHIPS), kept
+    # apart per embedding EHR site.
+    resp.set_cookie(sessions.COOKIE, token, max_age=max_age, path="/app", secure=True,
+                    httponly=True, samesite="None" if framed else "Lax", partitioned=framed)
+
+
+def cookie() -> str | None:
+    return request.cookies.get(sessions.COOKIE)
+
+
+def new_session(token_data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    data = {**token_data, "csrf": secrets.token_urlsafe(32)}
+    with ctx().store.transaction() as conn:
+        token = sessions.create(conn, data, current_app.config["SMART_SESSION_SECONDS"])
+    return token, data
+
+
+def require_session() -> dict[str, Any]:
+    """The launched session (tokens refreshed when due), or PageError 401."""
+    data: dict[str, Any] | None = g.get("ui_session")
+    if not data or "access_token" not in data:
+        raise PageError("No session: open this app from the patient's chart in the EHR.", 401)
+    if smart.needs_refresh(data):
+        client = smart.Client.from_settings(current_app.config)
+        if client is None:
+            raise PageError("The app is not configured (MIT_FHIR_SMART_CLIENT_ID).", 503)
+        try:
+            data = smart.refresh(client, smart.Endpoints(**data["endpoints"]), data)
+        except smart.SmartError:
+            # A parallel request of the same session may have used the (rotating) refresh
+            # token a moment ago: its fresh token is in the table then.
+            with ctx().store.transaction() as conn:
+                stored = sessions.load(conn, cookie())
+            if stored is None or smart.needs_refresh(stored):
+                raise PageError("The session expired: open the app from the EHR again.",
+                                401) from None
+            data = stored
+        else:
+            with ctx().store.transaction() as conn:
+                sessions.save(conn, cookie() or "", data)
+        g.ui_session = data
+    g.principal = principal(data)
+    return data
+
+
+def principal(data: dict[str, Any]) -> Principal:
+    """Who acts: the EHR user, with the scopes the EHR granted and its patient context."""
+    return Principal(
+        subject=data.get("sub") or data.get("fhirUser"),
+        client_id=current_app.config["SMART_CLIENT_ID"],
+        grants=parse_scopes(data.get("scope", "")), patient=data.get("patient"),
+        fhir_user=data.get("fhirUser"), scope_text=data.get("scope", ""))
+
+
+def check_csrf() -> None:
+    """Writes carry the session's CSRF token in a header, and JSON bodies only."""
+    data = g.get("ui_session") or {}
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not data.get("csrf") or not hmac.compare_digest(sent.encode(), data["csrf"].encode()):
+        raise PageError("missing or wrong CSRF token", 403)
+    if request.mimetype not in ("application/json", "application/fhir+json"):
+        raise PageError("send JSON", 415)
+
+
+def load_session() -> None:
+    with ctx().store.transaction() as conn:
+        g.ui_session = sessions.load(conn, cookie(), time.time())

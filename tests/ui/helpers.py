@@ -1,0 +1,59 @@
+"""Test data for the SMART page tests: DERS responses by answer weight, EHR prescriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mit_fhir.catalogue import Catalogue
+from mit_fhir.context import Context
+from mit_fhir.submissions import submit
+from tests.conftest import ROOT, load_json
+
+DERS = load_json(ROOT / "questionnaires" / "ders.json")
+WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+
+
+def weight(option: dict[str, Any]) -> int:
+    return int(next(e["valueDecimal"] for e in option["extension"] if e["url"] == WEIGHT))
+
+
+def ders_items() -> list[dict[str, Any]]:
+    """The 36 answered items (not the calculated scores)."""
+    return [i for i in DERS["item"] if i.get("type") == "choice"]
+
+
+def ders_response(patient: str, authored: str, weights: dict[str, int]) -> dict[str, Any]:
+    """A completed DERS response whose item `linkId` has the answer of weight weights[linkId]."""
+    items = []
+    for item in ders_items():
+        option = next(o for o in item["answerOption"] if weight(o) == weights[item["linkId"]])
+        coding = {k: v for k, v in option["valueCoding"].items() if k != "extension"}
+        items.append({"linkId": item["linkId"], "answer": [{"valueCoding": coding}]})
+    return {"resourceType": "QuestionnaireResponse",
+            "questionnaire": f"{DERS['url']}|{DERS['version']}", "status": "completed",
+            "subject": {"reference": f"Patient/{patient}"}, "authored": authored,
+            "item": items}
+
+
+def submit_ders(context: Context, patient: str, authored: str, each: int) -> dict[str, Any]:
+    """Store a DERS response with every item at weight `each` (total 36 x each)."""
+    weights = {i["linkId"]: each for i in ders_items()}
+    return submit(context, ders_response(patient, authored, weights))
+
+
+def medication_request(patient: str, rxnorm: str, name: str, dose: str, start: str,
+                       end: str | None, status: str) -> dict[str, Any]:
+    validity = {"start": start, **({"end": end} if end else {})}
+    return {
+        "resourceType": "MedicationRequest", "status": status, "intent": "order",
+        "subject": {"reference": f"Patient/{patient}"}, "authoredOn": start,
+        "medicationCodeableConcept": {"coding": [{
+            "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": rxnorm,
+            "display": name}], "text": name},
+        "dosageInstruction": [{"text": dose}],
+        "dispenseRequest": {"validityPeriod": validity},
+    }
+
+
+def catalogue() -> Catalogue:
+    return Catalogue.from_directory(ROOT / "questionnaires")
