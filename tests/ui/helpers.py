@@ -6,6 +6,7 @@ from typing import Any
 
 from mit_fhir.catalogue import Catalogue
 from mit_fhir.context import Context
+from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.submissions import submit
 from tests.conftest import ROOT, load_json
 
@@ -35,10 +36,15 @@ def ders_response(patient: str, authored: str, weights: dict[str, int]) -> dict[
             "item": items}
 
 
-def submit_ders(context: Context, patient: str, authored: str, each: int) -> dict[str, Any]:
-    """Store a DERS response with every item at weight `each` (total 36 x each)."""
+def submit_ders(context: Context, patient: str, authored: str, each: int,
+                synthetic: bool = False) -> dict[str, Any]:
+    """Store a DERS response with every item at weight `each` (total 36 x each); `synthetic`
+    tags it as the demo loader tags its made-up points (the tag travels to its scores)."""
     weights = {i["linkId"]: each for i in ders_items()}
-    return submit(context, ders_response(patient, authored, weights))
+    qr = ders_response(patient, authored, weights)
+    if synthetic:
+        qr["meta"] = {"tag": [{"system": CS_DATA_SOURCE, "code": "synthetic"}]}
+    return submit(context, qr)
 
 
 def medication_request(patient: str, rxnorm: str, name: str, dose: str, start: str,

@@ -8,9 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mit_fhir.fhir.index import observation_index, sort_date
-from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import i18n
 from mit_fhir.ui.blueprint import bp
 from tests.conftest import ROOT, load_json
@@ -148,9 +145,9 @@ def test_psychiatrist_sees_both_medications_on_the_timeline(app_server: AppServe
     ):
         create_in_ehr(backend, req)
     submit_ders(context, patient, "2019-03-01T10:00:00Z", each=3)  # 108
-    middle = submit_ders(context, patient, "2019-11-01T10:00:00Z", each=3)  # 108 again
+    # Tagged synthetic as the demo patient's in-between points are.
+    submit_ders(context, patient, "2019-11-01T10:00:00Z", each=3, synthetic=True)  # 108 again
     submit_ders(context, patient, "2020-09-01T10:00:00Z", each=2)  # 72
-    tag_synthetic(context, middle)  # as the demo patient's in-between points are
     launch(page, app_server, patient, view="outcomes")
     page.wait_for_selector("#outcomes[data-ready=true]", state="attached", timeout=30_000)
     assert page.locator("html").get_attribute("lang") == "en"
@@ -273,11 +270,3 @@ def test_the_app_runs_framed_inside_the_ehr(medplum_server: Any, browser: Any,
     finally:
         ehr.stop()
 
-
-def tag_synthetic(context: Any, response: dict[str, Any]) -> None:
-    """Mark a response's total score as synthetic (meta.tag), as the demo loader does."""
-    with context.store.transaction() as conn:
-        for obs in repository.search(conn, "Observation", [Criterion(
-                "derived-from", "eq", (f"QuestionnaireResponse/{response['id']}",))]):
-            obs.setdefault("meta", {})["tag"] = [{"code": "synthetic"}]
-            repository.update(conn, obs, observation_index(obs), 1, sort_date(obs))

@@ -153,7 +153,7 @@
       const row = element("tr", { "data-observation": p.observation || "" });
       mitFhir.cell(row, day(p.date), true);
       mitFhir.cell(row, p.value);
-      mitFhir.cell(row, CATEGORIES[categoryOf(p)].label).className = "category cat-" + categoryOf(p);
+      mitFhir.cell(row, CATEGORIES[categoryOf(p)].label + (p.band ? " · " + p.band : "")).className = "category cat-" + categoryOf(p);
       mitFhir.cell(row, p.reliable === null || p.reliable === undefined ? "" : (p.reliable ? "yes" : "no"));
       mitFhir.cell(row, p.index === null || p.index === undefined ? "" : Number(p.index).toFixed(2));
       mitFhir.cell(row, p.synthetic ? "synthetic" : "recorded");
