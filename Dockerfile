@@ -6,29 +6,22 @@
 #     --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt \
 #     --build-arg BASE=localhost/mit-fhir-base:bookworm \
 #     --build-arg NODE_BASE=localhost/mit-fhir-node-base:bookworm -t mit-fhir .
-# BASE needs python3 (3.11) with venv; NODE_BASE needs npm, tar and sha256sum. The optional
-# `cacert` build secret is a CA bundle for pip and npm behind a TLS-inspecting proxy; it is
+# BASE needs python3 (3.11) with venv; NODE_BASE needs npm, tar and sha256sum
+# (ui/fetch-assets.sh). The optional `cacert` build secret is a CA bundle for pip and npm behind a TLS-inspecting proxy; it is
 # mounted for the download steps only and never stored in a layer.
 # Configuration at run time: MIT_FHIR_* environment variables and mounted secret files only.
 ARG BASE=docker.io/library/python:3.11-slim-bookworm
 ARG NODE_BASE=docker.io/library/node:22-bookworm-slim
 
-# --- static browser assets: the LHC-Forms prebuilt files (no npm install, no build) -----------
+# --- static browser assets: LHC-Forms' prebuilt files (SHA-256 checked) and Chart.js ------------
 FROM ${NODE_BASE} AS assets
-ARG LFORMS_VERSION=40.1.3
-ARG LFORMS_SHA256=288cff4360e8a90a44e994a01422d2cf970170000ce915b5739ccc383097edd9
-WORKDIR /assets
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ui/fetch-assets.sh ./
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export npm_config_cafile=/run/secrets/cacert; fi \
- && npm pack "lforms@${LFORMS_VERSION}" --silent --cache /tmp/npm-cache \
- && printf '%s  %s\n' "${LFORMS_SHA256}" "lforms-${LFORMS_VERSION}.tgz" > lforms.sha256 \
- && sha256sum -c lforms.sha256 \
- && tar -xzf "lforms-${LFORMS_VERSION}.tgz" \
- && mkdir -p /static/lforms \
- && cp -r package/dist/lforms/webcomponent package/dist/lforms/fhir package/dist/lforms/LICENSE.md \
-    /static/lforms/ \
- && find /static -name '*.map' -delete \
- && rm -rf /tmp/npm-cache
+ && export npm_config_cache=/tmp/npm-cache \
+ && sh fetch-assets.sh /ui /static/vendor \
+ && rm -rf /tmp/npm-cache /ui/node_modules
 
 # --- Python build: a virtualenv with the pinned dependencies, then the package -----------------
 FROM ${BASE} AS build
@@ -58,7 +51,7 @@ RUN groupadd --system --gid 10001 mitfhir \
  && mkdir -p /srv/mit-fhir/data \
  && chown 10001:10001 /srv/mit-fhir/data
 COPY --from=build /opt/venv /opt/venv
-COPY --from=assets /static /srv/mit-fhir/static
+COPY --from=assets /static/vendor /srv/mit-fhir/static/vendor
 COPY questionnaires /srv/mit-fhir/questionnaires
 COPY profiles /srv/mit-fhir/profiles
 WORKDIR /srv/mit-fhir
@@ -70,6 +63,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MIT_FHIR_QUESTIONNAIRE_DIR=/srv/mit-fhir/questionnaires \
     MIT_FHIR_PROFILE_DIR=/srv/mit-fhir/profiles \
+    MIT_FHIR_UI_ASSETS_DIR=/srv/mit-fhir/static/vendor \
     MIT_FHIR_DATABASE_URL=sqlite:////srv/mit-fhir/data/mit-fhir.sqlite3
 USER 10001:10001
 EXPOSE 8080

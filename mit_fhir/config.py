@@ -98,6 +98,7 @@ class SettingsSchema(Schema):
     METRICS_TOKEN_FILE = fields.String(load_default=None, allow_none=True)
     CORS_ORIGINS = fields.String(load_default="")
     FRAME_ANCESTORS = fields.String(load_default="")
+    UI_ASSETS_DIR = fields.String(load_default=None, allow_none=True)
     # The SMART app pages (/app): the EHR's client registration, scopes and the session.
     SMART_CLIENT_ID = fields.String(load_default=None, allow_none=True)
     SMART_CLIENT_SECRET_FILE = fields.String(load_default=None, allow_none=True)

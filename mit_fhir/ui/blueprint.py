@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request, send_from_directory
 
 from mit_fhir.errors import FhirError
 from mit_fhir.ui import smart
@@ -17,10 +17,18 @@ bp = Blueprint("ui", __name__, url_prefix="/app", template_folder=str(HERE / "te
 bp.before_request(load_session)
 
 
+@bp.get("/vendor/<path:filename>")
+def vendor(filename: str) -> Response:
+    """The browser libraries (LHC-Forms, Chart.js): MIT_FHIR_UI_ASSETS_DIR, else the folder
+    `make ui-assets` fills; the container image fetches them in its own build stage."""
+    folder = current_app.config.get("UI_ASSETS_DIR") or str(HERE / "static" / "vendor")
+    return send_from_directory(folder, filename)
+
+
 @bp.after_request
 def revalidate_static(resp: Response) -> Response:
     """Static files may be cached but are revalidated (ETag), unlike the pages' data."""
-    if request.endpoint == "ui.static":
+    if request.endpoint in ("ui.static", "ui.vendor"):
         resp.headers["Cache-Control"] = "no-cache"
     return resp
 

@@ -90,8 +90,9 @@ podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck --entrypoint /b
   for path in /srv/mit-fhir/tests /opt/venv/bin/pytest /opt/venv/bin/ruff /opt/venv/bin/mypy; do
     if [ -e "$path" ]; then echo "found $path"; exit 1; fi
   done
-  test -s /srv/mit-fhir/static/lforms/webcomponent/lhc-forms.js
-  test -s /srv/mit-fhir/static/lforms/fhir/R4/lformsFHIR.min.js
+  test -s /srv/mit-fhir/static/vendor/lforms/webcomponent/lhc-forms.js
+  test -s /srv/mit-fhir/static/vendor/lforms/fhir/R4/lformsFHIR.min.js
+  test -s /srv/mit-fhir/static/vendor/chart.js/chart.umd.min.js
 ' || fail "runtime image content"
 
 # --- 3. run it ---------------------------------------------------------------------------------
@@ -198,6 +199,8 @@ TOKEN=$SYSTEM_TOKEN check 201 POST /fhir/QuestionnaireResponse \
 grep -q '"resourceType": *"QuestionnaireResponse"' "$WORK/body" || fail "not a QuestionnaireResponse"
 TOKEN=$SYSTEM_TOKEN check 200 GET /fhir/AuditEvent
 grep -q '"code": *"create"' "$WORK/body" || fail "no AuditEvent for the submission"
+check 200 GET /app/vendor/lforms/webcomponent/lhc-forms.js
+check 200 GET /app/vendor/chart.js/chart.umd.min.js
 check 401 GET /metrics
 TOKEN=$METRICS_TOKEN check 200 GET /metrics
 grep -q '^mit_fhir_http_requests_total{.*route="/fhir/QuestionnaireResponse"' "$WORK/body" \
