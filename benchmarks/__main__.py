@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_extract, bench_sync
+from benchmarks import bench_extract, bench_import, bench_sync
 
-for module in (bench_extract, bench_sync):
+for module in (bench_extract, bench_sync, bench_import):
     module.run()
     print()

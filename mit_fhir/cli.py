@@ -1,9 +1,10 @@
-"""The `mit-fhir` command: serve, database, licensed wording, cohort analysis, config check."""
+"""The `mit-fhir` command: serve, database, wording, cohort analysis, bulk import/export, config."""
 
 from __future__ import annotations
 
 import csv
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,68 @@ def demo_load(to_ehr: bool) -> None:
         raise click.ClickException(f"the demo data do not fit the catalogue: {exc}") from None
     click.echo(f"demo patient Patient/{result.patient}: {len(result.created)} response(s) "
                f"loaded, {len(result.present)} already present")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10000),
+              help="lines (then responses) per database transaction")
+@click.option("--progress/--no-progress", default=None,
+              help="show progress bars (default: when stderr is a terminal)")
+def import_file(file: Path, batch_size: int, progress: bool | None) -> None:
+    """Import QuestionnaireResponses from a FHIR Bulk Data NDJSON file (.ndjson or .ndjson.gz).
+
+    Other resource types are skipped; blank lines are ignored. Run it again after an
+    interruption to resume; a file imported before reports its responses as already imported.
+    Exit status 1 when some lines were rejected (each is listed with its line number).
+    """
+    from mit_fhir.bulk.importer import Importer, rejections
+
+    app = _app()
+    context = app.extensions["mit_fhir"]
+    importer = Importer(context, file, batch_size=batch_size, progress=progress)
+    try:
+        summary = importer.run()
+    except KeyboardInterrupt:
+        click.echo("interrupted: run the same command again to resume", err=True)
+        sys.exit(130)
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz, a read error
+        raise click.ClickException(
+            f"cannot read {file.name} ({type(exc).__name__}: {exc}); nothing was stored, "
+            "import the file again once it is complete") from None
+    if summary.resumed_at_line is not None:
+        click.echo(f"resumed an interrupted import (after line {summary.resumed_at_line})")
+    click.echo(f"{summary.file_name} (sha256 {summary.digest[:12]}): {summary.lines} lines")
+    click.echo(f"  accepted:          {summary.accepted}")
+    click.echo(f"  already imported:  {summary.duplicates}")
+    click.echo(f"  skipped (not QuestionnaireResponse): {summary.skipped}")
+    click.echo(f"  rejected:          {summary.rejected}")
+    for line, reason in rejections(context, summary.digest):
+        click.echo(f"  line {line}: {reason}")
+    if summary.rejected:
+        sys.exit(1)
+
+
+@main.command("export")
+@click.option("--since", "since", required=True,
+              help="FHIR date or dateTime: Observations whose meta.lastUpdated is at or after it")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              default=None, help="NDJSON file to write (default: standard output)")
+def export_observations(since: str, output: Path | None) -> None:
+    """Write stored Observations as FHIR Bulk Data NDJSON, one resource per line."""
+    from mit_fhir.bulk.export import export, since_instant
+
+    try:
+        instant = since_instant(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    store = _app().extensions["mit_fhir"].store
+    if output is None:
+        count = export(store, instant, sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8") as handle:
+            count = export(store, instant, handle)
+    click.echo(f"exported {count} Observation(s)", err=True)
 
 
 main.add_command(reliable_change, "reliable-change")

@@ -18,6 +18,8 @@ from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
 
 Resource = dict[str, Any]
+# (connection, patient reference, coding, before) -> (baseline, previous), as `history` below.
+HistoryLookup = Callable[[Connection, str, Resource, str], tuple[Resource | None, Resource | None]]
 
 
 class Scorer:
@@ -46,8 +48,13 @@ class Scorer:
         questionnaire: Resource,
         qr_ref: Resource | None,
         new_id: Callable[[], str] = repository.new_id,
+        lookup: HistoryLookup | None = None,
     ) -> Extraction | None:
-        """Extract the response's scores and flag each against the patient's history."""
+        """Extract the response's scores and flag each against the patient's history.
+
+        `lookup` replaces the database query for the earlier scores (the bulk import keeps a
+        patient's history in memory while it stores their responses in date order).
+        """
         extraction = extract(qr, questionnaire, self.plan(questionnaire), qr_ref, new_id)
         if extraction is None:
             return None
@@ -57,7 +64,7 @@ class Scorer:
             codings = obs["code"].get("coding") or []
             if not codings or effective is None:
                 continue
-            baseline, previous = history(conn, patient, codings[0], effective)
+            baseline, previous = (lookup or history)(conn, patient, codings[0], effective)
             if "valueCodeableConcept" in obs:
                 change.band_change(obs, score, baseline, previous)
                 continue

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from sqlalchemy import Connection
 
 from mit_fhir.care_plans import apply_plan
 from mit_fhir.catalogue import Catalogue, Questionnaire
@@ -18,7 +19,7 @@ from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.plans import PlanError
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
-from mit_fhir.outcomes import Scorer
+from mit_fhir.outcomes import HistoryLookup, Scorer
 from mit_fhir.store.repository import Store, insert, new_id, now_instant
 from mit_fhir.sync import outbox
 
@@ -62,6 +63,48 @@ def validated(
     return questionnaire
 
 
+def as_new(qr: Resource) -> Resource:
+    """The response as the service stores it: a fresh id, an identifier, and of the client's
+    meta only the data-source tags (they label synthetic or published data)."""
+    tags = data_source_tags(qr)
+    qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
+    qr["id"] = new_id()
+    if tags:
+        qr["meta"] = {"tag": tags}
+    # R4 allows one identifier on a response; ours makes the EHR write idempotent.
+    qr.setdefault("identifier", {"system": QR_IDENTIFIER_SYSTEM, "value": qr["id"]})
+    return qr
+
+
+def record(
+    conn: Connection,
+    context: Context,
+    qr: Resource,
+    questionnaire: Questionnaire,
+    lookup: HistoryLookup | None = None,
+) -> list[Resource]:
+    """Store a validated `as_new` response, its Observations (with their Provenance), plan
+    resources and outbox rows; return what is synced (not the local Provenance).
+
+    Raises PlanError (a plan that cannot be recorded); the caller's transaction must then roll
+    back.
+    """
+    insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
+    ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
+    extraction = context.scorer.observations(conn, qr, questionnaire, ref, lookup=lookup)
+    stored = [qr]
+    for obs in extraction.resources() if extraction else ():
+        stored.append(insert(conn, obs, observation_index(obs), sort_date=sort_date(obs)))
+    if len(stored) > 1:
+        # Local record only: the EHR receives the Observations' derivedFrom link.
+        prov = {**provenance(qr, stored[1:], now_instant()), "id": new_id()}
+        insert(conn, prov, provenance_index(prov, qr.get("subject", {}).get("reference")))
+    stored += apply_plan(conn, qr, questionnaire)
+    if context.sync_enabled:
+        outbox.enqueue(conn, stored, time.time())
+    return stored
+
+
 def submit(
     context: Context, qr: Resource, on_stored: Callable[[list[Resource]], None] | None = None
 ) -> Resource:
@@ -71,28 +114,10 @@ def submit(
     once the transaction has committed: the audit trail lists them.
     """
     questionnaire = validated(context.catalogue, qr)
-    tags = data_source_tags(qr)
-    qr = {k: v for k, v in qr.items() if k not in ("id", "meta")}
-    qr["id"] = new_id()
-    if tags:  # the only client meta kept: it labels synthetic or published data
-        qr["meta"] = {"tag": tags}
-    # R4 allows one identifier on a response; ours makes the EHR write idempotent.
-    qr.setdefault("identifier", {"system": QR_IDENTIFIER_SYSTEM, "value": qr["id"]})
+    qr = as_new(qr)
     try:
         with context.store.transaction() as conn:
-            insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
-            ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
-            extraction = context.scorer.observations(conn, qr, questionnaire, ref)
-            stored = [qr]
-            for obs in extraction.resources() if extraction else ():
-                stored.append(insert(conn, obs, observation_index(obs), sort_date=sort_date(obs)))
-            if len(stored) > 1:
-                # Local record only: the EHR receives the Observations' derivedFrom link.
-                prov = {**provenance(qr, stored[1:], now_instant()), "id": new_id()}
-                insert(conn, prov, provenance_index(prov, qr.get("subject", {}).get("reference")))
-            stored += apply_plan(conn, qr, questionnaire)
-            if context.sync_enabled:
-                outbox.enqueue(conn, stored, time.time())
+            stored = record(conn, context, qr, questionnaire)
     except PlanError as exc:
         raise Unprocessable("the plan cannot be recorded", [
             Issue(str(exc), code="business-rule", expression=(exc.link_id,))]) from None

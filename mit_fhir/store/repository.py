@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from mit_fhir.errors import Conflict, PreconditionFailed, ServiceUnavailable
 from mit_fhir.store.schema import resource, search_index
 
 Resource = dict[str, Any]
+log = logging.getLogger("mit_fhir.store")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
+            # The driver's error class and code only: its message may quote the statement.
+            code = getattr(exc.orig, "sqlite_errorname", None) or getattr(exc.orig, "sqlstate", "")
+            log.warning("database unavailable: %s %s", type(exc.orig).__name__, code or "")
             raise ServiceUnavailable("the database is unavailable; retry later") from exc
         except IntegrityError:
             # Two requests created the same business key at once: nothing was stored by this
@@ -117,21 +122,66 @@ def insert(
     meta = res.setdefault("meta", {})
     meta["versionId"] = "1"
     meta["lastUpdated"] = now_instant()
-    conn.execute(
-        resource.insert().values(
-            resource_type=res["resourceType"],
-            id=res["id"],
-            version_id=1,
-            last_updated=meta["lastUpdated"],
-            sort_date=sort_date,
-            content=orjson.dumps(res).decode(),
-            business_key=business_key,
-        )
-    )
+    row = {"resource_type": res["resourceType"], "id": res["id"], "version_id": 1,
+           "last_updated": meta["lastUpdated"], "sort_date": sort_date,
+           "content": orjson.dumps(res).decode(), "business_key": business_key}
     rows = _index_rows(res, index)
+    buffer: InsertBuffer | None = conn.info.get(_BUFFER)
+    if buffer is not None:
+        buffer.resources.append(row)
+        buffer.index.extend(rows)
+        return res
+    conn.execute(resource.insert(), row)
     if rows:
         conn.execute(search_index.insert(), rows)
     return res
+
+
+_BUFFER = "mit_fhir.insert_buffer"
+
+
+@dataclass
+class InsertBuffer:
+    """Rows `insert` holds back while buffering, written in two statements by `flush`."""
+
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    index: list[dict[str, str]] = field(default_factory=list)
+
+    def flush(self, conn: Connection) -> None:
+        if self.resources:
+            conn.execute(resource.insert(), self.resources)
+        if self.index:
+            conn.execute(search_index.insert(), self.index)
+        self.resources, self.index = [], []
+
+
+@contextmanager
+def buffered_inserts(conn: Connection) -> Iterator[InsertBuffer]:
+    """Within the block `insert` only collects rows (one round trip per table at the end).
+
+    For bulk writers only: nothing inserted in the block can be read back before a flush.
+    """
+    buffer = InsertBuffer()
+    conn.info[_BUFFER] = buffer
+    try:
+        yield buffer
+        buffer.flush(conn)
+    finally:
+        conn.info.pop(_BUFFER, None)
+
+
+@contextmanager
+def unbuffered(conn: Connection) -> Iterator[None]:
+    """Flush any buffer and write directly within the block (code that reads what it wrote)."""
+    buffer: InsertBuffer | None = conn.info.pop(_BUFFER, None)
+    if buffer is None:
+        yield
+        return
+    buffer.flush(conn)
+    try:
+        yield
+    finally:
+        conn.info[_BUFFER] = buffer
 
 
 def update(
