@@ -37,7 +37,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database is at the newest migration."""
+    """True when the database is at the newest migration (False when none are installed)."""
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    if head is None:  # an install without its migration scripts is broken, not "current"
+        return False
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
