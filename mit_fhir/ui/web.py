@@ -11,6 +11,7 @@ from flask import Response, current_app, g, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from mit_fhir.context import ctx
+from mit_fhir.security.guard import is_loopback
 from mit_fhir.security.scopes import Principal, parse_scopes
 from mit_fhir.ui import sessions, smart
 
@@ -63,9 +64,24 @@ def new_session(token_data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return token, data
 
 
+DEVELOPMENT_SESSION: dict[str, Any] = {"development": True, "csrf": "", "patient": None,
+                                        "endpoints": None}
+
+
+def development_mode() -> bool:
+    """MIT_FHIR_AUTH=none and a loopback caller (the guard's rule for the API too)."""
+    return current_app.config["AUTH"] == "none" and is_loopback(request.remote_addr)
+
+
 def require_session() -> dict[str, Any]:
     """The launched session (tokens refreshed when due), or PageError 401."""
     data: dict[str, Any] | None = g.get("ui_session")
+    if (not data or "access_token" not in data) and development_mode():
+        # `make run` without an EHR: the pages show any patient's stored data (no EHR reads,
+        # no form submissions) to loopback callers only, as the API does in this mode.
+        g.ui_session = DEVELOPMENT_SESSION
+        g.principal = Principal.development_user()
+        return DEVELOPMENT_SESSION
     if not data or "access_token" not in data:
         raise PageError("No session: open this app from the patient's chart in the EHR.", 401)
     if smart.needs_refresh(data):

@@ -270,3 +270,34 @@ def test_the_app_runs_framed_inside_the_ehr(medplum_server: Any, browser: Any,
     finally:
         ehr.stop()
 
+
+
+def test_the_demo_patients_outcomes_show_the_case_report_and_both_medications(
+        app_server: AppServer, medplum_server: Any, page: Any) -> None:
+    """The demo patient `make run` loads (the case report's 18 months), opened from the EHR."""
+    from mit_fhir.demo import load_demo
+
+    context = app_server.app.extensions["mit_fhir"]
+    patient = load_demo(context).patient
+    launch(page, app_server, patient, view="outcomes")
+    page.wait_for_selector("#outcomes[data-ready=true]", state="attached", timeout=30_000)
+    drugs = page.locator("#meds-rows tr th").all_inner_texts()
+    assert sorted(set(drugs)) == ["fluoxetine", "topiramate"]
+    labels = page.evaluate("() => window.mitFhirCharts.medications.data.labels")
+    assert all(label.endswith("MIT plan") for label in labels), labels
+    # DERS 118 -> 57 as in the case report, the months between labelled synthetic.
+    rows = page.locator("section.instrument[data-code='ders-total'] tbody tr")
+    first, last = rows.first.locator("td"), rows.last.locator("td")
+    assert first.nth(0).inner_text() == "118" and last.nth(0).inner_text() == "57"
+    assert "recovered" in last.nth(1).inner_text().lower()
+    data_cells = [rows.nth(i).locator("td").last.inner_text() for i in range(rows.count())]
+    assert data_cells[0] == data_cells[-1] == "recorded"
+    assert set(data_cells[1:-1]) == {"synthetic"}
+    legend = page.evaluate("() => window.mitFhirCharts['ders-total'].data.datasets"
+                           ".map(d => d.label)")
+    assert any(label.endswith("(synthetic)") for label in legend)
+    # The dose changes the report does not give are labelled synthetic too.
+    doses = page.locator("#meds-rows tr td:first-of-type").all_inner_texts()
+    assert any(d.endswith("(synthetic)") for d in doses)
+    assert any(not d.endswith("(synthetic)") for d in doses)
+    screenshot(page, "demo-patient-outcomes")

@@ -193,7 +193,7 @@
                   y: { ticks: { color: "#24292f" }, afterFit: fixedWidth } },
         plugins: { legend: { labels: { color: "#24292f" } }, tooltip: { callbacks: { label: (item) => {
           const p = item.raw.period;
-          return item.raw.drug + ": " + (p.dose || "dose not given") + ", " + day(p.start) + " – " + (day(p.stop) || "ongoing") + " (" + p.status + ")";
+          return item.raw.drug + ": " + (p.dose || "dose not given") + ", " + day(p.start) + " – " + (day(p.stop) || "ongoing") + " (" + p.status + ")" + (p.synthetic ? " (synthetic)" : "");
         } } } },
       },
     });
@@ -202,7 +202,7 @@
       for (const p of m.periods) {
         const row = element("tr", { "data-drug": m.code || m.display });
         mitFhir.cell(row, m.display, true);
-        mitFhir.cell(row, p.dose);
+        mitFhir.cell(row, p.dose + (p.synthetic ? " (synthetic)" : ""));
         mitFhir.cell(row, day(p.start));
         mitFhir.cell(row, day(p.stop) || "ongoing");
         mitFhir.cell(row, p.status);
