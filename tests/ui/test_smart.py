@@ -43,7 +43,10 @@ def ehr() -> Iterator[SmartEhr]:
 def make_app(ehr: SmartEhr, database_url: str, tmp_path: Path, **extra: Any) -> Flask:
     secret = tmp_path / "secret"
     secret.write_text("s3cret")
-    return create_app({"DATABASE_URL": database_url, "SMART_CLIENT_ID": CLIENT_ID,
+    # Not development mode: the pages must need their session (the API needs its tokens).
+    return create_app({"DATABASE_URL": database_url, "AUTH": "jwt", "AUTH_ISSUER": ehr.iss,
+                       "AUTH_AUDIENCE": "https://mit.example.org/fhir",
+                       "SMART_CLIENT_ID": CLIENT_ID,
                        "SMART_CLIENT_SECRET_FILE": str(secret), "SMART_ISSUERS": ehr.iss,
                        "SMART_SCOPE": SCOPE, **extra})
 
