@@ -17,6 +17,7 @@ from mit_fhir.api import (
     health,
     metadata,
     observations,
+    openapi,
     outcomes,
     plan_resources,
     questionnaires,
@@ -69,7 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
                *plan_resources.blueprints, *audit_trail.blueprints, sync.bp, health.bp,
-               outcomes.bp, cds_hooks.discovery_bp, cds_hooks.bp):
+               outcomes.bp, cds_hooks.discovery_bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(bp)
     ui.init_app(app)  # the SMART pages under /app (their own session; exempt from bearer auth)
     # Hook order matters: after-request hooks run in reverse, so the access log sees the final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +18,12 @@ from mit_fhir.fhir.audit import provenance, provenance_index
 from mit_fhir.fhir.extract import Extraction, data_source_tags, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.plans import PlanError
+from mit_fhir.fhir.search import date_key
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.outcomes import HistoryLookup, Scorer
-from mit_fhir.store.repository import Store, insert, new_id, now_instant
+from mit_fhir.store import repository
+from mit_fhir.store.repository import Criterion, Store, insert, new_id, now_instant
 from mit_fhir.sync import outbox
 
 Resource = dict[str, Any]
@@ -60,6 +63,12 @@ def validated(
             [Issue("a completed response needs authored: its scores are dated by it",
                    code="required", expression=("QuestionnaireResponse.authored",))],
         )
+    if qr.get("authored") and date_key(qr["authored"]) is None:
+        raise Unprocessable(
+            "authored is out of range",
+            [Issue("authored must be an instant between the years 1 and 9999 in UTC",
+                   code="value", expression=("QuestionnaireResponse.authored",))],
+        )
     return questionnaire
 
 
@@ -82,6 +91,7 @@ def record(
     qr: Resource,
     questionnaire: Questionnaire,
     lookup: HistoryLookup | None = None,
+    business_key: str | None = None,
 ) -> list[Resource]:
     """Store a validated `as_new` response, its Observations (with their Provenance), plan
     resources and outbox rows; return what is synced (not the local Provenance).
@@ -89,7 +99,8 @@ def record(
     Raises PlanError (a plan that cannot be recorded); the caller's transaction must then roll
     back.
     """
-    insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr))
+    insert(conn, qr, response_index(qr, questionnaire), sort_date=sort_date(qr),
+           business_key=business_key)
     ref = {"reference": f"QuestionnaireResponse/{qr['id']}"}
     extraction = context.scorer.observations(conn, qr, questionnaire, ref, lookup=lookup)
     stored = [qr]
@@ -105,19 +116,58 @@ def record(
     return stored
 
 
+def _client_identifier(qr: Resource) -> str | None:
+    """The `system|value` of the identifier the client gave, or None."""
+    ident = qr.get("identifier")
+    if isinstance(ident, dict) and ident.get("value"):
+        return f"{ident.get('system', '')}|{ident['value']}"
+    return None
+
+
+def _content(qr: Resource) -> Resource:
+    return {k: v for k, v in qr.items() if k not in ("id", "meta")}
+
+
+def _already_stored(conn: Any, qr: Resource, token: str) -> Resource | None:
+    """The response stored under this identifier: itself if the same, else a 409 Conflict."""
+    found = repository.search(
+        conn, "QuestionnaireResponse", [Criterion("identifier", "eq", (token,))], limit=1)
+    if not found:
+        return None
+    stored = found[0]
+    if _content(stored) != _content(qr):
+        raise Conflict("another QuestionnaireResponse already has this identifier")
+    return stored
+
+
 def submit(
     context: Context, qr: Resource, on_stored: Callable[[list[Resource]], None] | None = None
 ) -> Resource:
+    """submit_once() for callers that need only the stored response."""
+    return submit_once(context, qr, on_stored)[0]
+
+
+def submit_once(
+    context: Context, qr: Resource, on_stored: Callable[[list[Resource]], None] | None = None
+) -> tuple[Resource, bool]:
     """Validate a response, then store it, its Observations and their outbox rows atomically.
 
-    `on_stored` is told every resource written (the response, its Observations, plan versions)
-    once the transaction has committed: the audit trail lists them.
+    Returns (the stored response, whether it was created now). A response whose identifier
+    is already stored is not stored again: the same response again (a client's retry) returns
+    the stored one, a different one under that identifier is a 409 Conflict. `on_stored` is
+    told every resource written (the response, its Observations, plan versions) once the
+    transaction has committed: the audit trail lists them.
     """
     questionnaire = validated(context.catalogue, qr)
+    token = _client_identifier(qr)
     qr = as_new(qr)
+    # The unique business key stops two concurrent copies; the search finds any stored one.
+    key = f"identifier:{hashlib.sha256(token.encode()).hexdigest()}" if token else None
     try:
         with context.store.transaction() as conn:
-            stored = record(conn, context, qr, questionnaire)
+            if token and (existing := _already_stored(conn, qr, token)) is not None:
+                return existing, False
+            stored = record(conn, context, qr, questionnaire, business_key=key)
     except PlanError as exc:
         raise Unprocessable("the plan cannot be recorded", [
             Issue(str(exc), code="business-rule", expression=(exc.link_id,))]) from None
@@ -125,7 +175,7 @@ def submit(
         raise Conflict("a concurrent request changed the same plan; submit again") from None
     if on_stored is not None:
         on_stored(stored)
-    return qr
+    return qr, True
 
 
 def site_questionnaire(resource: Any) -> Questionnaire:

@@ -23,7 +23,10 @@ bp = Blueprint("extract", __name__, url_prefix="/fhir/QuestionnaireResponse")
 
 
 def _parameter(params: dict[str, Any], name: str) -> Any:
-    found = [p for p in params.get("parameter", []) if p.get("name") == name]
+    entries = params.get("parameter", [])
+    if not isinstance(entries, list) or not all(isinstance(p, dict) for p in entries):
+        raise InvalidRequest("Parameters.parameter must be a list of objects")
+    found = [p for p in entries if p.get("name") == name]
     if len(found) > 1:
         raise InvalidRequest(f"parameter '{name}' is given more than once")
     return found[0].get("resource") if found else None

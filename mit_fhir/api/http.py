@@ -11,6 +11,9 @@ from mit_fhir.errors import InvalidRequest, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_TYPES = {"application/fhir+json", "application/json"}
+# Deepest JSON nesting accepted. The deepest catalogue form nests a few items (each item level is
+# two or three JSON levels); far deeper bodies would exhaust the FHIR models' recursion (a 500).
+MAX_DEPTH = 100
 
 
 def fhir_response(
@@ -39,6 +42,8 @@ def read_resource(expected: str | tuple[str, ...]) -> dict[str, Any]:
         raise InvalidRequest(f"the body is not valid JSON: {_position(exc)}") from None
     if not isinstance(resource, dict):
         raise InvalidRequest("the body must be a JSON object (a FHIR resource)")
+    if _depth(resource) > MAX_DEPTH:
+        raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels")
     wanted = (expected,) if isinstance(expected, str) else expected
     if resource.get("resourceType") not in wanted:
         raise InvalidRequest(
@@ -46,6 +51,20 @@ def read_resource(expected: str | tuple[str, ...]) -> dict[str, Any]:
             f"not '{str(resource.get('resourceType'))[:64]}'"
         )
     return resource
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of a JSON value (iterative: a deep body cannot exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _position(exc: orjson.JSONDecodeError) -> str:

@@ -9,7 +9,7 @@ from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.context import ctx
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize_resource, authorize_type
-from mit_fhir.submissions import submit
+from mit_fhir.submissions import submit_once
 
 bp = Blueprint("responses", __name__, url_prefix="/fhir/QuestionnaireResponse")
 add_read_and_search(bp, "QuestionnaireResponse")
@@ -21,6 +21,9 @@ def create() -> Response:
     authorize_type("QuestionnaireResponse", "c")
     qr = read_resource("QuestionnaireResponse")
     authorize_resource(qr, "c")
-    stored = submit(ctx(), qr, on_stored=audit.add)
-    location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/1"
-    return fhir_response(stored, 201, {"Location": location, "ETag": 'W/"1"'})
+    stored, created = submit_once(ctx(), qr, on_stored=audit.add)
+    version = stored["meta"]["versionId"]
+    location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/{version}"
+    # 200 with the stored response when this identifier was already submitted (a retry).
+    return fhir_response(stored, 201 if created else 200,
+                         {"Location": location, "ETag": f'W/"{version}"'})

@@ -26,6 +26,7 @@ from mit_fhir.ehr.errors import (
 )
 
 FHIR_JSON = "application/fhir+json"
+IDEMPOTENT_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 Resource = dict[str, Any]
 
 
@@ -101,10 +102,13 @@ class EhrClient:
         self.auth = auth
         self.timeout = timeout
         self.session = session or requests.Session()
+        # A failed connect never reached the EHR: retried for any method. A read timeout may
+        # follow a committed write, so only reads are re-sent; a POST or PUT goes back to the
+        # outbox, whose next attempt is conditional (re-sending a plain create duplicates).
         adapter = HTTPAdapter(
             max_retries=Retry(
                 total=2, connect=2, read=1, status=0, other=0, backoff_factor=0.1,
-                backoff_jitter=0.1, allowed_methods=None, raise_on_status=False,
+                backoff_jitter=0.1, allowed_methods=IDEMPOTENT_READS, raise_on_status=False,
             )
         )
         self.session.mount("http://", adapter)

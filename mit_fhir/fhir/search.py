@@ -30,7 +30,15 @@ def date_range(text: str) -> tuple[str, str]:
     m = _DATE.match(text)
     if not m:
         raise ValueError(f"not a FHIR date: {text!r}")
-    year, month, day, hour, minute, second, zone = m.groups()
+    try:
+        return _range(*m.groups())
+    except OverflowError:
+        # e.g. 9999-12-31 (its end) or 0001-01-01T00:00+14:00 (its start in UTC)
+        raise ValueError(f"date out of range: {text!r}") from None
+
+
+def _range(year: str, month: str | None, day: str | None, hour: str | None,
+           minute: str | None, second: str | None, zone: str | None) -> tuple[str, str]:
     start = datetime(
         int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
         int(second or 0), tzinfo=UTC,

@@ -7,6 +7,7 @@ answers themselves, so they are safe to log.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,8 @@ from mit_fhir.fhir.answers import ACCEPTED_VALUES, same_coding, value_of
 from mit_fhir.fhir.enable_when import enabled
 from mit_fhir.fhir.urls import EXT_MAX_VALUE, EXT_MIN_VALUE, extension
 
+# A relative reference to a Patient with a FHIR id (https://hl7.org/fhir/R4/datatypes.html#id).
+_PATIENT = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 QR_STATUS = {"in-progress", "completed", "amended", "entered-in-error", "stopped"}
 Item = dict[str, Any]
 
@@ -89,7 +92,7 @@ class _Checker:
             here = f"{path}.item[{idx}]"
             q_item = by_link.get(link_id)
             if q_item is None:
-                self.fail(here, f"linkId '{link_id}' is not an item of the Questionnaire here")
+                self.fail(here, f"linkId '{link_id[:64]}' is not an item of the Questionnaire here")
                 continue
             seen[link_id] += 1
             if seen[link_id] > 1 and not q_item.get("repeats"):
@@ -170,8 +173,9 @@ def check_against(qr: dict[str, Any], questionnaire: dict[str, Any]) -> None:
         issues.append(Issue("status must be one of " + ", ".join(sorted(QR_STATUS)),
                             expression=("QuestionnaireResponse.status",)))
     subject = qr.get("subject", {}).get("reference", "")
-    if not subject.startswith("Patient/") or len(subject) <= len("Patient/"):
-        issues.append(Issue("subject must reference the Patient (Patient/<id>)",
+    if not _PATIENT.match(subject):
+        issues.append(Issue("subject must reference the Patient (Patient/<id>, an id of 1 to 64 "
+                            "letters, digits, '-' or '.')",
                             code="required", expression=("QuestionnaireResponse.subject",)))
     checker = _Checker(collect_answers(qr.get("item", [])), qr.get("status") == "completed")
     checker.items(questionnaire.get("item", []), qr.get("item", []), "QuestionnaireResponse")

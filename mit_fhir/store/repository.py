@@ -23,10 +23,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from mit_fhir.errors import Conflict, PreconditionFailed, ServiceUnavailable
+from mit_fhir.errors import Conflict, InvalidRequest, PreconditionFailed, ServiceUnavailable
 from mit_fhir.store.schema import resource, search_index
 
 Resource = dict[str, Any]
@@ -98,6 +98,11 @@ class Store:
             # Two requests created the same business key at once: nothing was stored by this
             # one, and submitting again will find the other's data.
             raise Conflict("a concurrent request stored the same record; submit again") from None
+        except DataError:
+            # The database refused a value (PostgreSQL: a NUL character, or text longer than an
+            # indexed column): the client's input, not a fault of the service. Nothing was stored.
+            raise InvalidRequest(
+                "a value cannot be stored or searched (a NUL character, or too long)") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,203 @@
+"""GET /openapi.json: the service's OpenAPI 3 description, built from its own URL rules.
+
+Paths and methods come from the application's url_map, search parameters from
+mit_fhir.fhir.search.PARAMETERS (and the Questionnaire blueprint's own set), so the document
+cannot drift from what the routes accept. Every FHIR error is documented as an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from werkzeug.routing import Rule
+
+from mit_fhir.api import questionnaires
+from mit_fhir.fhir.search import PARAMETERS
+
+bp = Blueprint("openapi", __name__)
+
+OPENAPI_VERSION = "3.0.3"
+FHIR_JSON = "application/fhir+json"
+UNDESCRIBED = frozenset({"static"})  # Flask's own rule; the service ships no static files
+_CACHE = "mit_fhir.openapi"
+_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_TYPE = re.compile(r"^/fhir/([A-Z][A-Za-z]+)")
+_PLAIN_JSON = {"/healthz", "/readyz", "/sync/status", "/openapi.json"}
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _fhir_content(schema: Schema) -> Schema:
+    return {"content": {FHIR_JSON: {"schema": schema}}}
+
+
+COMPONENTS: Schema = {
+    "schemas": {
+        "Resource": {
+            "type": "object",
+            "required": ["resourceType"],
+            "properties": {"resourceType": {"type": "string"}},
+            "additionalProperties": True,
+        },
+        "OperationOutcome": {
+            "type": "object",
+            "required": ["resourceType", "issue"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+                "issue": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["severity", "code"],
+                        "properties": {
+                            "severity": {"type": "string",
+                                         "enum": ["fatal", "error", "warning", "information"]},
+                            "code": {"type": "string"},
+                            "diagnostics": {"type": "string"},
+                            "expression": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+        "Bundle": {
+            "type": "object",
+            "required": ["resourceType", "type"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Bundle"]},
+                "type": {"type": "string"},
+                "entry": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    },
+    "responses": {
+        "Error": {"description": "The request was refused (OperationOutcome)",
+                  **_fhir_content(_ref("OperationOutcome"))},
+        "Unavailable": {"description": "The database is unavailable; retry later",
+                        **_fhir_content(_ref("OperationOutcome"))},
+    },
+}
+
+
+def _body_types(rule: Rule) -> list[str]:
+    if rule.rule.endswith("/$extract") and "<" not in rule.rule:
+        return ["QuestionnaireResponse", "Parameters"]
+    found = _TYPE.match(rule.rule)
+    return [found.group(1)] if found else []
+
+
+def _search_parameters(resource_type: str) -> list[Schema]:
+    if resource_type == "Questionnaire":
+        names = sorted(questionnaires.SEARCH)
+        control = ["_count", "_format"]
+    else:
+        names = sorted(PARAMETERS[resource_type])
+        control = ["_count", "_format", "_sort"]
+    kinds = PARAMETERS.get(resource_type, {})
+    params = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+         "description": f"FHIR {kinds[name][0] if name in kinds else 'string'} search parameter"}
+        for name in names
+    ]
+    for name in control:
+        schema: Schema = {"type": "string"}
+        if name == "_sort":
+            schema = {"type": "string", "enum": ["date", "-date"]}
+        params.append({"name": name, "in": "query", "required": False, "schema": schema})
+    return params
+
+
+def _success(rule: Rule, method: str) -> tuple[str, Schema]:
+    if rule.rule == "/metrics":
+        return "200", {"description": "Prometheus metrics",
+                       "content": {"text/plain": {"schema": {"type": "string"}}}}
+    if rule.rule in _PLAIN_JSON:
+        return "200", {"description": "JSON document (no patient data)",
+                       "content": {"application/json": {"schema": {"type": "object"}}}}
+    if method == "POST" and "$extract" not in rule.rule:
+        return "201", {"description": "Created; Location names the new version",
+                       **_fhir_content(_ref("Resource"))}
+    if "$extract" in rule.rule:
+        return "200", {"description": "A transaction Bundle; nothing is stored",
+                       **_fhir_content(_ref("Bundle"))}
+    if not rule.arguments and _TYPE.match(rule.rule):
+        return "200", {"description": "searchset Bundle", **_fhir_content(_ref("Bundle"))}
+    return "200", {"description": "The resource", **_fhir_content(_ref("Resource"))}
+
+
+def _operation(app: Flask, rule: Rule, method: str) -> Schema:
+    status, success = _success(rule, method)
+    responses: Schema = {status: success}
+    if rule.endpoint == "responses.create":
+        responses["200"] = {"description": "Already stored under this identifier (a retry): "
+                                           "the stored response", **_fhir_content(_ref("Resource"))}
+    if rule.rule.startswith("/fhir/"):
+        responses["4XX"] = {"$ref": "#/components/responses/Error"}
+        responses["503"] = {"$ref": "#/components/responses/Unavailable"}
+    elif rule.rule == "/readyz":
+        responses["503"] = {"description": "Not ready: names what is not",
+                            "content": {"application/json": {"schema": {"type": "object"}}}}
+    op: Schema = {
+        "operationId": f"{rule.endpoint}.{method.lower()}",
+        "summary": (app.view_functions[rule.endpoint].__doc__ or rule.endpoint)
+        .strip().splitlines()[0],
+        "responses": responses,
+    }
+    params = [
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": "^[^/]+$"}}
+        for name in sorted(rule.arguments)
+    ]
+    found = _TYPE.match(rule.rule)
+    if method == "GET" and found and not rule.arguments:
+        params += _search_parameters(found.group(1))
+    if params:
+        op["parameters"] = params
+    if method == "POST" and (types := _body_types(rule)) and not rule.arguments:
+        op["requestBody"] = {
+            "required": True,
+            **_fhir_content({
+                "type": "object",
+                "required": ["resourceType"],
+                "properties": {"resourceType": {"type": "string", "enum": types}},
+                "additionalProperties": True,
+            }),
+        }
+    return op
+
+
+def build(app: Flask) -> Schema:
+    """The OpenAPI document for every URL rule of `app` (HEAD and OPTIONS left implicit)."""
+    paths: dict[str, Schema] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint in UNDESCRIBED:
+            continue
+        path = _ARGUMENT.sub(r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(app, rule, method)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "mit-fhir", "version": version("mit-fhir"),
+                 "description": "FHIR R4 (4.0.1) service for Metacognitive Interpersonal "
+                                "Therapy instruments, scores and plans."},
+        "paths": paths,
+        "components": COMPONENTS,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The service's OpenAPI 3 description."""
+    doc = current_app.extensions.get(_CACHE)
+    if doc is None:
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        doc = app.extensions[_CACHE] = build(app)
+    return jsonify(doc)
