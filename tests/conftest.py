@@ -226,3 +226,18 @@ class FhirActions:
 @pytest.fixture
 def fhir(client: FlaskClient) -> FhirActions:
     return FhirActions(client)
+
+
+def stored_counts(app: Flask) -> dict[str, int]:
+    """Rows of stored data (resources, their index rows, outbox rows), leaving out the audit
+    trail: it records refused requests too, by design. Equal before and after a rejected
+    request means nothing was half-stored."""
+    from sqlalchemy import func, select
+
+    from mit_fhir.store.schema import outbox, resource, search_index
+
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        counts = {t.name: conn.execute(select(func.count()).select_from(t).where(
+            t.c.resource_type != "AuditEvent")).scalar_one() for t in (resource, search_index)}
+        counts["outbox"] = conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+    return counts

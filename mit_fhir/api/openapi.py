@@ -21,11 +21,22 @@ bp = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.0.3"
 FHIR_JSON = "application/fhir+json"
-UNDESCRIBED = frozenset({"static"})  # Flask's own rule; the service ships no static files
+UNDESCRIBED = frozenset({"static"})  # Flask's own rule
+# The SMART pages (/app) are the browser app, with their own session: not part of this API.
+UNDESCRIBED_BLUEPRINTS = ("ui.",)
 _CACHE = "mit_fhir.openapi"
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _TYPE = re.compile(r"^/fhir/([A-Z][A-Za-z]+)")
-_PLAIN_JSON = {"/healthz", "/readyz", "/sync/status", "/openapi.json"}
+_PLAIN_JSON = {"/healthz", "/readyz", "/sync/status", "/openapi.json", "/cds-services"}
+# JSON (not FHIR) documents about patients: errors are OperationOutcomes as everywhere.
+_JSON_API = ("/outcomes/", "/cds-services/")
+PUBLIC = {"/healthz", "/readyz", "/fhir/metadata", "/openapi.json", "/cds-services"}
+
+
+def described(rule: Rule) -> bool:
+    """Whether a URL rule belongs in the API description."""
+    return rule.endpoint not in UNDESCRIBED and not rule.endpoint.startswith(
+        UNDESCRIBED_BLUEPRINTS)
 
 Schema = dict[str, Any]
 
@@ -119,10 +130,10 @@ def _success(rule: Rule, method: str) -> tuple[str, Schema]:
     if rule.rule == "/metrics":
         return "200", {"description": "Prometheus metrics",
                        "content": {"text/plain": {"schema": {"type": "string"}}}}
-    if rule.rule in _PLAIN_JSON:
+    if rule.rule in _PLAIN_JSON or rule.rule.startswith(_JSON_API):
         return "200", {"description": "JSON document (no patient data)",
                        "content": {"application/json": {"schema": {"type": "object"}}}}
-    if method == "POST" and "$extract" not in rule.rule:
+    if method == "POST" and rule.rule.startswith("/fhir/") and "$extract" not in rule.rule:
         return "201", {"description": "Created; Location names the new version",
                        **_fhir_content(_ref("Resource"))}
     if "$extract" in rule.rule:
@@ -139,7 +150,7 @@ def _operation(app: Flask, rule: Rule, method: str) -> Schema:
     if rule.endpoint == "responses.create":
         responses["200"] = {"description": "Already stored under this identifier (a retry): "
                                            "the stored response", **_fhir_content(_ref("Resource"))}
-    if rule.rule.startswith("/fhir/"):
+    if rule.rule.startswith("/fhir/") or rule.rule.startswith(_JSON_API):
         responses["4XX"] = {"$ref": "#/components/responses/Error"}
         responses["503"] = {"$ref": "#/components/responses/Unavailable"}
     elif rule.rule == "/readyz":
@@ -151,6 +162,8 @@ def _operation(app: Flask, rule: Rule, method: str) -> Schema:
         .strip().splitlines()[0],
         "responses": responses,
     }
+    if rule.rule in PUBLIC:
+        op["security"] = []
     params = [
         {"name": name, "in": "path", "required": True,
          "schema": {"type": "string", "pattern": "^[^/]+$"}}
@@ -161,6 +174,12 @@ def _operation(app: Flask, rule: Rule, method: str) -> Schema:
         params += _search_parameters(found.group(1))
     if params:
         op["parameters"] = params
+    if method == "POST" and rule.rule.startswith("/cds-services/"):
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["hook", "hookInstance", "context"],
+            "properties": {"hook": {"type": "string"}, "hookInstance": {"type": "string"},
+                           "context": {"type": "object"}},
+            "additionalProperties": True}}}}
     if method == "POST" and (types := _body_types(rule)) and not rule.arguments:
         op["requestBody"] = {
             "required": True,
@@ -178,7 +197,7 @@ def build(app: Flask) -> Schema:
     """The OpenAPI document for every URL rule of `app` (HEAD and OPTIONS left implicit)."""
     paths: dict[str, Schema] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint in UNDESCRIBED:
+        if not described(rule):
             continue
         path = _ARGUMENT.sub(r"{\1}", rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -189,7 +208,11 @@ def build(app: Flask) -> Schema:
                  "description": "FHIR R4 (4.0.1) service for Metacognitive Interpersonal "
                                 "Therapy instruments, scores and plans."},
         "paths": paths,
-        "components": COMPONENTS,
+        "components": {**COMPONENTS, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "A JWT of the configured issuer with SMART scopes "
+                           "(not needed in development mode)"}}},
+        "security": [{"bearer": []}],
     }
 
 

@@ -17,14 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 
 from mit_fhir.catalogue import Catalogue
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.scoring import reliable_change as rc
 from mit_fhir.scoring.parameters import load_parameters
-from mit_fhir.store.schema import outbox, resource, search_index
-from tests.conftest import FHIR_JSON, ROOT, drop_database, fresh_database_url
+from tests.conftest import FHIR_JSON, ROOT, drop_database, fresh_database_url, stored_counts
 from tests.properties.ranges import Range, score_ranges
 from tests.properties.strategies import mutated, responses
 from tests.resilience.live import build_app
@@ -56,9 +54,7 @@ def post(client: FlaskClient, path: str, body: Any) -> Any:
 
 
 def row_counts(app: Flask) -> dict[str, int]:
-    with app.extensions["mit_fhir"].store.transaction() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in (resource, search_index, outbox)}
+    return stored_counts(app)
 
 
 @pytest.mark.parametrize("qid", FORMS)

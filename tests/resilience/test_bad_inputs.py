@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
-from mit_fhir.store.schema import outbox, resource, search_index
-from tests.conftest import DATA, FHIR_JSON, drop_database, fresh_database_url, sample
+from tests.conftest import DATA, FHIR_JSON, drop_database, fresh_database_url, sample, stored_counts
 from tests.resilience.live import build_app
 
 BAD = DATA / "bad"
@@ -84,9 +82,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def row_counts(app: Flask) -> dict[str, int]:
-    with app.extensions["mit_fhir"].store.transaction() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in (resource, search_index, outbox)}
+    return stored_counts(app)
 
 
 def assert_outcome(resp: Any, status: int) -> None:

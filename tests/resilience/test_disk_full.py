@@ -97,8 +97,11 @@ def test_max_page_count_full_store_answers_503_and_recovers(tmp_path: Path) -> N
             _assert_unavailable(resp.status_code, resp.get_json())
             refused.append(ident)
     assert acknowledged, "some submissions fitted before the store filled up"
-    # Reads still work on a full store.
-    assert client.get("/fhir/QuestionnaireResponse?identifier=r-1").status_code == 200
+    # The catalogue still reads on a full store; patient data does not, since its read could
+    # not be audited (mit_fhir/security/audit.py: no unaudited reads).
+    assert client.get("/fhir/Questionnaire/phq-9").status_code == 200
+    full_read = client.get("/fhir/QuestionnaireResponse?identifier=r-1")
+    _assert_unavailable(full_read.status_code, full_read.get_json())
     _check_nothing_lost(url, acknowledged, refused)
 
     limit["pages"] = 0  # space frees
