@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 TEST_DATABASES ?= sqlite postgresql
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-deps clean
 
 include tests/servers/servers.mk
 include tests/deploy/deploy.mk
@@ -28,7 +28,7 @@ run: $(STAMP) ui-assets
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir demo load
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) servers container-deps ui-assets chromium
+test: $(STAMP) servers container-deps ui-assets chromium bench-deps
 ifneq ($(filter postgresql,$(TEST_DATABASES)),)
 	$(BIN)/python tests/check_postgres.py
 endif
@@ -45,7 +45,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
 
-bench: $(STAMP) servers
+# wrk, the load generator of the HTTP benchmark (Debian package), when missing.
+bench-deps:
+	@command -v wrk > /dev/null || { set -e; apt-get -o DPkg::Lock::Timeout=600 update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+	    --no-install-recommends wrk; }
+
+bench: $(STAMP) servers bench-deps
 	$(BIN)/python -m benchmarks
 
 clean:

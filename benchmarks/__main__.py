@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_extract, bench_import, bench_sync
+from benchmarks import bench_extract, bench_http, bench_import, bench_scoring, bench_sync
 
-for module in (bench_extract, bench_sync, bench_import):
+# Numbered as issue 7 lists them: extraction, scoring, HTTP, sync, bulk import.
+for module in (bench_extract, bench_scoring, bench_http, bench_sync, bench_import):
     module.run()
     print()

@@ -60,11 +60,19 @@ class Scorer:
             return None
         patient = qr["subject"]["reference"]
         effective = date_key(qr["authored"])
+        if effective is None:
+            return extraction
+        first_codings = [c[0] for o, _ in extraction.members if (c := o["code"].get("coding"))]
+        # The bulk import's in-memory lookup, else one search for all of this response's scores.
+        earlier = {} if lookup else histories(conn, patient, first_codings, effective)
         for obs, score in extraction.members:
             codings = obs["code"].get("coding") or []
-            if not codings or effective is None:
+            if not codings:
                 continue
-            baseline, previous = (lookup or history)(conn, patient, codings[0], effective)
+            if lookup is not None:
+                baseline, previous = lookup(conn, patient, codings[0], effective)
+            else:
+                baseline, previous = earlier[_token(codings[0])]
             if "valueCodeableConcept" in obs:
                 change.band_change(obs, score, baseline, previous)
                 continue
@@ -91,21 +99,34 @@ class Scorer:
             return None
 
 
+def _token(coding: Resource) -> str:
+    return f"{coding.get('system', '')}|{coding.get('code', '')}"
+
+
 def history(
     conn: Connection, patient: str, coding: Resource, before: str
 ) -> tuple[Resource | None, Resource | None]:
     """The patient's earliest and latest final Observation of this code strictly before `before`."""
-    crit = [
-        Criterion("patient", "eq", (patient,)),
-        Criterion("code", "eq", (f"{coding.get('system', '')}|{coding['code']}",)),
-        Criterion("date", "lt", (before,)),
-        Criterion("status:code", "eq", ("final",)),
-    ]
-    earlier = [
-        o
-        for o in repository.search(conn, "Observation", crit, sort="date")
-        if "valueQuantity" in o or "valueCodeableConcept" in o
-    ]
-    if not earlier:
-        return None, None
-    return earlier[0], earlier[-1]
+    return histories(conn, patient, [coding], before)[_token(coding)]
+
+
+def histories(
+    conn: Connection, patient: str, codings: list[Resource], before: str
+) -> dict[str, tuple[Resource | None, Resource | None]]:
+    """`history` of several codes (keyed "system|code") in one search, not one per score."""
+    tokens = list(dict.fromkeys(_token(c) for c in codings))
+    series: dict[str, list[Resource]] = {t: [] for t in tokens}
+    if tokens:
+        crit = [
+            Criterion("patient", "eq", (patient,)),
+            Criterion("code", "eq", tuple(tokens)),
+            Criterion("date", "lt", (before,)),
+            Criterion("status:code", "eq", ("final",)),
+        ]
+        for o in repository.search(conn, "Observation", crit, sort="date"):
+            if "valueQuantity" not in o and "valueCodeableConcept" not in o:
+                continue
+            for token in dict.fromkeys(_token(c) for c in o["code"].get("coding") or ()):
+                if token in series:
+                    series[token].append(o)
+    return {t: (found[0], found[-1]) if found else (None, None) for t, found in series.items()}

@@ -127,18 +127,26 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     GunicornServer(
         app,
         {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread" if threads > 1 else "sync",
+            **gunicorn_options(host, port, workers, threads, app.config["LOG_LEVEL"]),
             "post_fork": post_fork,
             "child_exit": child_exit,
             "when_ready": when_ready,
             "on_exit": on_exit,
-            # JSON logs; the access line is the app's own (URL rules, never paths or queries).
-            "accesslog": None,
-            "logconfig_dict": gunicorn_logconfig(app.config["LOG_LEVEL"]),
-            "timeout": 60,
-            "graceful_timeout": 20,
         },
     ).run()
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int,
+                     log_level: str = "INFO") -> dict[str, Any]:
+    """gunicorn's settings for `serve` (the HTTP benchmark's bare endpoint uses them too)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        # JSON logs; the access line is the app's own (URL rules, never paths or queries).
+        "accesslog": None,
+        "logconfig_dict": gunicorn_logconfig(log_level),
+        "timeout": 60,
+        "graceful_timeout": 20,
+    }

@@ -18,7 +18,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    exists,
+    func,
     or_,
     select,
     tuple_,
@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mit_fhir.errors import Conflict, InvalidRequest, PreconditionFailed, ServiceUnavailable
 from mit_fhir.store.schema import resource, search_index
+from mit_fhir.store.writer_lock import WriterLock
 
 Resource = dict[str, Any]
 log = logging.getLogger("mit_fhir.store")
@@ -80,15 +81,28 @@ class Store:
                 # milliseconds). Also what a transaction-pooling PgBouncer needs.
                 kwargs["connect_args"] = {"prepare_threshold": None}
         self.engine: Engine = create_engine(url, **kwargs)
+        self.writer_lock: WriterLock | None = None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            database = self.engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self.writer_lock = WriterLock(database)
+                event.listen(self.engine, "before_cursor_execute", self.writer_lock.before_execute)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One database transaction: everything inside commits together or not at all."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            if self.writer_lock is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            self.writer_lock.begin()
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            finally:
+                self.writer_lock.end()  # after the commit or rollback
         except OperationalError as exc:
             # The driver's error class and code only: its message may quote the statement.
             code = getattr(exc.orig, "sqlite_errorname", None) or getattr(exc.orig, "sqlstate", "")
@@ -115,6 +129,9 @@ def _index_rows(res: Resource, index: Iterable[tuple[str, str]]) -> list[dict[st
     ]
 
 
+_INSERT_RESOURCE = resource.insert()
+
+
 def insert(
     conn: Connection,
     res: Resource,
@@ -136,7 +153,9 @@ def insert(
         buffer.resources.append(row)
         buffer.index.extend(rows)
         return res
-    conn.execute(resource.insert(), row)
+    # One prebuilt statement with parameters (not .values(), which builds a new statement per
+    # row): a submission inserts several resources, and this is its request path.
+    conn.execute(_INSERT_RESOURCE, row)
     if rows:
         conn.execute(search_index.insert(), rows)
     return res
@@ -279,8 +298,8 @@ def read_many(conn: Connection, keys: list[tuple[str, str]]) -> list[Resource]:
     return [orjson.loads(row[0]) for row in rows]
 
 
-def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
-    col = search_index.c.value
+def _value_test(crit: Criterion, col: ColumnElement[str] = search_index.c.value
+                ) -> ColumnElement[bool]:
     tests: list[ColumnElement[bool]] = []
     if crit.op == "between":
         pairs = zip(crit.values[::2], crit.values[1::2], strict=True)
@@ -302,12 +321,36 @@ def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
             tests.append(col.like(like_escape(v) + "%", escape="\\"))
         else:  # pragma: no cover - programming error
             raise ValueError(crit.op)
-    return exists().where(
-        and_(
+    return or_(*tests)
+
+
+def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
+    """The resource has an index row satisfying crit: a probe of its own rows.
+
+    The value is compared through coalesce() (a no-op: value is NOT NULL) so that no index on
+    it applies: without statistics SQLite would otherwise probe a range criterion (date=lt...)
+    through ix_search_lookup, reading every row of that parameter for each candidate resource,
+    instead of the resource's own rows in ix_search_owner_name.
+    """
+    return (
+        select(search_index.c.resource_id)
+        .where(
             search_index.c.resource_type == resource_type,
             search_index.c.resource_id == resource.c.id,
             search_index.c.name == crit.name,
-            or_(*tests),
+            _value_test(crit, func.coalesce(search_index.c.value, "")),
+        )
+        .exists()
+    )
+
+
+def _driver(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
+    """The ids matching an equality criterion, read from ix_search_lookup (not a table scan)."""
+    return resource.c.id.in_(
+        select(search_index.c.resource_id).where(
+            search_index.c.resource_type == resource_type,
+            search_index.c.name == crit.name,
+            _value_test(crit),
         )
     )
 
@@ -319,10 +362,23 @@ def search(
     sort: str | None = None,
     limit: int | None = None,
 ) -> list[Resource]:
-    """Resources of a type matching every criterion; sort "date" / "-date" by sort_date."""
+    """Resources of a type matching every criterion; sort "date" / "-date" by sort_date.
+
+    The first equality criterion selects the candidates through the index (put the most
+    selective first: the patient); the others are checked per candidate. Without one, every
+    resource of the type is checked.
+    """
     query = select(resource.c.content).where(resource.c.resource_type == resource_type)
+    # The patient is the most selective criterion the service searches by (a token's patient
+    # context adds it last); else the first equality criterion drives.
+    equalities = [c for c in criteria if c.op == "eq"]
+    driver = next((c for c in equalities if c.name in ("patient", "subject")),
+                  equalities[0] if equalities else None)
     for crit in criteria:
-        query = query.where(_condition(resource_type, crit))
+        if crit is driver:
+            query = query.where(_driver(resource_type, crit))
+        else:
+            query = query.where(_condition(resource_type, crit))
     if sort == "date":
         query = query.order_by(resource.c.sort_date.asc(), resource.c.id)
     elif sort == "-date":
