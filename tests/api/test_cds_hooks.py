@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,9 @@ from tests.conftest import sample
 from tests.fhir.test_extract import GOLDEN, compare_golden
 from tests.security.conftest import (  # noqa: F401 - fixtures
     Tokens,
+    bearer,
     issuer,
+    secured_demo,
     secured_settings,
     tokens,
 )
@@ -163,21 +164,9 @@ def test_bodies_that_are_not_json_objects_are_refused(client: FlaskClient) -> No
     assert client.get(SERVICE).status_code == 405
 
 
-@pytest.fixture
-def secured(issuer: Issuer, database_url: str) -> Iterator[Flask]:  # noqa: F811
-    app = create_app({"DATABASE_URL": database_url, **secured_settings(issuer)})
-    load_demo(app.extensions["mit_fhir"])
-    yield app
-    app.extensions["mit_fhir"].store.dispose()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_with_jwt_auth_discovery_is_public_and_the_service_needs_a_token(
-        secured: Flask, tokens: Tokens, issuer: Issuer) -> None:  # noqa: F811
-    api = secured.test_client()
+        secured_demo: Flask, tokens: Tokens, issuer: Issuer) -> None:  # noqa: F811
+    api = secured_demo.test_client()
     assert api.get("/cds-services").status_code == 200
     outcome(call(api, hook()), 401, "login")
     resp = call(api, hook(), tokens("clinic-app"))
@@ -193,8 +182,8 @@ def test_with_jwt_auth_discovery_is_public_and_the_service_needs_a_token(
     outcome(call(api, hook(), bearer(expired)), 401, "login")
 
 
-def test_the_call_is_audited(secured: Flask, tokens: Tokens) -> None:  # noqa: F811
-    api = secured.test_client()
+def test_the_call_is_audited(secured_demo: Flask, tokens: Tokens) -> None:  # noqa: F811
+    api = secured_demo.test_client()
     assert call(api, hook(), tokens("clinic-app")).status_code == 200
     events = [e["resource"] for e in
               api.get("/fhir/AuditEvent", headers=tokens("clinic-app")).get_json()["entry"]]

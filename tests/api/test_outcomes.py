@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,9 @@ from mit_fhir.demo import load_demo
 from mit_fhir.timeline import timeline_for
 from tests.security.conftest import (  # noqa: F401 - fixtures
     Tokens,
+    bearer,
     issuer,
+    secured_demo,
     secured_settings,
     tokens,
 )
@@ -61,21 +62,9 @@ def test_an_unreachable_ehr_is_a_warning_not_an_error(database_url: str) -> None
     assert {r["drug"] for r in body["medications"]} == {"fluoxetine", "topiramate"}
 
 
-@pytest.fixture
-def secured(issuer: Issuer, database_url: str) -> Iterator[Flask]:  # noqa: F811
-    app = create_app({"DATABASE_URL": database_url, **secured_settings(issuer)})
-    load_demo(app.extensions["mit_fhir"])
-    yield app
-    app.extensions["mit_fhir"].store.dispose()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_it_needs_a_token_that_covers_the_patients_scores_and_medication(
-        secured: Flask, tokens: Tokens, issuer: Issuer) -> None:  # noqa: F811
-    api = secured.test_client()
+        secured_demo: Flask, tokens: Tokens, issuer: Issuer) -> None:  # noqa: F811
+    api = secured_demo.test_client()
     outcome(api.get(f"/outcomes/{DEMO}"), 401, "login")
     assert api.get(f"/outcomes/{DEMO}", headers=tokens("clinic-app")).status_code == 200
     # Observation read only: the medication timeline is not covered.
@@ -87,8 +76,8 @@ def test_it_needs_a_token_that_covers_the_patients_scores_and_medication(
     assert api.get(f"/outcomes/{DEMO}", headers=bearer(own)).status_code == 200
 
 
-def test_each_access_is_audited(secured: Flask, tokens: Tokens) -> None:  # noqa: F811
-    api = secured.test_client()
+def test_each_access_is_audited(secured_demo: Flask, tokens: Tokens) -> None:  # noqa: F811
+    api = secured_demo.test_client()
     headers = tokens("clinic-app")
     body = api.get(f"/outcomes/{DEMO}", headers=headers).get_json()
     events = api.get("/fhir/AuditEvent", headers=headers).get_json()["entry"]

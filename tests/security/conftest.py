@@ -68,3 +68,18 @@ class Tokens:
 @pytest.fixture(scope="module")
 def tokens(issuer: Issuer) -> Tokens:
     return Tokens(issuer)
+
+
+@pytest.fixture
+def secured_demo(issuer: Issuer, database_url: str) -> Iterator[Flask]:
+    """A token-secured app holding the demo patient (tests of the outcomes and CDS routes)."""
+    from mit_fhir.demo import load_demo
+
+    app = create_app({"DATABASE_URL": database_url, **secured_settings(issuer)})
+    load_demo(app.extensions["mit_fhir"])
+    yield app
+    app.extensions["mit_fhir"].store.dispose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
