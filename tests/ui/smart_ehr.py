@@ -17,7 +17,6 @@ and a FHIR endpoint that checks its access tokens and forwards to a real FHIR se
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import make_server
 
+from tests.loopback import LoopbackServer
 from tests.security.issuer import ALG, _rsa_jwk
 
 
@@ -161,8 +160,7 @@ class SmartEhr:
         self.kid = "ehr-key-1"
         self.private, self.public = _rsa_jwk(self.kid)
         self.app = self._make_app()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = LoopbackServer(self.app, "smart-ehr", self.host)
 
     @property
     def url(self) -> str:
@@ -365,16 +363,8 @@ class SmartEhr:
         return app
 
     def start(self) -> SmartEhr:
-        self._server = make_server(self.host, 0, self.app, threaded=True)
-        self.port = int(self._server.server_port)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="smart-ehr")
-        self._thread.start()
+        self.port = self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._serving.stop()
