@@ -43,7 +43,8 @@ def _observations(label: str) -> list[dict[str, object]]:
 
 def _sync_seconds(base_url: str, label: str, transactions: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+        # No HTTP is served (the worker is driven in-process): development mode suffices.
+        app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "AUTH": "none",
                           "EHR_BASE_URL": base_url})
         store = app.extensions["mit_fhir"].store
         with store.transaction() as conn:
