@@ -20,11 +20,9 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import requests
 
 from benchmarks.load import RateResult, constant_rate, template
+from tests.loopback import wait_healthy
+from tests.servers.fixtures import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "post_response.lua"
@@ -76,11 +75,6 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _launch(command: list[str], env: dict[str, str], log: Path, port: int) -> Server:
@@ -88,20 +82,12 @@ def _launch(command: list[str], env: dict[str, str], log: Path, port: int) -> Se
         proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     server = Server(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {proc.returncode}: "
-                               f"{log.read_text(errors='replace')[-2000:]}")
-        try:
-            if requests.get(f"{server.base}/healthz", timeout=1).status_code == 200:
-                return server
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"{command[0]} did not answer /healthz in {STARTUP_SECONDS}s")
-        time.sleep(0.2)
+    try:
+        wait_healthy(proc, server.base, log, STARTUP_SECONDS)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 def start_service(database_url: str, log: Path, workers: int = 2) -> Server:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from mit_fhir.ehr.client import EhrClient
 from mit_fhir.sync import outbox
 from mit_fhir.sync.worker import SyncSettings, Worker
 from tests.conftest import FHIR_JSON, ROOT, sample, service_env, service_log
+from tests.servers.fixtures import free_port
 
 EHR = "http://ehr.test/fhir"
 
@@ -199,7 +199,7 @@ def test_token_refreshes_are_counted() -> None:
 
 def test_the_worker_serves_its_own_metrics() -> None:
     assert metrics.serve_worker_metrics(None) is None
-    port = _free_port()
+    port = free_port()
     server, thread = metrics.serve_worker_metrics(port, addr="127.0.0.1")
     try:
         metrics.SYNC_FAILURES.labels("conflict").inc(0)
@@ -214,10 +214,6 @@ def test_the_worker_serves_its_own_metrics() -> None:
 
 
 # Multiprocess mode under gunicorn -----------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -225,7 +221,7 @@ def test_serve_adds_up_every_workers_samples(database_url: str, tmp_path: Path) 
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # from an earlier run
-    port = _free_port()
+    port = free_port()
     env = service_env(DATABASE_URL=database_url)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     log_path = service_log("serve-metrics")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,22 +14,18 @@ import pytest
 import requests
 
 from tests.conftest import FHIR_JSON, ROOT, fresh_database_url, sample, service_env, service_log
+from tests.servers.fixtures import free_port
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("serve")
-    port = _free_port()
+    port = free_port()
     env = service_env(DATABASE_URL=fresh_database_url(tmp, "serve"))
     log_path = service_log("serve")
     log = log_path.open("wb")
@@ -141,7 +136,7 @@ def test_serve_refuses_a_bad_configuration() -> None:
     env["MIT_FHIR_AUTH"] = "none"  # development mode: the tests serve on loopback
     env["MIT_FHIR_MAX_BODY_BYTES"] = "nope"
     result = subprocess.run(
-        [str(BIN / "mit-fhir"), "serve", "--port", str(_free_port())],
+        [str(BIN / "mit-fhir"), "serve", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
     )
     assert result.returncode == 1

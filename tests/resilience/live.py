@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import requests
 from flask import Flask
 
 from mit_fhir import create_app
 from tests.conftest import ROOT, service_env, service_log
+from tests.loopback import wait_healthy
+from tests.servers.fixtures import free_port
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
@@ -37,11 +36,6 @@ def build_app(database_url: str, **settings: Any) -> Flask:
     return create_app({**SETTINGS, "DATABASE_URL": database_url, **settings})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def live_env(database_url: str, **settings: Any) -> dict[str, str]:
@@ -66,26 +60,12 @@ def live_service(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(proc, base, log_path)
+            wait_healthy(proc, base, log_path, STARTUP_SECONDS)
             yield base
         finally:
             _stop(proc)
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mit-fhir serve exited with {proc.returncode}: "
-                               f"{log_path.read_text(errors='replace')[-2000:]}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"mit-fhir serve did not answer /healthz in {STARTUP_SECONDS}s")
-        time.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,23 +14,18 @@ import requests
 
 from tests.conftest import FHIR_JSON, ROOT, sample, service_env, service_log
 from tests.servers import fixtures
-from tests.servers.fixtures import FhirTestServer
+from tests.servers.fixtures import FhirTestServer, free_port
 from tests.sync.rig import ehr_resources, wait_for
 
 medplum_server = fixtures.medplum_server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_served_submissions_reach_the_ehr(
     medplum_server: FhirTestServer, tmp_path: Path, database_url: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = service_env(DATABASE_URL=database_url, EHR_BASE_URL=medplum_server.base_url,
                       SYNC_POLL_INTERVAL="0.1")
     log_path = service_log("serve-sync")
