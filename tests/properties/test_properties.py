@@ -53,10 +53,6 @@ def post(client: FlaskClient, path: str, body: Any) -> Any:
     return client.post(path, data=json.dumps(body), content_type=FHIR_JSON)
 
 
-def row_counts(app: Flask) -> dict[str, int]:
-    return stored_counts(app)
-
-
 @pytest.mark.parametrize("qid", FORMS)
 def test_any_valid_response_extracts_and_its_scores_stay_in_range(
     qid: str, client: FlaskClient
@@ -138,13 +134,13 @@ def test_a_malformed_response_is_refused_whole_and_stores_nothing(
     def check(data: st.DataObject) -> None:
         valid = data.draw(responses(questionnaire))
         kind, bad = data.draw(mutated(questionnaire, valid))
-        before = row_counts(app)
+        before = stored_counts(app)
         resp = post(client, "/fhir/QuestionnaireResponse", bad)
         assert 400 <= resp.status_code < 500, (qid, kind, resp.status_code)
         assert resp.mimetype == FHIR_JSON
         outcome = resp.get_json()
         assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"], (qid, kind)
-        assert row_counts(app) == before, (qid, kind)
+        assert stored_counts(app) == before, (qid, kind)
 
     check()
 
@@ -152,7 +148,7 @@ def test_a_malformed_response_is_refused_whole_and_stores_nothing(
 def test_a_valid_response_is_stored_with_rows_counted(app: Flask, client: FlaskClient) -> None:
     # The counter the malformed-response property relies on does see a stored submission.
     qr = json.loads((Path(__file__).parents[1] / "data/samples/phq-9/complete.json").read_text())
-    before = row_counts(app)
+    before = stored_counts(app)
     assert post(client, "/fhir/QuestionnaireResponse", qr).status_code == 201
-    after = row_counts(app)
+    after = stored_counts(app)
     assert all(after[name] > before[name] for name in before), (before, after)

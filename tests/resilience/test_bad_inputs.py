@@ -81,10 +81,6 @@ def client(app: Flask) -> FlaskClient:
     return client
 
 
-def row_counts(app: Flask) -> dict[str, int]:
-    return stored_counts(app)
-
-
 def assert_outcome(resp: Any, status: int) -> None:
     assert resp.status_code == status, resp.get_data()[:500]
     assert resp.mimetype == FHIR_JSON
@@ -108,10 +104,10 @@ def test_each_bad_input_is_refused_and_stores_nothing(
     if case["extract"]:
         paths.append("/fhir/QuestionnaireResponse/$extract")
     for path in paths:
-        before = row_counts(app)
+        before = stored_counts(app)
         resp = client.post(path, data=body, content_type=FHIR_JSON)
         assert_outcome(resp, case["status"])
-        assert row_counts(app) == before, path
+        assert stored_counts(app) == before, path
 
 
 def test_a_duplicate_submission_is_stored_once(app: Flask, client: FlaskClient) -> None:
@@ -119,13 +115,13 @@ def test_a_duplicate_submission_is_stored_once(app: Flask, client: FlaskClient) 
     body = (BAD / case["file"]).read_bytes()
     first = client.post("/fhir/QuestionnaireResponse", data=body, content_type=FHIR_JSON)
     assert first.status_code == case["first"], first.get_json()
-    stored = row_counts(app)
+    stored = stored_counts(app)
 
     again = client.post("/fhir/QuestionnaireResponse", data=body, content_type=FHIR_JSON)
     assert again.status_code == case["again"], again.get_json()
     assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Location"] == first.headers["Location"]
-    assert row_counts(app) == stored
+    assert stored_counts(app) == stored
 
     changed = copy.deepcopy(json.loads(body))
     coding = changed["item"][0]["answer"][0]["valueCoding"]
@@ -136,7 +132,7 @@ def test_a_duplicate_submission_is_stored_once(app: Flask, client: FlaskClient) 
     refused = client.post("/fhir/QuestionnaireResponse", data=json.dumps(changed),
                           content_type=FHIR_JSON)
     assert_outcome(refused, case["changed"])
-    assert row_counts(app) == stored
+    assert stored_counts(app) == stored
 
     ident = json.loads(body)["identifier"]
     found = client.get("/fhir/QuestionnaireResponse",

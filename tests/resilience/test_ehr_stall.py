@@ -8,30 +8,23 @@ EHR answers again, every response and Observation must be in the EHR exactly onc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.servers.fixtures import SERVER_CLASSES, FhirTestServer
+from tests.servers import fixtures
+from tests.servers.fixtures import FhirTestServer
 from tests.sync.rig import HoldingProxy, Rig, ehr_resources, identifier_values, wait_for
 
 EHR_TIMEOUT = 3.0  # seconds: a loaded machine answers within it; the held answer never does
 RESPONSES = 6
 
 
-@pytest.fixture(params=list(SERVER_CLASSES), ids=list(SERVER_CLASSES))
-def ehr_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FhirTestServer]:
-    server = SERVER_CLASSES[request.param](tmp_path / "ehr")
-    server.start()
-    yield server
-    server.close()
+own_fhir_server = fixtures.own_fhir_server  # each server, started for one test
 
 
 def test_an_ehr_stalling_past_the_timeout_loses_and_duplicates_nothing(
-    ehr_server: FhirTestServer, tmp_path: Path
+    own_fhir_server: FhirTestServer, tmp_path: Path
 ) -> None:
-    with HoldingProxy(ehr_server.base_url) as proxy:
+    with HoldingProxy(own_fhir_server.base_url) as proxy:
         rig = Rig(tmp_path, proxy.base_url, EHR_TIMEOUT=EHR_TIMEOUT)
         try:
             ids = [rig.submit("phq-9")["id"] for _ in range(RESPONSES)]
@@ -44,7 +37,7 @@ def test_an_ehr_stalling_past_the_timeout_loses_and_duplicates_nothing(
             counts = rig.counts()
             assert counts["sent"] == 0 and counts["pending"] == queued and counts["failed"] == 0
             # The EHR did commit what it never acknowledged.
-            assert ehr_resources(ehr_server.base_url, "QuestionnaireResponse", rig.patient)
+            assert ehr_resources(own_fhir_server.base_url, "QuestionnaireResponse", rig.patient)
             assert any(row.attempts >= 1 for row in rig.rows())  # the timeout counted
 
             proxy.hold.clear()
@@ -53,8 +46,9 @@ def test_an_ehr_stalling_past_the_timeout_loses_and_duplicates_nothing(
             assert counts["sent"] == queued and counts["failed"] == 0
             assert counts["conflict"] == 0
 
-            responses = ehr_resources(ehr_server.base_url, "QuestionnaireResponse", rig.patient)
-            observations = ehr_resources(ehr_server.base_url, "Observation", rig.patient)
+            responses = ehr_resources(own_fhir_server.base_url, "QuestionnaireResponse",
+                                      rig.patient)
+            observations = ehr_resources(own_fhir_server.base_url, "Observation", rig.patient)
             assert sorted(identifier_values(responses)) == sorted(ids)  # each exactly once
             values = identifier_values(observations)
             assert len(values) == 3 * RESPONSES and len(set(values)) == len(values)

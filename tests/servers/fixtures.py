@@ -339,3 +339,12 @@ def fhir_server(request: pytest.FixtureRequest) -> FhirTestServer:
     """Each real FHIR server in turn (test ids end in [medplum] / [sekmet])."""
     server: FhirTestServer = request.getfixturevalue(f"{request.param}_server")
     return server
+
+
+@pytest.fixture(params=list(SERVER_CLASSES), ids=list(SERVER_CLASSES))
+def own_fhir_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FhirTestServer]:
+    """Each real FHIR server in turn, started for one test (fault tests stop and stall it)."""
+    server = SERVER_CLASSES[request.param](tmp_path / "ehr")
+    server.start()
+    yield server
+    server.close()

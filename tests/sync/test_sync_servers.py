@@ -25,7 +25,7 @@ from mit_fhir.store import repository
 from mit_fhir.sync import outbox
 from tests.conftest import FHIR_JSON, ROOT
 from tests.servers import fixtures
-from tests.servers.fixtures import SERVER_CLASSES, FhirTestServer
+from tests.servers.fixtures import FhirTestServer
 from tests.sync.rig import HoldingProxy, Rig, ehr_resources, identifier_values, wait_for
 
 fhir_server = fixtures.fhir_server
@@ -171,29 +171,24 @@ def test_an_edit_in_the_ehr_is_a_reported_conflict_and_is_kept(rig: Rig) -> None
 
 
 # Fault tests: servers of their own --------------------------------------------------------------
-@pytest.fixture(params=list(SERVER_CLASSES), ids=list(SERVER_CLASSES))
-def own_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FhirTestServer]:
-    server = SERVER_CLASSES[request.param](tmp_path / "ehr")
-    server.start()
-    yield server
-    server.close()
+own_fhir_server = fixtures.own_fhir_server  # each server, started for one test
 
 
 def test_ehr_down_during_200_submissions_then_everything_once(
-    own_server: FhirTestServer, tmp_path: Path
+    own_fhir_server: FhirTestServer, tmp_path: Path
 ) -> None:
-    rig = Rig(tmp_path, own_server.base_url)
-    own_server.stop()
+    rig = Rig(tmp_path, own_fhir_server.base_url)
+    own_fhir_server.stop()
     ids = [rig.submit("phq-9")["id"] for _ in range(200)]  # every one accepted: 201
     assert len(set(ids)) == 200
     for _ in range(3):
         rig.worker.run_once()  # the EHR refuses connections: backing off, nothing lost
     counts = rig.counts()
     assert counts["sent"] == 0 and counts["pending"] == 800 and counts["failed"] == 0
-    own_server.start()
+    own_fhir_server.start()
     rig.drain(timeout=240)
-    responses = ehr_resources(own_server.base_url, "QuestionnaireResponse", rig.patient)
-    observations = ehr_resources(own_server.base_url, "Observation", rig.patient)
+    responses = ehr_resources(own_fhir_server.base_url, "QuestionnaireResponse", rig.patient)
+    observations = ehr_resources(own_fhir_server.base_url, "Observation", rig.patient)
     assert sorted(identifier_values(responses)) == sorted(ids)  # each exactly once
     values = identifier_values(observations)  # panel, total and band per response
     assert len(values) == 600 and len(set(values)) == 600
@@ -201,9 +196,9 @@ def test_ehr_down_during_200_submissions_then_everything_once(
 
 
 def test_worker_killed_mid_transaction_then_everything_once(
-    own_server: FhirTestServer, tmp_path: Path
+    own_fhir_server: FhirTestServer, tmp_path: Path
 ) -> None:
-    with HoldingProxy(own_server.base_url) as proxy:
+    with HoldingProxy(own_fhir_server.base_url) as proxy:
         rig = Rig(tmp_path, proxy.base_url)
         ids = [rig.submit("phq-9")["id"] for _ in range(30)]
         env = {**os.environ, "MIT_FHIR_DATABASE_URL": rig.db_url,
@@ -220,7 +215,7 @@ def test_worker_killed_mid_transaction_then_everything_once(
         finally:
             if worker.poll() is None:
                 worker.kill()
-        delivered = ehr_resources(own_server.base_url, "QuestionnaireResponse", rig.patient)
+        delivered = ehr_resources(own_fhir_server.base_url, "QuestionnaireResponse", rig.patient)
         assert delivered, "the killed worker's Bundle reached the EHR"
         assert rig.counts()["sent"] == 0  # ... and none of it was recorded
         proxy.hold.clear()
@@ -233,8 +228,8 @@ def test_worker_killed_mid_transaction_then_everything_once(
             restarted.terminate()
             restarted.wait(15)
     assert rig.counts()["sent"] == 120 and rig.counts()["failed"] == 0  # 30 x (QR + 3)
-    responses = ehr_resources(own_server.base_url, "QuestionnaireResponse", rig.patient)
-    observations = ehr_resources(own_server.base_url, "Observation", rig.patient)
+    responses = ehr_resources(own_fhir_server.base_url, "QuestionnaireResponse", rig.patient)
+    observations = ehr_resources(own_fhir_server.base_url, "Observation", rig.patient)
     assert sorted(identifier_values(responses)) == sorted(ids)
     values = identifier_values(observations)
     assert len(values) == 90 and len(set(values)) == 90
