@@ -63,6 +63,10 @@ def _upsert(conn: Connection, planned: Planned, rid: str | None = None) -> Resou
     return update(conn, res, plan_index(res), int(existing["meta"]["versionId"]))
 
 
+# The forms whose responses become plan resources (apply_plan reads the current ones).
+PLAN_FORMS = frozenset({"medication-plan", "crisis-contact-plan"})
+
+
 def apply_plan(conn: Connection, qr: Resource, questionnaire: Resource) -> list[Resource]:
     """The plan resources a completed plan response created or changed (to be synced)."""
     if qr.get("status") not in ("completed", "amended"):

@@ -10,7 +10,7 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlalchemy import Connection
 
-from mit_fhir.care_plans import apply_plan
+from mit_fhir.care_plans import PLAN_FORMS, apply_plan
 from mit_fhir.catalogue import Catalogue, Questionnaire
 from mit_fhir.context import Context
 from mit_fhir.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
@@ -23,7 +23,15 @@ from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.outcomes import HistoryLookup, Scorer
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion, Store, insert, new_id, now_instant
+from mit_fhir.store.repository import (
+    Criterion,
+    Store,
+    buffered_inserts,
+    insert,
+    new_id,
+    now_instant,
+    unbuffered,
+)
 from mit_fhir.sync import outbox
 
 Resource = dict[str, Any]
@@ -110,7 +118,9 @@ def record(
         # Local record only: the EHR receives the Observations' derivedFrom link.
         prov = {**provenance(qr, stored[1:], now_instant()), "id": new_id()}
         insert(conn, prov, provenance_index(prov, qr.get("subject", {}).get("reference")))
-    stored += apply_plan(conn, qr, questionnaire)
+    if questionnaire.get("id") in PLAN_FORMS:
+        with unbuffered(conn):  # plans read the patient's current plan resources
+            stored += apply_plan(conn, qr, questionnaire)
     if context.sync_enabled:
         outbox.enqueue(conn, stored, time.time())
     return stored
@@ -140,23 +150,29 @@ def _already_stored(conn: Any, qr: Resource, token: str) -> Resource | None:
     return stored
 
 
-def submit(
-    context: Context, qr: Resource, on_stored: Callable[[list[Resource]], None] | None = None
-) -> Resource:
+# Told, inside the submission's transaction, every resource it wrote (see submit_once).
+OnStored = Callable[[Connection, list[Resource]], None]
+
+
+def submit(context: Context, qr: Resource, on_stored: OnStored | None = None) -> Resource:
     """submit_once() for callers that need only the stored response."""
     return submit_once(context, qr, on_stored)[0]
 
 
 def submit_once(
-    context: Context, qr: Resource, on_stored: Callable[[list[Resource]], None] | None = None
+    context: Context, qr: Resource, on_stored: OnStored | None = None
 ) -> tuple[Resource, bool]:
     """Validate a response, then store it, its Observations and their outbox rows atomically.
 
     Returns (the stored response, whether it was created now). A response whose identifier
     is already stored is not stored again: the same response again (a client's retry) returns
     the stored one, a different one under that identifier is a 409 Conflict. `on_stored` is
-    told every resource written (the response, its Observations, plan versions) once the
-    transaction has committed: the audit trail lists them.
+    told every resource written (the response, its Observations, plan versions) inside the
+    transaction, so that what it writes (the audit trail) commits with them.
+
+    The writes are buffered and sent in one statement per table at the end: a submission
+    reads nothing it wrote (plan forms excepted, see record), and on SQLite the one writer
+    lock is then held for the flush and the commit only, not while the response is scored.
     """
     questionnaire = validated(context.catalogue, qr)
     token = _client_identifier(qr)
@@ -167,14 +183,15 @@ def submit_once(
         with context.store.transaction() as conn:
             if token and (existing := _already_stored(conn, qr, token)) is not None:
                 return existing, False
-            stored = record(conn, context, qr, questionnaire, business_key=key)
+            with buffered_inserts(conn):
+                stored = record(conn, context, qr, questionnaire, business_key=key)
+                if on_stored is not None:
+                    on_stored(conn, stored)
     except PlanError as exc:
         raise Unprocessable("the plan cannot be recorded", [
             Issue(str(exc), code="business-rule", expression=(exc.link_id,))]) from None
     except PreconditionFailed:
         raise Conflict("a concurrent request changed the same plan; submit again") from None
-    if on_stored is not None:
-        on_stored(stored)
     return qr, True
 
 

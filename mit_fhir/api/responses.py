@@ -21,7 +21,12 @@ def create() -> Response:
     authorize_type("QuestionnaireResponse", "c")
     qr = read_resource("QuestionnaireResponse")
     authorize_resource(qr, "c")
-    stored, created = submit_once(ctx(), qr, on_stored=audit.add)
+    stored, created = submit_once(
+        ctx(), qr, on_stored=lambda conn, written: audit.store(conn, written, 201))
+    if created:
+        audit.stored()
+    else:
+        audit.add([stored])  # a retry: audited after the view, naming what it returned
     version = stored["meta"]["versionId"]
     location = f"{base_url()}/QuestionnaireResponse/{stored['id']}/_history/{version}"
     # 200 with the stored response when this identifier was already submitted (a retry).

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from mit_fhir.context import Context
 from mit_fhir.errors import FhirError, ServiceUnavailable
 from mit_fhir.fhir.plans import PlanError
-from mit_fhir.store.repository import buffered_inserts, unbuffered
+from mit_fhir.store.repository import buffered_inserts
 from mit_fhir.store.schema import search_index
 from mit_fhir.submissions import as_new, questionnaire_for, record
 
@@ -40,7 +40,6 @@ T = TypeVar("T")
 BatchHook = Callable[[str, int], None]
 COUNTERS = ("accepted", "duplicates", "skipped", "rejected")
 # Forms whose responses update plan resources (care_plans.apply_plan), reading them first.
-PLAN_FORMS = frozenset({"medication-plan", "crisis-contact-plan"})
 INDEX_VALUE_LENGTH = 512  # search_index.value is String(512)
 
 
@@ -279,11 +278,7 @@ class Importer:
         """Store one staged response as a submission would; its new id."""
         qr = as_new(orjson.loads(row.content))
         questionnaire = questionnaire_for(self.context.catalogue, qr)
-        if questionnaire.get("id") in PLAN_FORMS:
-            with unbuffered(conn):  # plans read the patient's current plan resources
-                stored = record(conn, self.context, qr, questionnaire, self.history.lookup)
-        else:
-            stored = record(conn, self.context, qr, questionnaire, self.history.lookup)
+        stored = record(conn, self.context, qr, questionnaire, self.history.lookup)
         self.history.add(stored)
         return str(qr["id"])
 

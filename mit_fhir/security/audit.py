@@ -3,8 +3,9 @@ patient data, written after the view with the outcome the caller saw.
 
 A view calls `note()` before it touches patient data (so refusals are audited too) and
 `add()` with what it returned or stored. Reads are not answered unless their AuditEvent is
-stored: if the write fails, the caller gets 503 instead of the data. A create's data is
-already committed by then; its audit failure is logged and counted, never hidden.
+stored: if the write fails, the caller gets 503 instead of the data. A create writes
+its AuditEvent in its own transaction (`store()`); one written after a view whose data is
+already committed is logged and counted when it fails, never hidden.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Connection
 
 from mit_fhir.api.http import fhir_response
 from mit_fhir.errors import Issue, operation_outcome
@@ -37,8 +39,11 @@ def note(subtype: str, resource_type: str) -> None:
 def add(resources: Iterable[dict[str, Any]]) -> None:
     """The resources this request returned or stored, and the patients they belong to."""
     record: AuditRecord | None = g.get("audit")
-    if record is None:
-        return
+    if record is not None:
+        _add(record, resources)
+
+
+def _add(record: AuditRecord, resources: Iterable[dict[str, Any]]) -> None:
     for res in resources:
         record.references.append(f"{res['resourceType']}/{res['id']}")
         subject = res.get("subject")
@@ -54,12 +59,27 @@ def add_patient(patient: str) -> None:
         record.patients.append(patient)
 
 
-def _write(response: Response) -> Response:
-    record: AuditRecord | None = g.pop("audit", None)
-    if record is None:
-        return response
-    from mit_fhir.context import ctx  # the context module imports the app's collaborators
+def store(conn: Connection, resources: Iterable[dict[str, Any]], status: int) -> None:
+    """Write a create's AuditEvent, listing what it stored, in the create's own transaction:
+    the data and its audit commit together (one commit, and no data without its audit).
 
+    The view calls `stored()` once the transaction has committed; until then a failure (the
+    commit, a concurrent duplicate) is audited after the view like any other outcome.
+    """
+    record: AuditRecord | None = g.get("audit")
+    if record is not None:
+        done = AuditRecord(record.subtype, record.resource_type, list(record.references),
+                           list(record.patients))
+        _add(done, resources)
+        _insert(conn, _event(done, status))
+
+
+def stored() -> None:
+    """The transaction that ran `store()` committed: its AuditEvent is written."""
+    g.pop("audit", None)
+
+
+def _event(record: AuditRecord, status: int) -> dict[str, Any]:
     who = g.get("principal")
     agent = Agent(
         subject=getattr(who, "subject", None),
@@ -68,12 +88,25 @@ def _write(response: Response) -> Response:
         fhir_user=getattr(who, "fhir_user", None),
         address=request.remote_addr,
     )
-    event = audit_event(record, agent, response.status_code, now_instant(),
-                        g.get("request_id"))
+    event = audit_event(record, agent, status, now_instant(), g.get("request_id"))
     event["id"] = new_id()
+    return event
+
+
+def _insert(conn: Connection, event: dict[str, Any]) -> None:
+    insert(conn, event, audit_index(event), sort_date=event["recorded"])
+
+
+def _write(response: Response) -> Response:
+    record: AuditRecord | None = g.pop("audit", None)
+    if record is None:
+        return response
+    from mit_fhir.context import ctx  # the context module imports the app's collaborators
+
+    event = _event(record, response.status_code)
     try:
         with ctx().store.transaction() as conn:
-            insert(conn, event, audit_index(event), sort_date=event["recorded"])
+            _insert(conn, event)
     except Exception as exc:  # the store is down or full: never answer a read unaudited
         log.error("audit: the AuditEvent could not be stored: %s", type(exc).__name__)
         from mit_fhir import metrics

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
-from tests.conftest import FHIR_JSON, sample
+from mit_fhir.security import audit
+from tests.conftest import FHIR_JSON, sample, stored_counts
 from tests.security.conftest import OTHER, PATIENT, Tokens
 
 MARKER = "Zebulon-Quartz-4417"  # a free-text answer that must never reach the audit trail
@@ -109,3 +114,36 @@ def _walk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for answer in item.get("answer", []):
             out += _walk(answer.get("item", []))
     return out
+
+
+
+def test_a_create_and_its_audit_event_commit_together(
+    api: FlaskClient, tokens: Tokens, secured_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One commit per create, and no stored response without its AuditEvent."""
+    engine = secured_app.extensions["mit_fhir"].store.engine
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(engine, "commit", count)
+    try:
+        created = _submit(api, tokens("clinic-app"))
+    finally:
+        event.remove(engine, "commit", count)
+    assert created.status_code == 201
+    assert len(commits) == 1, "the response, its scores and its AuditEvent in one transaction"
+    creates = _events(api, tokens, "subtype=create")
+    assert [e["outcome"] for e in creates] == ["0"]
+
+    before = stored_counts(secured_app)
+
+    def refuse(_conn: object, _event: object) -> None:
+        raise OperationalError("INSERT INTO resource", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(audit, "_insert", refuse)
+    failed = _submit(api, tokens("clinic-app"))
+    assert failed.status_code == 503
+    assert failed.get_json()["resourceType"] == "OperationOutcome"
+    assert stored_counts(secured_app) == before, "nothing stored when its audit cannot be"
