@@ -191,3 +191,40 @@ def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     finally:
         for s in stores:
             s.dispose()
+
+
+def _query_plan(conn: Any, statement: Any, params: dict[str, str]) -> str:
+    """The database's plan for a statement, as text (EXPLAIN QUERY PLAN / EXPLAIN)."""
+    compiled = statement.compile(dialect=conn.dialect)
+    values = {**compiled.params, **params}
+    args: Any = tuple(values[k] for k in compiled.positiontup) if compiled.positiontup else values
+    prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
+    return "\n".join(str(row) for row in conn.exec_driver_sql(prefix + str(compiled), args))
+
+
+def test_a_history_search_probes_each_candidates_own_rows(store: Store) -> None:
+    """Only the patient criterion reads ix_search_lookup; code, date and status are checked
+    in each candidate's own rows (ix_search_owner_name), not by reading every row of that
+    parameter for each candidate. SQLite plans without statistics; PostgreSQL is asked after
+    ANALYZE, as autovacuum leaves a running database (without any statistics its plans are
+    guesses)."""
+    with store.transaction() as conn:
+        for n in range(600):
+            repository.insert(conn, {"resourceType": "Observation"}, [
+                ("patient", f"Patient/p{n % 50}"), ("code", "http://loinc.org|44261-6"),
+                ("date", f"2024-01-{n % 28 + 1:02d}T00:00:00"), ("status:code", "final")])
+    criteria = [
+        repository.Criterion("patient", "eq", ("Patient/p7",)),
+        repository.Criterion("code", "eq", ("http://loinc.org|44261-6", "http://loinc.org|x")),
+        repository.Criterion("date", "lt", ("2024-02-01T00:00:00",)),
+        repository.Criterion("status:code", "eq", ("final",)),
+    ]
+    if on_postgresql():
+        with store.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+    with store.transaction() as conn:
+        assert len(repository.search(conn, "Observation", criteria, sort="date")) == 12
+        plan = _query_plan(conn, *repository.search_statement(
+            "Observation", criteria, sort="date"))
+    assert plan.count("ix_search_lookup") == 1, plan
+    assert plan.count("ix_search_owner_name") == 3, plan

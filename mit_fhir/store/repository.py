@@ -8,13 +8,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
+    String,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -24,7 +28,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from mit_fhir.errors import Conflict, InvalidRequest, PreconditionFailed, ServiceUnavailable
 from mit_fhir.store.schema import resource, search_index
@@ -298,13 +302,24 @@ def read_many(conn: Connection, keys: list[tuple[str, str]]) -> list[Resource]:
     return [orjson.loads(row[0]) for row in rows]
 
 
-def _value_test(crit: Criterion, col: ColumnElement[str] = search_index.c.value
-                ) -> ColumnElement[bool]:
+def _bound(crit: Criterion, value: str) -> str:
+    """The parameter bound for one value of a criterion (a LIKE pattern for the like ops)."""
+    if crit.op == "like-suffix":
+        return "%" + like_escape(value)
+    if crit.op == "like-prefix":
+        return like_escape(value) + "%"
+    return value
+
+
+def _value_test(crit: Criterion, names: Sequence[str],
+                col: ColumnElement[str] = search_index.c.value) -> ColumnElement[bool]:
+    """The criterion's test on col, with its values as the bind parameters `names`."""
     tests: list[ColumnElement[bool]] = []
+    values: list[BindParameter[str]] = [bindparam(n, type_=String) for n in names]
     if crit.op == "between":
-        pairs = zip(crit.values[::2], crit.values[1::2], strict=True)
+        pairs = zip(values[::2], values[1::2], strict=True)
         tests.extend(and_(col >= low, col <= high) for low, high in pairs)
-    for v in crit.values if crit.op != "between" else ():
+    for v in values if crit.op != "between" else ():
         if crit.op == "eq":
             tests.append(col == v)
         elif crit.op == "lt":
@@ -315,44 +330,80 @@ def _value_test(crit: Criterion, col: ColumnElement[str] = search_index.c.value
             tests.append(col > v)
         elif crit.op == "ge":
             tests.append(col >= v)
-        elif crit.op == "like-suffix":
-            tests.append(col.like("%" + like_escape(v), escape="\\"))
-        elif crit.op == "like-prefix":
-            tests.append(col.like(like_escape(v) + "%", escape="\\"))
+        elif crit.op in ("like-suffix", "like-prefix"):
+            tests.append(col.like(v, escape="\\"))
         else:  # pragma: no cover - programming error
             raise ValueError(crit.op)
     return or_(*tests)
 
 
-def _condition(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
+def _condition(resource_type: str, crit: Criterion, names: Sequence[str]) -> ColumnElement[bool]:
     """The resource has an index row satisfying crit: a probe of its own rows.
 
-    The value is compared through coalesce() (a no-op: value is NOT NULL) so that no index on
-    it applies: without statistics SQLite would otherwise probe a range criterion (date=lt...)
-    through ix_search_lookup, reading every row of that parameter for each candidate resource,
-    instead of the resource's own rows in ix_search_owner_name.
+    Name and value are compared through coalesce() (a no-op: both are NOT NULL) so that
+    ix_search_lookup cannot serve the probe: SQLite (which has no statistics) for a range
+    criterion (date=lt...), and PostgreSQL on tables not yet analysed for any, would otherwise
+    read every row of that parameter for each candidate resource (11 ms instead of 0.5 ms for
+    a patient's history among 2,400 Observations, and growing with the table) instead of the
+    resource's own rows in ix_search_owner_name.
     """
     return (
         select(search_index.c.resource_id)
         .where(
             search_index.c.resource_type == resource_type,
             search_index.c.resource_id == resource.c.id,
-            search_index.c.name == crit.name,
-            _value_test(crit, func.coalesce(search_index.c.value, "")),
+            func.coalesce(search_index.c.name, "") == crit.name,
+            _value_test(crit, names, func.coalesce(search_index.c.value, "")),
         )
         .exists()
     )
 
 
-def _driver(resource_type: str, crit: Criterion) -> ColumnElement[bool]:
+def _driver(resource_type: str, crit: Criterion, names: Sequence[str]) -> ColumnElement[bool]:
     """The ids matching an equality criterion, read from ix_search_lookup (not a table scan)."""
     return resource.c.id.in_(
         select(search_index.c.resource_id).where(
             search_index.c.resource_type == resource_type,
             search_index.c.name == crit.name,
-            _value_test(crit),
+            _value_test(crit, names),
         )
     )
+
+
+# A search's shape: the type, each criterion's name, op and number of values, sort and limit.
+Shape = tuple[str, tuple[tuple[str, str, int], ...], str | None, int | None]
+
+
+@lru_cache(maxsize=512)
+def _statement(shape: Shape) -> Select[Any]:
+    """The search statement of a shape, its values left as bind parameters v<i>_<j>.
+
+    Built once per shape: building SQLAlchemy expressions costs more than running the query,
+    and a submission searches twice (its identifier, the patient's earlier scores).
+    """
+    resource_type, criteria, sort, limit = shape
+    shaped = [Criterion(name, op, ("",) * n) for name, op, n in criteria]
+    query = select(resource.c.content).where(resource.c.resource_type == resource_type)
+    # The patient is the most selective criterion the service searches by (a token's patient
+    # context adds it last); else the first equality criterion drives.
+    equalities = [c for c in shaped if c.op == "eq"]
+    driver = next((c for c in equalities if c.name in ("patient", "subject")),
+                  equalities[0] if equalities else None)
+    for i, crit in enumerate(shaped):
+        names = [f"v{i}_{j}" for j in range(len(crit.values))]
+        if crit is driver:
+            query = query.where(_driver(resource_type, crit, names))
+        else:
+            query = query.where(_condition(resource_type, crit, names))
+    if sort == "date":
+        query = query.order_by(resource.c.sort_date.asc(), resource.c.id)
+    elif sort == "-date":
+        query = query.order_by(resource.c.sort_date.desc(), resource.c.id)
+    else:
+        query = query.order_by(resource.c.last_updated, resource.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return query
 
 
 def search(
@@ -368,23 +419,18 @@ def search(
     selective first: the patient); the others are checked per candidate. Without one, every
     resource of the type is checked.
     """
-    query = select(resource.c.content).where(resource.c.resource_type == resource_type)
-    # The patient is the most selective criterion the service searches by (a token's patient
-    # context adds it last); else the first equality criterion drives.
-    equalities = [c for c in criteria if c.op == "eq"]
-    driver = next((c for c in equalities if c.name in ("patient", "subject")),
-                  equalities[0] if equalities else None)
-    for crit in criteria:
-        if crit is driver:
-            query = query.where(_driver(resource_type, crit))
-        else:
-            query = query.where(_condition(resource_type, crit))
-    if sort == "date":
-        query = query.order_by(resource.c.sort_date.asc(), resource.c.id)
-    elif sort == "-date":
-        query = query.order_by(resource.c.sort_date.desc(), resource.c.id)
-    else:
-        query = query.order_by(resource.c.last_updated, resource.c.id)
-    if limit is not None:
-        query = query.limit(limit)
-    return [orjson.loads(row[0]) for row in conn.execute(query)]
+    statement, params = search_statement(resource_type, criteria, sort, limit)
+    return [orjson.loads(row[0]) for row in conn.execute(statement, params)]
+
+
+def search_statement(
+    resource_type: str,
+    criteria: Sequence[Criterion],
+    sort: str | None = None,
+    limit: int | None = None,
+) -> tuple[Select[Any], dict[str, str]]:
+    """The statement `search` runs, and its parameters."""
+    shape = (resource_type, tuple((c.name, c.op, len(c.values)) for c in criteria), sort, limit)
+    params = {f"v{i}_{j}": _bound(crit, v)
+              for i, crit in enumerate(criteria) for j, v in enumerate(crit.values)}
+    return _statement(shape), params
