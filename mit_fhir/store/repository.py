@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -91,6 +93,7 @@ class Store:
             database = self.engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 self.writer_lock = WriterLock(database)
+                _WRITER_LOCKS[self.engine] = self.writer_lock
                 event.listen(self.engine, "before_cursor_execute", self.writer_lock.before_execute)
 
     @contextmanager
@@ -124,6 +127,26 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def serialize(conn: Connection, key: str) -> None:
+    """Until this transaction ends, make concurrent transactions that serialize on the same key
+    wait; what they committed before is visible to this one's reads that follow.
+
+    PostgreSQL: a transaction-scoped advisory lock on the key's hash (READ COMMITTED: each
+    statement after it sees what the previous holder committed). SQLite: the writer lock,
+    taken now rather than at the first write (one writer for every key).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_ADVISORY_LOCK, {"key": key})
+        return
+    lock = _WRITER_LOCKS.get(conn.engine)
+    if lock is not None:
+        lock.hold()
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, WriterLock] = weakref.WeakKeyDictionary()
 
 
 def _index_rows(res: Resource, index: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -187,21 +210,25 @@ class InsertBuffer:
 def buffered_inserts(conn: Connection) -> Iterator[InsertBuffer]:
     """Within the block `insert` only collects rows (one round trip per table at the end).
 
-    For bulk writers only: nothing inserted in the block can be read back before a flush.
+    Nothing inserted in the block can be read back before a flush (see `unbuffered`).
     """
     buffer = InsertBuffer()
-    conn.info[_BUFFER] = buffer
+    # The dict itself, not conn.info again on the way out: after a lost connection conn.info
+    # raises PendingRollbackError, which would hide the OperationalError (a 503) behind a 500.
+    info = conn.info
+    info[_BUFFER] = buffer
     try:
         yield buffer
         buffer.flush(conn)
     finally:
-        conn.info.pop(_BUFFER, None)
+        info.pop(_BUFFER, None)
 
 
 @contextmanager
 def unbuffered(conn: Connection) -> Iterator[None]:
     """Flush any buffer and write directly within the block (code that reads what it wrote)."""
-    buffer: InsertBuffer | None = conn.info.pop(_BUFFER, None)
+    info = conn.info  # as in buffered_inserts
+    buffer: InsertBuffer | None = info.pop(_BUFFER, None)
     if buffer is None:
         yield
         return
@@ -209,7 +236,7 @@ def unbuffered(conn: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.info[_BUFFER] = buffer
+        info[_BUFFER] = buffer
 
 
 def update(
