@@ -63,7 +63,10 @@ class Scorer:
         if effective is None:
             return extraction
         first_codings = [c[0] for o, _ in extraction.members if (c := o["code"].get("coding"))]
-        # The bulk import's in-memory lookup, else one search for all of this response's scores.
+        # The bulk import's in-memory lookup, else one search for all of this response's scores,
+        # after any concurrent submission for the patient has committed (its scores count).
+        if lookup is None:
+            repository.serialize(conn, f"scores:{patient}")
         earlier = {} if lookup else histories(conn, patient, first_codings, effective)
         for obs, score in extraction.members:
             codings = obs["code"].get("coding") or []

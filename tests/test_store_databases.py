@@ -9,6 +9,7 @@ the per-test schema the suite runs in, and connections the server closes under t
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,31 @@ def test_a_history_search_probes_each_candidates_own_rows(store: Store) -> None:
             "Observation", criteria, sort="date"))
     assert plan.count("ix_search_lookup") == 1, plan
     assert plan.count("ix_search_owner_name") == 3, plan
+
+
+def test_serialize_waits_for_a_concurrent_holder_of_the_key(store: Store) -> None:
+    """Two submissions for one patient: the second reads the patient's scores only after the
+    first has committed, so it counts them (on SQLite by the writer lock, on PostgreSQL by an
+    advisory lock on the key)."""
+    held, committed_at = threading.Event(), []
+    seen: list[int] = []
+
+    def first() -> None:
+        with store.transaction() as conn:
+            repository.serialize(conn, "scores:Patient/p1")
+            repository.insert(conn, plan(), [("subject", "Patient/p1")])
+            held.set()
+            time.sleep(0.5)
+        committed_at.append(time.monotonic())
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert held.wait(10)
+    with store.transaction() as conn:
+        repository.serialize(conn, "scores:Patient/p1")
+        waited_until = time.monotonic()
+        seen.append(len(repository.search(
+            conn, "CarePlan", [repository.Criterion("subject", "eq", ("Patient/p1",))])))
+    thread.join()
+    assert waited_until >= committed_at[0], "the second transaction went on before the first ended"
+    assert seen == [1], "what the first committed is visible after the wait"

@@ -84,10 +84,14 @@ class WriterLock:
     def before_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         """SQLAlchemy before_cursor_execute hook: within a Store transaction of this thread,
         take the lock at the first write."""
+        if statement.lstrip()[:7].upper().startswith(WRITES):
+            self.hold()
+
+    def hold(self) -> None:
+        """Within a Store transaction of this thread, take the lock now (if not yet held) and
+        keep it until the transaction ends."""
         state = self._state
-        if getattr(state, "depth", 0) and not getattr(state, "held", False) and (
-            statement.lstrip()[:7].upper().startswith(WRITES)
-        ):
+        if getattr(state, "depth", 0) and not getattr(state, "held", False):
             self.acquire()
             state.held = True
 
