@@ -75,9 +75,15 @@ class SettingsSchema(Schema):
     SYNC_WORKER = fields.Boolean(load_default=True)
     SYNC_MAX_ATTEMPTS = fields.Integer(load_default=8, validate=validate.Range(min=1, max=100))
     SYNC_BATCH_SIZE = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
-    SYNC_BUNDLE_SIZE = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    SYNC_BUNDLE_SIZE = fields.Integer(load_default=200, validate=validate.Range(min=1, max=500))
     SYNC_CONDITIONAL_BUNDLE_SIZE = fields.Integer(
         load_default=8, validate=validate.Range(min=1, max=500)
+    )
+    SYNC_BUNDLE_MAX_UPDATES = fields.Integer(
+        load_default=50, validate=validate.Range(min=1, max=500)
+    )
+    SYNC_BUNDLE_MAX_BYTES = fields.Integer(
+        load_default=768 * 1024, validate=validate.Range(min=1024, max=64 * 1024 * 1024)
     )
     SYNC_BACKOFF_BASE = fields.Float(load_default=1.0, validate=validate.Range(min=0.01, max=60))
     SYNC_BACKOFF_MAX = fields.Float(load_default=300.0, validate=validate.Range(min=0.1, max=86400))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from mit_fhir.store.schema import outbox
 
@@ -91,13 +91,6 @@ def claim(conn: Connection, worker: str, limit: int, now: float, lease: float) -
     return [Item(*row) for row in rows]
 
 
-def _settle(conn: Connection, item_id: int, now: float, **values: Any) -> None:
-    conn.execute(
-        update(outbox).where(outbox.c.id == item_id)
-        .values(lease_until=None, leased_by=None, updated_at=now, **values)
-    )
-
-
 def sent_many(conn: Connection, ids: list[int], now: float, worker: str | None = None) -> None:
     """Settle delivered rows in one statement, recording the worker that delivered them."""
     if ids:
@@ -108,27 +101,51 @@ def sent_many(conn: Connection, ids: list[int], now: float, worker: str | None =
         )
 
 
-def later(conn: Connection, item: Item, now: float, delay: float) -> None:
+@dataclass(frozen=True)
+class Unsent:
+    """How a claimed row that was not delivered is released; None leaves a column as it is."""
+
+    id: int
+    state: str | None = None
+    attempts: int | None = None
+    next_attempt_at: float | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+
+
+def later(item: Item, now: float, delay: float) -> Unsent:
     """Release without counting an attempt (e.g. waiting for a dependency to be synced)."""
-    _settle(conn, item.id, now, next_attempt_at=now + delay)
+    return Unsent(item.id, next_attempt_at=now + delay)
 
 
 def retry(
-    conn: Connection, item: Item, now: float, delay: float, status: int, error: str,
-    max_attempts: int,
-) -> str:
-    """Count an attempt; park the row as failed once attempts run out. Returns the new state."""
+    item: Item, now: float, delay: float, status: int, error: str, max_attempts: int
+) -> Unsent:
+    """Count an attempt; park the row as failed once attempts run out."""
     attempts = item.attempts + 1
-    state = "failed" if attempts >= max_attempts else "pending"
-    _settle(conn, item.id, now, state=state, attempts=attempts, next_attempt_at=now + delay,
-            last_status=status, last_error=error)
-    return state
+    return Unsent(item.id, "failed" if attempts >= max_attempts else "pending", attempts,
+                  now + delay, status, error)
 
 
-def park(conn: Connection, item: Item, now: float, state: str, status: int, error: str) -> None:
+def park(item: Item, state: str, status: int, error: str) -> Unsent:
     """Settle as failed or conflict at once (no retry)."""
-    _settle(conn, item.id, now, state=state, attempts=item.attempts + 1, last_status=status,
-            last_error=error)
+    return Unsent(item.id, state, item.attempts + 1, None, status, error)
+
+
+def unsent_many(conn: Connection, rows: list[Unsent], now: float) -> None:
+    """Release rows that were not delivered, in one executemany."""
+    if not rows:
+        return
+    keep = {name: func.coalesce(bindparam(f"new_{name}", type_=outbox.c[name].type),
+                                outbox.c[name])
+            for name in ("state", "attempts", "next_attempt_at", "last_status", "last_error")}
+    conn.execute(
+        update(outbox).where(outbox.c.id == bindparam("row_id"))
+        .values(lease_until=None, leased_by=None, updated_at=now, **keep),
+        [{"row_id": r.id, "new_state": r.state, "new_attempts": r.attempts,
+          "new_next_attempt_at": r.next_attempt_at, "new_last_status": r.last_status,
+          "new_last_error": r.last_error} for r in rows],
+    )
 
 
 def requeue(conn: Connection, now: float, ids: Iterable[int] | None = None) -> int:

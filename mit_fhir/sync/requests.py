@@ -53,12 +53,35 @@ def local_key(res: Resource) -> str:
     return f"{res['resourceType']}/{res['id']}"
 
 
+def local_target(ref: Any) -> str | None:
+    """`Type/id` when `ref` points at a synced local resource (any version), else None."""
+    if type(ref) is not str or "/" not in ref:
+        return None
+    rtype, _, rest = ref.partition("/")
+    return f"{rtype}/{rest.split('/', 1)[0]}" if rtype in SYNCED_TYPES else None
+
+
+def references(res: Resource) -> frozenset[str]:
+    """The synced local resources `res` refers to (`Type/id`), found without recursion."""
+    found: set[str] = set()
+    stack: list[Any] = [res]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            target = local_target(node.get("reference"))
+            if target is not None:
+                found.add(target)
+            stack.extend([v for v in node.values() if type(v) is dict or type(v) is list])
+        else:
+            stack.extend([v for v in node if type(v) is dict or type(v) is list])
+    return frozenset(found)
+
+
 def rewrite(node: Any, resolve: dict[str, str]) -> Any:
     """Copy with references to synced local resources replaced by `resolve`'s targets."""
     if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.split("/")[0] in SYNCED_TYPES and "/" in ref:
-            key = "/".join(ref.split("/")[:2])
+        key = local_target(node.get("reference"))
+        if key is not None:
             if key not in resolve:
                 raise Unresolved(key)
             return {**node, "reference": resolve[key]}
@@ -68,9 +91,17 @@ def rewrite(node: Any, resolve: dict[str, str]) -> Any:
     return node
 
 
-def body(res: Resource, resolve: dict[str, str], remote_id: str | None) -> Resource:
-    """The resource as the EHR gets it: our meta stripped, its id, references resolved."""
-    out: Resource = rewrite(res, resolve)  # rewrite builds new containers: no deepcopy needed
+def body(
+    res: Resource, resolve: dict[str, str], remote_id: str | None,
+    refs: frozenset[str] | None = None,
+) -> Resource:
+    """The resource as the EHR gets it: our meta stripped, its id, references resolved.
+
+    `refs` (from `references`) may be passed when known: a resource without local references
+    needs no rewriting, and a shallow copy is enough (the body is only serialized, never edited).
+    """
+    # rewrite builds new containers, so the stored resource is never changed either way.
+    out: Resource = dict(res) if refs is not None and not refs else rewrite(res, resolve)
     meta = {k: v for k, v in out.pop("meta", {}).items() if k in ("profile", "tag", "security")}
     if meta:
         out["meta"] = meta

@@ -7,7 +7,9 @@ up to SYNC_BUNDLE_SIZE entries: nothing can exist in the EHR yet. Once a deliver
 reached the EHR (a retry, or a row reclaimed after a crash or an expired lease: the claim is
 counted in the database before anything is sent), creates are conditional on our business
 identifier, in Bundles of up to SYNC_CONDITIONAL_BUNDLE_SIZE entries (conditional writes need
-serializable isolation; Medplum refuses more than 8 such entries in one transaction). A failed
+serializable isolation; Medplum refuses more than 8 such entries in one transaction). Every
+Bundle also holds at most SYNC_BUNDLE_MAX_UPDATES updates (Medplum refuses more than 50) and
+about SYNC_BUNDLE_MAX_BYTES of resources (Medplum's default body limit is 1 MB). A failed
 transaction is retried whole when the failure is transient (network, 5xx, 408, 409, 429); when
 the EHR rejects it (412 or another 4xx) the entries are replayed one by one so that only the
 offending resource is parked, as a conflict (412) or failed (other 4xx), with the EHR's
@@ -28,7 +30,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_, update
+import orjson
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mit_fhir import metrics
 from mit_fhir.ehr.client import Capabilities, EhrClient
@@ -47,12 +51,15 @@ from mit_fhir.sync.requests import (
     identifier_query,
     local_key,
     parse_location,
+    references,
 )
 
 log = logging.getLogger("mit_fhir.sync")
 Resource = dict[str, Any]
 DEPENDENCY_WAIT = 2.0  # seconds before retrying a resource whose reference is not synced yet
 SETTLE_INTERVAL = 1.0  # at most this long between writing results during a round
+_UPSERTS: dict[str, Callable[[Any], Any]] = {"sqlite": sqlite.insert,
+                                            "postgresql": postgresql.insert}
 
 
 @dataclass(eq=False)
@@ -66,14 +73,19 @@ class Job:
     # written before the failing one, so the replay must not create plainly.
     replayed: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return local_key(self.resource)
 
     @functools.cached_property
     def refs(self) -> frozenset[str]:
         """The local resources this one refers to (computed once per round)."""
-        return frozenset(_references(self.resource))
+        return references(self.resource)
+
+    @functools.cached_property
+    def size(self) -> int:
+        """Bytes of the resource as JSON: about what its Bundle entry adds to the request."""
+        return len(orjson.dumps(self.resource))
 
     @property
     def version(self) -> int:
@@ -95,8 +107,10 @@ class SyncSettings:
     """The SYNC_* settings the worker uses."""
 
     batch_size: int = 500
-    bundle_size: int = 50
+    bundle_size: int = 200
     conditional_bundle_size: int = 8
+    bundle_max_updates: int = 50
+    bundle_max_bytes: int = 768 * 1024
     max_attempts: int = 8
     backoff_base: float = 1.0
     backoff_max: float = 300.0
@@ -108,21 +122,30 @@ class SyncSettings:
         return cls(
             batch_size=settings["SYNC_BATCH_SIZE"], bundle_size=settings["SYNC_BUNDLE_SIZE"],
             conditional_bundle_size=settings["SYNC_CONDITIONAL_BUNDLE_SIZE"],
+            bundle_max_updates=settings["SYNC_BUNDLE_MAX_UPDATES"],
+            bundle_max_bytes=settings["SYNC_BUNDLE_MAX_BYTES"],
             max_attempts=settings["SYNC_MAX_ATTEMPTS"], backoff_base=settings["SYNC_BACKOFF_BASE"],
             backoff_max=settings["SYNC_BACKOFF_MAX"], lease_seconds=settings["SYNC_LEASE_SECONDS"],
             poll_interval=settings["SYNC_POLL_INTERVAL"],
         )
 
 
-def _chunks(jobs: list[Job], plain: int, conditional: int) -> Iterator[list[Job]]:
-    """Consecutive chunks; a chunk holding a conditional create is held to the smaller size."""
+def _chunks(jobs: list[Job], settings: SyncSettings) -> Iterator[list[Job]]:
+    """Consecutive chunks within a Bundle's limits: entries (fewer once a create is
+    conditional), updates and bytes. A resource larger than the byte limit travels alone."""
     chunk: list[Job] = []
+    conditional, updates, size = False, 0, 0
     for job in jobs:
-        limit = conditional if any(_needs_condition(j) for j in [*chunk, job]) else plain
-        if chunk and len(chunk) >= limit:
+        needs = _needs_condition(job)
+        limit = settings.conditional_bundle_size if conditional or needs else settings.bundle_size
+        if chunk and (len(chunk) >= limit or size + job.size > settings.bundle_max_bytes
+                      or (job.link is not None and updates >= settings.bundle_max_updates)):
             yield chunk
-            chunk = []
+            chunk, conditional, updates, size = [], False, 0, 0
         chunk.append(job)
+        conditional = conditional or needs
+        updates += job.link is not None
+        size += job.size
     if chunk:
         yield chunk
 
@@ -188,8 +211,7 @@ class Worker:
         # costs more than sending 50 entries, and a delivery that is not yet recorded when the
         # worker dies is only sent again, conditionally (see the module docstring).
         last_settle = time.monotonic()
-        for chunk in _chunks(todo, self.settings.bundle_size,
-                             self.settings.conditional_bundle_size):
+        for chunk in _chunks(todo, self.settings):
             sent = self._send(chunk, caps)
             self._learn(sent)
             outcomes += sent
@@ -318,14 +340,14 @@ class Worker:
             if job.link.remote_version:
                 request["ifMatch"] = f'W/"{job.link.remote_version}"'
             return {"fullUrl": self.client.url(f"{rtype}/{job.link.remote_id}"),
-                    "resource": body(job.resource, resolve, job.link.remote_id),
+                    "resource": body(job.resource, resolve, job.link.remote_id, job.refs),
                     "request": request}
         request = {"method": "POST", "url": rtype}
         ident = identifier(job.resource)
         if ident and _needs_condition(job) and _conditional(caps, rtype):
             request["ifNoneExist"] = identifier_query(ident)
         return {"fullUrl": f"urn:uuid:{job.resource['id']}",
-                "resource": body(job.resource, resolve, None), "request": request}
+                "resource": body(job.resource, resolve, None, job.refs), "request": request}
 
     def _one_by_one(self, chunk: list[Job], caps: Capabilities) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -334,13 +356,13 @@ class Worker:
             rtype = job.resource["resourceType"]
             try:
                 if job.link:
-                    payload = body(job.resource, resolve, job.link.remote_id)
+                    payload = body(job.resource, resolve, job.link.remote_id, job.refs)
                     headers = ({"If-Match": f'W/"{job.link.remote_version}"'}
                                if job.link.remote_version else {})
                     resp = self.client.request("PUT", f"{rtype}/{job.link.remote_id}", payload,
                                                headers)
                 else:
-                    payload = body(job.resource, resolve, None)
+                    payload = body(job.resource, resolve, None, job.refs)
                     ident = identifier(job.resource)
                     headers = ({"If-None-Exist": identifier_query(ident)}
                                if ident and _needs_condition(job) and _conditional(caps, rtype)
@@ -417,40 +439,46 @@ class Worker:
         return max(delay, after or 0.0)
 
     def _settle(self, outcomes: list[Outcome]) -> None:
+        """Write a round's results: links, then each row's new state, a few statements in all."""
         if not outcomes:
             return
         now = self.clock()
+        unsent: list[outbox.Unsent] = []
+        parked: list[tuple[Item, str, int]] = []
+        for o in outcomes:
+            item = o.job.item
+            if o.state in ("sent", "refresh"):
+                continue
+            if o.state == "later":
+                unsent.append(outbox.later(item, now, DEPENDENCY_WAIT))
+                continue
+            err = o.error or EhrRetryable("unknown error")
+            summary = outbox.error_summary(err.status, err.outcome, str(err))
+            if o.state == "retry":
+                row = outbox.retry(item, now, self._delay(item.attempts, err), err.status,
+                                   summary, self.settings.max_attempts)
+            else:
+                row = outbox.park(item, o.state, err.status, summary)
+            unsent.append(row)
+            if row.state in ("failed", "conflict"):
+                parked.append((item, row.state, err.status))
         with self.store.transaction() as conn:
             _save_links(conn, [(o.job.item, o.link) for o in outcomes if o.link is not None], now)
             outbox.sent_many(conn, [o.job.item.id for o in outcomes
                                     if o.state in ("sent", "refresh")], now, self.worker_id)
-            for o in outcomes:
-                item = o.job.item
-                if o.state == "sent":
-                    continue
-                if o.state == "refresh":
-                    outbox.enqueue(conn, [o.job.resource], now)
-                elif o.state == "later":
-                    outbox.later(conn, item, now, DEPENDENCY_WAIT)
-                else:
-                    err = o.error or EhrRetryable("unknown error")
-                    summary = outbox.error_summary(err.status, err.outcome, str(err))
-                    if o.state == "retry":
-                        state = outbox.retry(conn, item, now, self._delay(item.attempts, err),
-                                             err.status, summary, self.settings.max_attempts)
-                    else:
-                        outbox.park(conn, item, now, o.state, err.status, summary)
-                        state = o.state
-                    if state != "pending":
-                        metrics.SYNC_FAILURES.labels(state).inc()
-                        log.warning("sync of %s/%s parked as %s (HTTP %s)", item.resource_type,
-                                    item.resource_id, state, err.status)
+            outbox.unsent_many(conn, unsent, now)
+            # A refresh is queued again (after sent_many): next round updates with If-Match.
+            outbox.enqueue(conn, [o.job.resource for o in outcomes if o.state == "refresh"], now)
+        for item, state, status in parked:
+            metrics.SYNC_FAILURES.labels(state).inc()
+            log.warning("sync of %s/%s parked as %s (HTTP %s)", item.resource_type,
+                        item.resource_id, state, status)
 
 
 def _dependencies_first(jobs: list[Job]) -> list[Job]:
     """Stable order in which a job comes after the jobs of this batch it refers to."""
     keys = {j.key for j in jobs}
-    deps = {j.key: j.refs & (keys - {j.key}) for j in jobs}
+    deps = {j.key: {k for k in j.refs if k in keys and k != j.key} for j in jobs}
     ordered: list[Job] = []
     placed: set[str] = set()
     remaining = list(jobs)
@@ -479,32 +507,24 @@ def _has_identifier(res: Resource, ident: Resource) -> bool:
                for i in items)
 
 
-def _references(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        out: set[str] = set()
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.split("/")[0] in outbox.SYNCED_TYPES and "/" in ref:
-            out.add("/".join(ref.split("/")[:2]))
-        for v in node.values():
-            out |= _references(v)
-        return out
-    if isinstance(node, list):
-        return set().union(*(_references(v) for v in node)) if node else set()
-    return set()
-
-
 def _jobs(conn: Connection, items: list[Item]) -> list[Job]:
     """The claimed rows with their resources and links, in two queries."""
     if not items:
         return []
     keys = [(i.resource_type, i.resource_id) for i in items]
     found = {(r["resourceType"], r["id"]): r for r in repository.read_many(conn, keys)}
+    ids_by_type: dict[str, list[str]] = {}
+    for rtype, rid in keys:
+        ids_by_type.setdefault(rtype, []).append(rid)
+    # One query per type: `type = ? AND id IN (...)` uses the primary key, where a tuple IN
+    # makes SQLite scan every link.
     links = {
         (row.resource_type, row.resource_id): Link(row.remote_id, row.remote_version,
                                                    row.synced_version)
+        for rtype, ids in ids_by_type.items()
         for row in conn.execute(
-            select(sync_link).where(tuple_(sync_link.c.resource_type,
-                                           sync_link.c.resource_id).in_(keys))
+            select(sync_link).where(sync_link.c.resource_type == rtype,
+                                    sync_link.c.resource_id.in_(ids))
         )
     }
     missing = [k for k in keys if k not in found]
@@ -515,29 +535,31 @@ def _jobs(conn: Connection, items: list[Item]) -> list[Job]:
 
 
 def _save_links(conn: Connection, pairs: list[tuple[Item, Link]], now: float) -> None:
-    """Record where resources live in the EHR: one insert for the new, updates for the rest."""
+    """Record where resources live in the EHR: one upsert for all of them."""
     if not pairs:
         return
-    keys = [(item.resource_type, item.resource_id) for item, _ in pairs]
-    existing = {
-        (row[0], row[1]) for row in conn.execute(
-            select(sync_link.c.resource_type, sync_link.c.resource_id)
-            .where(tuple_(sync_link.c.resource_type, sync_link.c.resource_id).in_(keys))
-        )
-    }
-    fresh = []
-    for item, link in pairs:
-        values = {"remote_id": link.remote_id, "remote_version": link.remote_version,
-                  "synced_version": link.synced_version, "synced_at": now}
-        if (item.resource_type, item.resource_id) in existing:
-            conn.execute(update(sync_link).where(
-                sync_link.c.resource_type == item.resource_type,
-                sync_link.c.resource_id == item.resource_id).values(**values))
-        else:
-            fresh.append({"resource_type": item.resource_type, "resource_id": item.resource_id,
-                          **values})
-    if fresh:
-        conn.execute(sync_link.insert(), fresh)
+    # One row per resource (the last word wins): an upsert may not touch a row twice.
+    rows = list({
+        (item.resource_type, item.resource_id): {
+            "resource_type": item.resource_type, "resource_id": item.resource_id,
+            "remote_id": link.remote_id, "remote_version": link.remote_version,
+            "synced_version": link.synced_version, "synced_at": now}
+        for item, link in pairs
+    }.values())
+    upsert = _UPSERTS.get(conn.dialect.name)
+    if upsert is None:  # pragma: no cover - the store runs on SQLite or PostgreSQL
+        for row in rows:
+            key = (sync_link.c.resource_type == row["resource_type"],
+                   sync_link.c.resource_id == row["resource_id"])
+            if not conn.execute(update(sync_link).where(*key).values(**row)).rowcount:
+                conn.execute(sync_link.insert(), row)
+        return
+    stmt = upsert(sync_link)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[sync_link.c.resource_type, sync_link.c.resource_id],
+        set_={name: stmt.excluded[name]
+              for name in ("remote_id", "remote_version", "synced_version", "synced_at")},
+    ), rows)
 
 
 def _link(conn: Connection, rtype: str, rid: str) -> Link | None:

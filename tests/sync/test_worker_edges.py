@@ -30,8 +30,11 @@ from mit_fhir.store import repository
 from mit_fhir.store.schema import outbox, sync_link
 from mit_fhir.submissions import QR_IDENTIFIER_SYSTEM
 from mit_fhir.sync.outbox import SYNCED_TYPES
+from mit_fhir.sync.outbox import Item as OutboxItem
 from mit_fhir.sync.outbox import claim as outbox_claim
+from mit_fhir.sync.requests import Link
 from mit_fhir.sync.worker import SyncSettings, Worker
+from mit_fhir.sync.worker import _save_links as save_links
 from tests.conftest import FHIR_JSON, sample
 
 BASE = "http://ehr.test/fhir"
@@ -565,3 +568,119 @@ def test_malformed_single_write_response_retries(sync_app: Flask, mock: response
 
     states = sorted((r.state, r.attempts, r.lease_until) for r in rows(sync_app))
     assert states == [("pending", 1, None)] + [("sent", 0, None)] * 3
+
+
+# Settling: each row on its own terms, however mixed the round ------------------------------------
+def _phq9_response_down_panels_rejected(method: str, path: str, body: Resource) -> Reply | None:
+    if path == "QuestionnaireResponse" and "/phq-9|" in body["questionnaire"]:
+        return 503, {}, ""
+    return _reject_panel(method, path, body)
+
+
+def _row_kinds(app: Flask, phq_id: str) -> dict[int, str]:
+    """Outbox row id -> phq-qr | phq-obs | gad-qr | gad-panel | gad-obs."""
+    kinds = {}
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        for row in rows(app):
+            res = repository.read(conn, row.resource_type, row.resource_id)
+            assert res is not None
+            if row.resource_type == "QuestionnaireResponse":
+                kinds[row.id] = "phq-qr" if res["id"] == phq_id else "gad-qr"
+            elif res["derivedFrom"] == [{"reference": f"QuestionnaireResponse/{phq_id}"}]:
+                kinds[row.id] = "phq-obs"
+            else:
+                kinds[row.id] = "gad-panel" if res.get("hasMember") else "gad-obs"
+    return kinds
+
+
+def test_a_partly_failed_round_settles_each_row_on_its_own_terms(
+    sync_app: Flask, ehr: FakeEhr, clock: FakeClock
+) -> None:
+    phq = submit(sync_app, "phq-9")
+    submit(sync_app, "gad-7")
+    ehr.transaction_reply = lambda _b: (503, {}, "")
+    worker(sync_app, clock).run_once()
+    assert {(r.state, r.attempts, r.last_status) for r in rows(sync_app)} == {("pending", 1, 503)}
+    clock.advance(3600)
+    # The Bundle is rejected, so the entries are replayed one by one: phq-9's response meets a
+    # 503 (its scores then wait for it), gad-7's panel a 422, everything else goes through.
+    ehr.transaction_reply = lambda _b: _json(400, outcome("invalid", "x"))
+    ehr.write_reply = _phq9_response_down_panels_rejected
+
+    worker(sync_app, clock).run_once()
+
+    kinds = _row_kinds(sync_app, phq["id"])
+    got = {(kinds[r.id], r.state, r.attempts, r.last_status, r.lease_until,
+            round(r.next_attempt_at - clock.now, 6) if r.state == "pending" else None)
+           for r in rows(sync_app)}
+    assert got == {
+        ("phq-qr", "pending", 2, 503, None, 1.5),  # backoff: 3/4 of 1 s * 2**1
+        ("phq-obs", "pending", 1, 503, None, 2.0),  # waiting: the attempt is not counted
+        ("gad-qr", "sent", 1, None, None, None),
+        ("gad-obs", "sent", 1, None, None, None),
+        ("gad-panel", "failed", 2, 422, None, None),
+    }
+    waiting = [r for r in rows(sync_app) if kinds[r.id] == "phq-obs"]
+    assert len(waiting) == 3
+    assert all(json.loads(r.last_error)["status"] == 503 for r in waiting)  # kept from round 1
+    sent = {(r.resource_type, r.resource_id) for r in rows(sync_app, "sent")}
+    assert set(links(sync_app)) == sent
+
+    clock.advance(3600)
+    ehr.transaction_reply = ehr.accept_transaction
+    ehr.write_reply = lambda *_: None
+    assert worker(sync_app, clock).run_once() == 4
+    assert sorted(r.state for r in rows(sync_app)) == ["failed"] + ["sent"] * 7
+    assert len(links(sync_app)) == 7
+
+
+def test_a_bundle_holds_at_most_the_updates_allowed(sync_app: Flask, ehr: FakeEhr,
+                                                   clock: FakeClock) -> None:
+    _sync_plan_then_update(sync_app, ehr, clock)
+    first_links = links(sync_app)
+
+    worker(sync_app, clock, bundle_max_updates=1).run_once()
+
+    methods = [[e["request"]["method"] for e in b["entry"]] for b in ehr.bundles]
+    assert len(methods) == 2  # the new response and one update, then the other update
+    assert sorted(m.count("PUT") for m in methods) == [1, 1]  # CarePlan, CareTeam
+    assert {r.state for r in rows(sync_app)} == {"sent"}
+    # Updates overwrite the links they had (one row per resource), new resources add theirs.
+    now_links = links(sync_app)
+    plan_key = next(k for k in first_links if k[0] == "CarePlan")
+    assert (first_links[plan_key].synced_version, now_links[plan_key].synced_version) == (1, 2)
+    assert now_links[plan_key].remote_version == "2"
+    assert now_links[plan_key].remote_id == first_links[plan_key].remote_id
+    assert len(now_links) == len({(r.resource_type, r.resource_id) for r in rows(sync_app)})
+
+
+def test_a_bundle_holds_at_most_the_bytes_allowed(sync_app: Flask, ehr: FakeEhr,
+                                                  clock: FakeClock) -> None:
+    submit(sync_app, "scl-90-r")  # its response alone is about 15 KB
+    submit(sync_app, "phq-9")
+
+    worker(sync_app, clock, bundle_max_bytes=8192).run_once()
+
+    sizes = [[len(json.dumps(e["resource"], separators=(",", ":"))) for e in b["entry"]]
+             for b in ehr.bundles]
+    assert sum(map(len, sizes)) == 18 and len(sizes) >= 3
+    assert all(len(s) == 1 or sum(s) <= 8192 for s in sizes)
+    assert any(len(s) == 1 and s[0] > 8192 for s in sizes)  # too big for any Bundle: alone
+    assert {r.state for r in rows(sync_app)} == {"sent"}
+    # Scores sent after their response's Bundle refer to it by its id in the EHR.
+    later_refs = [ref["reference"] for b in ehr.bundles[1:] for e in b["entry"]
+                  for ref in e["resource"].get("derivedFrom", [])]
+    assert any(ref.startswith("QuestionnaireResponse/ehr-") for ref in later_refs)
+
+
+def test_links_are_upserted_once_per_resource(sync_app: Flask) -> None:
+    item = OutboxItem(1, "Observation", "o-1", 1, 0)
+    store = sync_app.extensions["mit_fhir"].store
+    with store.transaction() as conn:
+        save_links(conn, [(item, Link("ehr-1", "1", 1)), (item, Link("ehr-1", "2", 2))], 10.0)
+    with store.transaction() as conn:
+        save_links(conn, [(item, Link("ehr-1", "3", 3))], 20.0)
+    [(key, link)] = links(sync_app).items()
+    assert key == ("Observation", "o-1")
+    assert (link.remote_id, link.remote_version, link.synced_version, link.synced_at) == (
+        "ehr-1", "3", 3, 20.0)
