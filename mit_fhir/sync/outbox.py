@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, func, or_, select, update
 
 from mit_fhir.store.schema import outbox
 
@@ -111,6 +111,7 @@ class Unsent:
     next_attempt_at: float | None = None
     last_status: int | None = None
     last_error: str | None = None
+    unclaim: bool = False  # the row was never sent: its claim does not count (see unreached)
 
 
 def later(item: Item, now: float, delay: float) -> Unsent:
@@ -127,6 +128,13 @@ def retry(
                   now + delay, status, error)
 
 
+def unreached(item: Item, now: float, delay: float, status: int, error: str) -> Unsent:
+    """Release a row the round never sent (the EHR could not be reached before any request):
+    no attempt is counted and the claim is undone, so its creates stay plain, not conditional."""
+    return Unsent(item.id, next_attempt_at=now + delay, last_status=status, last_error=error,
+                  unclaim=True)
+
+
 def park(item: Item, state: str, status: int, error: str) -> Unsent:
     """Settle as failed or conflict at once (no retry)."""
     return Unsent(item.id, state, item.attempts + 1, None, status, error)
@@ -141,10 +149,11 @@ def unsent_many(conn: Connection, rows: list[Unsent], now: float) -> None:
             for name in ("state", "attempts", "next_attempt_at", "last_status", "last_error")}
     conn.execute(
         update(outbox).where(outbox.c.id == bindparam("row_id"))
-        .values(lease_until=None, leased_by=None, updated_at=now, **keep),
+        .values(lease_until=None, leased_by=None, updated_at=now,
+                claims=outbox.c.claims - bindparam("unclaim", type_=Integer), **keep),
         [{"row_id": r.id, "new_state": r.state, "new_attempts": r.attempts,
           "new_next_attempt_at": r.next_attempt_at, "new_last_status": r.last_status,
-          "new_last_error": r.last_error} for r in rows],
+          "new_last_error": r.last_error, "unclaim": int(r.unclaim)} for r in rows],
     )
 
 

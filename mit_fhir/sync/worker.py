@@ -97,7 +97,7 @@ class Outcome:
     """What happened to one job; written to the database after each Bundle."""
 
     job: Job
-    state: str  # sent | retry | failed | conflict | later | refresh
+    state: str  # sent | retry | unreached | failed | conflict | later | refresh
     link: Link | None = None
     error: EhrError | None = None
 
@@ -173,6 +173,7 @@ class Worker:
         self.clock = clock
         self.rand = rand
         self._learned: dict[str, str] = {}  # this round's deliveries, not yet written down
+        self._unreachable = 0  # rounds in a row that could not read the EHR's metadata
 
     # The loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -198,8 +199,12 @@ class Worker:
         try:
             caps = self.client.capabilities()
         except EhrError as exc:
-            self._settle([Outcome(j, "retry", error=exc) for j in jobs])
+            # Nothing was sent: the rows wait (longer each round the EHR stays unreachable)
+            # without counting an attempt or a claim, so their creates need no condition.
+            self._unreachable += 1
+            self._settle([Outcome(j, "unreached", error=exc) for j in jobs])
             return len(jobs)
+        self._unreachable = 0
         done = [j for j in jobs if j.link and j.link.synced_version >= j.version]
         outcomes = [Outcome(j, "sent") for j in done]
         todo = [j for j in jobs if j not in done]
@@ -454,7 +459,10 @@ class Worker:
                 continue
             err = o.error or EhrRetryable("unknown error")
             summary = outbox.error_summary(err.status, err.outcome, str(err))
-            if o.state == "retry":
+            if o.state == "unreached":
+                row = outbox.unreached(item, now, self._delay(self._unreachable - 1, err),
+                                       err.status, summary)
+            elif o.state == "retry":
                 row = outbox.retry(item, now, self._delay(item.attempts, err), err.status,
                                    summary, self.settings.max_attempts)
             else:

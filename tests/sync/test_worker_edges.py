@@ -320,10 +320,20 @@ def test_parked_failed_after_max_attempts(sync_app: Flask, ehr: FakeEhr,
 
 def test_ehr_down_while_reading_capabilities(sync_app: Flask, mock: responses.RequestsMock,
                                              clock: FakeClock) -> None:
+    """Nothing was sent: no attempt and no claim counts (the creates stay plain, not
+    conditional, when the EHR is back), and the rows wait longer each round it stays down."""
     mock.get(f"{BASE}/metadata", body=requests.ConnectionError("Connection refused"))
     submit(sync_app, "phq-9")
-    assert worker(sync_app, clock).run_once() == 4
-    assert {(r.state, r.attempts, r.last_status) for r in rows(sync_app)} == {("pending", 1, 0)}
+    sync = worker(sync_app, clock)
+    waits = []
+    for _ in range(3):
+        assert sync.run_once() == 4
+        found = rows(sync_app)
+        assert {(r.state, r.attempts, r.claims, r.last_status) for r in found} == {
+            ("pending", 0, 0, 0)}
+        waits.append(found[0].next_attempt_at - clock.now)
+        clock.advance(waits[-1])
+    assert 0 < waits[0] < waits[1] < waits[2]
 
 
 @pytest.mark.parametrize("reply", [
