@@ -171,8 +171,9 @@ def submit_once(
     transaction, so that what it writes (the audit trail) commits with them.
 
     The writes are buffered and sent in one statement per table at the end: a submission
-    reads nothing it wrote (plan forms excepted, see record), and on SQLite the one writer
-    lock is then held for the flush and the commit only, not while the response is scored.
+    reads nothing it wrote (plan forms excepted, see record). On SQLite the one writer lock
+    is then taken only when the patient's earlier scores are read (Scorer.observations), not
+    while the response is validated and scored.
     """
     questionnaire = validated(context.catalogue, qr)
     token = _client_identifier(qr)

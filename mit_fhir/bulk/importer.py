@@ -39,7 +39,6 @@ from .schema import bulk_import, bulk_rejection, bulk_staged, imported_response
 T = TypeVar("T")
 BatchHook = Callable[[str, int], None]
 COUNTERS = ("accepted", "duplicates", "skipped", "rejected")
-# Forms whose responses update plan resources (care_plans.apply_plan), reading them first.
 INDEX_VALUE_LENGTH = 512  # search_index.value is String(512)
 
 
