@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, event, inspect, select, text
 
 from mit_fhir.errors import Conflict, ServiceUnavailable
 from mit_fhir.store import repository
@@ -257,3 +257,30 @@ def test_serialize_waits_for_a_concurrent_holder_of_the_key(store: Store) -> Non
     thread.join()
     assert waited_until >= committed_at[0], "the second transaction went on before the first ended"
     assert seen == [1], "what the first committed is visible after the wait"
+
+
+def test_read_many_looks_resources_up_by_key(store: Store) -> None:
+    """The sync worker loads its claimed resources with read_many: every pair that exists,
+    across types, and on SQLite by primary key rather than by scanning the table."""
+    with store.transaction() as conn:
+        plans = [repository.insert(conn, plan(), []) for _ in range(30)]
+        obs = repository.insert(conn, {"resourceType": "Observation", "status": "final"}, [])
+    keys = [("CarePlan", p["id"]) for p in plans[:3]] + [("Observation", obs["id"]),
+                                                           ("Observation", "missing")]
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        with store.transaction() as conn:
+            found = repository.read_many(conn, keys)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    assert sorted((r["resourceType"], r["id"]) for r in found) == sorted(keys[:4])
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            plans_text = [str(conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all())
+                          for sql, params in statements if sql.lstrip().startswith("SELECT")]
+        assert plans_text and not any("SCAN resource" in p for p in plans_text), plans_text

@@ -27,7 +27,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -320,13 +319,20 @@ def read(conn: Connection, resource_type: str, rid: str) -> Resource | None:
 
 
 def read_many(conn: Connection, keys: list[tuple[str, str]]) -> list[Resource]:
-    """Current versions of the (type, id) pairs that exist, in one query."""
-    if not keys:
-        return []
-    rows = conn.execute(
-        select(resource.c.content).where(tuple_(resource.c.resource_type, resource.c.id).in_(keys))
-    )
-    return [orjson.loads(row[0]) for row in rows]
+    """Current versions of the (type, id) pairs that exist, one query per type.
+
+    `type = ? AND id IN (...)` is a primary-key lookup per id; a tuple IN made SQLite scan the
+    whole resource table (every sync round read all stored resources to load a few hundred).
+    """
+    ids: dict[str, list[str]] = {}
+    for rtype, rid in keys:
+        ids.setdefault(rtype, []).append(rid)
+    found: list[Resource] = []
+    for rtype, wanted in ids.items():
+        rows = conn.execute(select(resource.c.content).where(
+            resource.c.resource_type == rtype, resource.c.id.in_(wanted)))
+        found += [orjson.loads(row[0]) for row in rows]
+    return found
 
 
 def _bound(crit: Criterion, value: str) -> str:
