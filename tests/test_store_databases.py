@@ -235,7 +235,7 @@ def test_serialize_waits_for_a_concurrent_holder_of_the_key(store: Store) -> Non
     """Two submissions for one patient: the second reads the patient's scores only after the
     first has committed, so it counts them (on SQLite by the writer lock, on PostgreSQL by an
     advisory lock on the key)."""
-    held, committed_at = threading.Event(), []
+    held, committing_at = threading.Event(), []
     seen: list[int] = []
 
     def first() -> None:
@@ -244,7 +244,7 @@ def test_serialize_waits_for_a_concurrent_holder_of_the_key(store: Store) -> Non
             repository.insert(conn, plan(), [("subject", "Patient/p1")])
             held.set()
             time.sleep(0.5)
-        committed_at.append(time.monotonic())
+            committing_at.append(time.monotonic())  # the lock is held until the commit after
 
     thread = threading.Thread(target=first)
     thread.start()
@@ -255,7 +255,7 @@ def test_serialize_waits_for_a_concurrent_holder_of_the_key(store: Store) -> Non
         seen.append(len(repository.search(
             conn, "CarePlan", [repository.Criterion("subject", "eq", ("Patient/p1",))])))
     thread.join()
-    assert waited_until >= committed_at[0], "the second transaction went on before the first ended"
+    assert waited_until >= committing_at[0], "the second went on while the first held the key"
     assert seen == [1], "what the first committed is visible after the wait"
 
 
