@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from tests.conftest import FHIR_JSON, ROOT, fresh_database_url, sample, service_env, service_log
+from tests.loopback import wait_healthy
 from tests.servers.fixtures import free_port
 
 BIN = Path(sys.executable).parent
@@ -36,19 +36,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: "
-                            f"{log_path.read_text(errors='replace')}")
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not answer /healthz within {STARTUP_SECONDS}s")
-            time.sleep(0.2)
+        try:
+            wait_healthy(proc, base, log_path, STARTUP_SECONDS)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
