@@ -407,16 +407,11 @@ def _driver(resource_type: str, crit: Criterion, names: Sequence[str]) -> Column
 Shape = tuple[str, tuple[tuple[str, str, int], ...], str | None, int | None]
 
 
-@lru_cache(maxsize=512)
-def _statement(shape: Shape) -> Select[Any]:
-    """The search statement of a shape, its values left as bind parameters v<i>_<j>.
-
-    Built once per shape: building SQLAlchemy expressions costs more than running the query,
-    and a submission searches twice (its identifier, the patient's earlier scores).
-    """
-    resource_type, criteria, sort, limit = shape
+def _filtered(resource_type: str, criteria: Sequence[tuple[str, str, int]],
+              *columns: ColumnElement[Any]) -> Select[Any]:
+    """`columns` of the resources of a type satisfying criteria shaped (name, op, count)."""
     shaped = [Criterion(name, op, ("",) * n) for name, op, n in criteria]
-    query = select(resource.c.content).where(resource.c.resource_type == resource_type)
+    query = select(*columns).where(resource.c.resource_type == resource_type)
     # The patient is the most selective criterion the service searches by (a token's patient
     # context adds it last); else the first equality criterion drives.
     equalities = [c for c in shaped if c.op == "eq"]
@@ -428,6 +423,18 @@ def _statement(shape: Shape) -> Select[Any]:
             query = query.where(_driver(resource_type, crit, names))
         else:
             query = query.where(_condition(resource_type, crit, names))
+    return query
+
+
+@lru_cache(maxsize=512)
+def _statement(shape: Shape) -> Select[Any]:
+    """The search statement of a shape, its values left as bind parameters v<i>_<j>.
+
+    Built once per shape: building SQLAlchemy expressions costs more than running the query,
+    and a submission searches twice (its identifier, the patient's earlier scores).
+    """
+    resource_type, criteria, sort, limit = shape
+    query = _filtered(resource_type, criteria, resource.c.content)
     if sort == "date":
         query = query.order_by(resource.c.sort_date.asc(), resource.c.id)
     elif sort == "-date":
@@ -439,6 +446,56 @@ def _statement(shape: Shape) -> Select[Any]:
     return query
 
 
+def _sort_column(sort: str | None) -> ColumnElement[str]:
+    """The key a page is ordered and resumed by. A missing date sorts as "" (first ascending,
+    last descending) on both databases: SQLite and PostgreSQL place NULLs at opposite ends,
+    and a NULL cannot be compared with the cursor's value at all."""
+    if sort in ("date", "-date"):
+        return func.coalesce(resource.c.sort_date, "")
+    return resource.c.last_updated
+
+
+@lru_cache(maxsize=512)
+def _page_statement(shape: Shape, resume: bool) -> Select[Any]:
+    """The statement of one page: `limit` rows after the bind parameters after_key/after_id.
+
+    Keyset paging on (sort key, id), the id ascending as the tiebreaker in both directions.
+    """
+    resource_type, criteria, sort, limit = shape
+    key = _sort_column(sort)
+    query = _filtered(resource_type, criteria, resource.c.content, resource.c.id, key)
+    if resume:
+        after_key, after_id = bindparam("after_key", type_=String), bindparam("after_id",
+                                                                              type_=String)
+        beyond = key < after_key if sort == "-date" else key > after_key
+        query = query.where(or_(beyond, and_(key == after_key, resource.c.id > after_id)))
+    order = key.desc() if sort == "-date" else key.asc()
+    return query.order_by(order, resource.c.id.asc()).limit(limit)
+
+
+def search_page(
+    conn: Connection,
+    resource_type: str,
+    criteria: Sequence[Criterion],
+    sort: str | None,
+    count: int,
+    after: tuple[str, str] | None = None,
+) -> tuple[list[Resource], tuple[str, str] | None]:
+    """At most `count` matches after the position `after` (sort value, id), and the position
+    of the last one when more follow (else None). The HTTP searches page through this; use
+    cases that need a patient's whole history call `search`."""
+    shape = (resource_type, tuple((c.name, c.op, len(c.values)) for c in criteria), sort,
+             count + 1)  # one more than the page: whether a next page exists, without a count
+    params = {f"v{i}_{j}": _bound(crit, v)
+              for i, crit in enumerate(criteria) for j, v in enumerate(crit.values)}
+    if after is not None:
+        params["after_key"], params["after_id"] = after
+    rows = conn.execute(_page_statement(shape, after is not None), params).all()
+    found = [orjson.loads(row[0]) for row in rows[:count]]
+    more = len(rows) > count
+    return found, ((rows[count - 1][2], rows[count - 1][1]) if more else None)
+
+
 def search(
     conn: Connection,
     resource_type: str,
@@ -446,7 +503,10 @@ def search(
     sort: str | None = None,
     limit: int | None = None,
 ) -> list[Resource]:
-    """Resources of a type matching every criterion; sort "date" / "-date" by sort_date.
+    """Every resource of a type matching every criterion; sort "date" / "-date" by sort_date.
+
+    Unbounded, for use cases that must read all they need (a patient's score history); HTTP
+    searches go through `search_page`.
 
     The first equality criterion selects the candidates through the index (put the most
     selective first: the patient); the others are checked per candidate. Without one, every
