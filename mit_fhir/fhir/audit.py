@@ -8,8 +8,10 @@ https://hl7.org/fhir/R4/provenance.html . Both name resources by reference only.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from mit_fhir.fhir.index import identifier_rows
 from mit_fhir.fhir.search import Row, date_key, reference_rows
@@ -27,6 +29,13 @@ SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 SERVICE = {"display": "mit-fhir"}
+# Resources one AuditEvent names besides its patients. A search used to name every match, so each
+# read of the audit trail grew the next one (455 KB per search at 2,300 events). Twenty covers a
+# read, a submission's response and scores, or a clinician's first screen of results; `detail`
+# still records how many were returned, and the query to find them again. The patients of a
+# search are all named (at most a page of them): "who saw my data" must not lose one.
+MAX_ENTITIES = 20
+MAX_QUERY = 2048  # characters of a recorded query (a URL's worth); longer ones are cut
 
 
 @dataclass
@@ -37,6 +46,19 @@ class AuditRecord:
     resource_type: str
     references: list[str] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)
+    # A search: its parameters (after the token's patient context) and how many it returned.
+    query: list[tuple[str, str]] | None = None
+    results: int | None = None
+
+
+def recorded_query(args: list[tuple[str, str]]) -> str:
+    """A search's parameters as the AuditEvent records them (URL-encoded).
+
+    Only parameters the search accepted reach here (unknown ones are refused first), and none of
+    them is a free-text string: ids, references, tokens and dates. The cursor is left out: it
+    says which page, and the entities name what the page held.
+    """
+    return urlencode([(k, v) for k, v in args if k != "_cursor"])[:MAX_QUERY]
 
 
 @dataclass(frozen=True)
@@ -70,8 +92,10 @@ def audit_event(record: AuditRecord, agent: Agent, status: int, recorded: str,
                 for p in dict.fromkeys(record.patients)]
     entities += [{"what": {"reference": ref},
                   "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}}
-                 for ref in dict.fromkeys(record.references)]
-    if not record.references:
+                 for ref in list(dict.fromkeys(record.references))[:MAX_ENTITIES]]
+    if record.query is not None:
+        entities.append(_query_entity(record))
+    elif not record.references:
         entities.append({"what": {"display": record.resource_type},
                          "type": {"system": ENTITY_TYPE, "code": "2"}})
     event: Resource = {
@@ -93,6 +117,17 @@ def audit_event(record: AuditRecord, agent: Agent, status: int, recorded: str,
     if request_id:
         event["source"]["site"] = f"request {request_id}"
     return event
+
+
+def _query_entity(record: AuditRecord) -> Resource:
+    """The search itself (R4 RESTful pattern: role Query, `query` the base64 of its parameters),
+    with the number of resources it returned."""
+    query = recorded_query(record.query or [])
+    return {"what": {"display": record.resource_type},
+            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+            "query": base64.b64encode(query.encode()).decode("ascii"),
+            "detail": [{"type": "results", "valueString": str(record.results or 0)}]}
 
 
 def audit_index(event: Resource) -> list[Row]:

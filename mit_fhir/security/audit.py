@@ -43,6 +43,15 @@ def add(resources: Iterable[dict[str, Any]]) -> None:
         _add(record, resources)
 
 
+def add_search(args: list[tuple[str, str]], resources: list[dict[str, Any]]) -> None:
+    """What a search asked (its accepted parameters) and the page of resources it returned."""
+    record: AuditRecord | None = g.get("audit")
+    if record is not None:
+        record.query = list(args)
+        record.results = len(resources)
+        _add(record, resources)
+
+
 def _add(record: AuditRecord, resources: Iterable[dict[str, Any]]) -> None:
     for res in resources:
         record.references.append(f"{res['resourceType']}/{res['id']}")
@@ -69,7 +78,7 @@ def store(conn: Connection, resources: Iterable[dict[str, Any]], status: int) ->
     record: AuditRecord | None = g.get("audit")
     if record is not None:
         done = AuditRecord(record.subtype, record.resource_type, list(record.references),
-                           list(record.patients))
+                           list(record.patients), record.query, record.results)
         _add(done, resources)
         _insert(conn, _event(done, status))
 
