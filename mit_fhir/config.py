@@ -114,6 +114,12 @@ class SettingsSchema(Schema):
     SMART_SESSION_SECONDS = fields.Integer(
         load_default=28800, validate=validate.Range(min=60, max=7 * 86400))
     SMART_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=120))
+    # Search pages (`_count`): see README "Paging". 50 fills a clinician's screen of scores or
+    # a year of weekly forms; 500 lets a sync or audit client page through quickly while one
+    # page of QuestionnaireResponses stays a few MB.
+    SEARCH_DEFAULT_COUNT = fields.Integer(
+        load_default=50, validate=validate.Range(min=1, max=1000))
+    SEARCH_MAX_COUNT = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
     # Operations: whether /readyz requires the EHR to answer, and the worker's /metrics port.
     READY_CHECK_EHR = fields.Boolean(load_default=True)
     WORKER_METRICS_PORT = fields.Integer(
@@ -152,6 +158,9 @@ def load_settings(raw: dict[str, Any]) -> dict[str, Any]:
                 f"invalid configuration: MIT_FHIR_{name}: required when "
                 f"MIT_FHIR_EHR_AUTH={settings['EHR_AUTH']}"
             )
+    if settings["SEARCH_DEFAULT_COUNT"] > settings["SEARCH_MAX_COUNT"]:
+        raise ConfigError("invalid configuration: MIT_FHIR_SEARCH_DEFAULT_COUNT: must not "
+                          "exceed MIT_FHIR_SEARCH_MAX_COUNT")
     _check_auth(settings)
     return settings
 

@@ -78,20 +78,28 @@ def base_url() -> str:
     return (configured or request.host_url.rstrip("/") + "/fhir").rstrip("/")
 
 
-def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """A searchset Bundle of the matches."""
+def searchset(resources: list[dict[str, Any]], next_url: str | None = None,
+              complete: bool = True) -> dict[str, Any]:
+    """A searchset Bundle of the matches, with a `next` link when more pages follow.
+
+    `total` is given only when `complete` (this page holds every match: the first page with no
+    next): it is then free. Counting the matches of a long search would cost as much as reading
+    them all, which is what paging avoids; FHIR makes `total` optional for that reason.
+    """
     base = base_url()
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
-        "link": [{"relation": "self", "url": request.url}],
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ],
-    }
+    links = [{"relation": "self", "url": request.url}]
+    if next_url is not None:
+        links.append({"relation": "next", "url": next_url})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if complete and next_url is None:
+        bundle["total"] = len(resources)
+    bundle["link"] = links
+    bundle["entry"] = [
+        {
+            "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "match"},
+        }
+        for r in resources
+    ]
+    return bundle

@@ -156,7 +156,7 @@ PARAMETERS["Provenance"] = {
     "patient": ("reference", "patient"),
     "recorded": ("date", "recorded"),
 }
-CONTROL = {"_sort", "_count", "_format"}
+CONTROL = {"_sort", "_count", "_cursor", "_format"}
 
 
 def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criterion]:

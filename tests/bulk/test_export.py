@@ -30,7 +30,7 @@ def test_export_round_trip(
     client = make_app(database_url).test_client()
     for obs in exported:  # each line is the stored resource, as the API serves it
         assert client.get(f"/fhir/Observation/{obs['id']}").get_json() == obs
-    served = client.get("/fhir/Observation?_count=1000").get_json()
+    served = client.get("/fhir/Observation?_count=500").get_json()
     assert served["total"] == len(exported) == len({o["id"] for o in exported})
     assert f"exported {len(exported)} Observation(s)" in result.output
 
