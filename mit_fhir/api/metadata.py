@@ -18,14 +18,24 @@ _TYPES = {"reference": "reference", "token": "token", "date": "date", "id": "tok
           "canonical": "reference", "string": "string"}
 
 
-def _params(resource_type: str) -> list[dict[str, str]]:
+# The page size when a search gives no _count, and the largest it may ask (config defaults).
+PAGING = (50, 500)
+
+
+def _params(resource_type: str, paging: tuple[int, int] = PAGING) -> list[dict[str, str]]:
+    default, maximum = paging
     return [
-        {"name": name, "type": _TYPES[kind]}
-        for name, (kind, _index) in PARAMETERS[resource_type].items()
+        *({"name": name, "type": _TYPES[kind]}
+          for name, (kind, _index) in PARAMETERS[resource_type].items()),
+        {"name": "_count", "type": "number",
+         "documentation": f"page size, 1 to {maximum} (default {default}); further pages "
+                          "follow Bundle.link next, whose opaque cursor resumes this search "
+                          "only"},
     ]
 
 
-def capability_statement(base: str, security: dict[str, Any] | None = None) -> dict[str, Any]:
+def capability_statement(base: str, security: dict[str, Any] | None = None,
+                         paging: tuple[int, int] = PAGING) -> dict[str, Any]:
     """What this server supports: FHIR 4.0.1, JSON, the resources and interactions below."""
     statement = {
         "resourceType": "CapabilityStatement",
@@ -58,7 +68,7 @@ def capability_statement(base: str, security: dict[str, Any] | None = None) -> d
                         "interaction": [{"code": "create"}, {"code": "read"},
                                         {"code": "search-type"}],
                         "versioning": "versioned",
-                        "searchParam": _params("QuestionnaireResponse"),
+                        "searchParam": _params("QuestionnaireResponse", paging),
                         "operation": [
                             {
                                 "name": "extract",
@@ -73,7 +83,7 @@ def capability_statement(base: str, security: dict[str, Any] | None = None) -> d
                             "interaction": [{"code": "create"}, {"code": "read"},
                                             {"code": "search-type"}],
                             "versioning": "versioned",
-                            "searchParam": _params(t),
+                            "searchParam": _params(t, paging),
                         }
                         for t in ("MedicationRequest", "CarePlan", "CareTeam")
                     ),
@@ -81,13 +91,13 @@ def capability_statement(base: str, security: dict[str, Any] | None = None) -> d
                         "type": "Observation",
                         "supportedProfile": [SCORE_PROFILE, PANEL_PROFILE],
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
-                        "searchParam": _params("Observation"),
+                        "searchParam": _params("Observation", paging),
                     },
                     *(
                         {
                             "type": t,
                             "interaction": [{"code": "read"}, {"code": "search-type"}],
-                            "searchParam": _params(t),
+                            "searchParam": _params(t, paging),
                         }
                         for t in ("AuditEvent", "Provenance")
                     ),
@@ -117,4 +127,6 @@ def security_section(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    return fhir_response(capability_statement(base_url(), security_section(current_app.config)))
+    settings = current_app.config
+    paging = (settings["SEARCH_DEFAULT_COUNT"], settings["SEARCH_MAX_COUNT"])
+    return fhir_response(capability_statement(base_url(), security_section(settings), paging))

@@ -85,6 +85,12 @@ COMPONENTS: Schema = {
             "properties": {
                 "resourceType": {"type": "string", "enum": ["Bundle"]},
                 "type": {"type": "string"},
+                "total": {"type": "integer", "description": "searchset: present when this "
+                          "page holds every match"},
+                "link": {"type": "array", "items": {
+                    "type": "object", "required": ["relation", "url"],
+                    "properties": {"relation": {"type": "string"},
+                                   "url": {"type": "string"}}}},
                 "entry": {"type": "array", "items": {"type": "object"}},
             },
         },
@@ -105,7 +111,7 @@ def _body_types(rule: Rule) -> list[str]:
     return [found.group(1)] if found else []
 
 
-def _search_parameters(resource_type: str) -> list[Schema]:
+def _search_parameters(resource_type: str, paging: tuple[int, int]) -> list[Schema]:
     if resource_type == "Questionnaire":
         names = sorted(questionnaires.SEARCH)
         control = ["_count", "_format"]
@@ -119,10 +125,22 @@ def _search_parameters(resource_type: str) -> list[Schema]:
         for name in names
     ]
     for name in control:
-        schema: Schema = {"type": "string"}
+        param: Schema = {"name": name, "in": "query", "required": False,
+                         "schema": {"type": "string"}}
         if name == "_sort":
-            schema = {"type": "string", "enum": ["date", "-date"]}
-        params.append({"name": name, "in": "query", "required": False, "schema": schema})
+            param["schema"] = {"type": "string", "enum": ["date", "-date"]}
+        if name == "_count" and resource_type != "Questionnaire":
+            default, maximum = paging
+            param["schema"] = {"type": "integer", "minimum": 1, "maximum": maximum,
+                               "default": default}
+            param["description"] = ("page size; further pages follow the Bundle's `next` "
+                                     "link (400 outside 1 to the maximum)")
+        params.append(param)
+    if resource_type != "Questionnaire":
+        params.append({"name": "_cursor", "in": "query", "required": False,
+                       "schema": {"type": "string"},
+                       "description": "opaque; only as the Bundle's `next` link gives it "
+                                      "(400 if altered, expired or from another search)"})
     return params
 
 
@@ -171,7 +189,8 @@ def _operation(app: Flask, rule: Rule, method: str) -> Schema:
     ]
     found = _TYPE.match(rule.rule)
     if method == "GET" and found and not rule.arguments:
-        params += _search_parameters(found.group(1))
+        paging = (app.config["SEARCH_DEFAULT_COUNT"], app.config["SEARCH_MAX_COUNT"])
+        params += _search_parameters(found.group(1), paging)
     if params:
         op["parameters"] = params
     if method == "POST" and rule.rule.startswith("/cds-services/"):

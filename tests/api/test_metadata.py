@@ -91,9 +91,24 @@ def test_declared_questionnaire_search_params_are_accepted(
 def test_declared_response_search_params_are_accepted(
     statement: dict[str, Any], client: FlaskClient
 ) -> None:
-    values = {"date": "2024", "reference": "Patient/x", "token": "x", "string": "x"}
+    values = {"date": "2024", "reference": "Patient/x", "token": "x", "string": "x",
+              "number": "10"}
     for param in _resource(statement, "QuestionnaireResponse")["searchParam"]:
         resp = client.get(
             "/fhir/QuestionnaireResponse", query_string={param["name"]: values[param["type"]]}
         )
         assert resp.status_code == 200, param["name"]
+
+
+@pytest.mark.parametrize("rtype", ["QuestionnaireResponse", "Observation", "MedicationRequest",
+                                   "CarePlan", "CareTeam", "AuditEvent", "Provenance"])
+def test_count_is_declared_with_its_bounds(database_url: str, rtype: str) -> None:
+    from mit_fhir import create_app
+
+    app = create_app({"DATABASE_URL": database_url, "SEARCH_DEFAULT_COUNT": 20,
+                      "SEARCH_MAX_COUNT": 200})
+    statement = app.test_client().get("/fhir/metadata").get_json()
+    (count,) = [p for p in _resource(statement, rtype)["searchParam"] if p["name"] == "_count"]
+    assert count["type"] == "number"
+    assert "1 to 200 (default 20)" in count["documentation"]
+    app.extensions["mit_fhir"].store.dispose()

@@ -51,17 +51,28 @@ def test_search_parameters_are_the_ones_the_service_accepts(client: FlaskClient)
         assert set(PARAMETERS[rtype]) <= params, rtype
         assert "_sort" in params
         # Nothing described that the service would refuse with 400.
-        unknown = params - set(PARAMETERS[rtype]) - {"_sort", "_count", "_format"}
+        unknown = params - set(PARAMETERS[rtype]) - {"_sort", "_count", "_cursor", "_format"}
         assert not unknown, (rtype, unknown)
+
+
+def test_count_is_described_with_the_configured_bounds(client: FlaskClient) -> None:
+    paths = _document(client)["paths"]
+    for rtype in FHIR_TYPES:
+        params = {p["name"]: p for p in paths[f"/fhir/{rtype}"]["get"]["parameters"]}
+        assert params["_count"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 500,
+                                              "default": 50}, rtype
+        assert "_cursor" in params
 
 
 def test_every_described_search_parameter_is_accepted(client: FlaskClient) -> None:
     paths = _document(client)["paths"]
     for path, ops in paths.items():
         for param in ops.get("get", {}).get("parameters", []):
-            if param["in"] != "query":
-                continue
+            if param["in"] != "query" or param["name"] == "_cursor":
+                continue  # a cursor is only valid as a next link gives it (tests/api/test_paging)
             value = "date" if param["name"] == "_sort" else "2024-01-01"
+            if param["name"] == "_count":
+                value = "10"
             if param["name"] in ("subject", "patient", "derived-from"):
                 value = "Patient/x"
             resp = client.get(path, query_string={param["name"]: value})
