@@ -51,6 +51,9 @@ BAD = [
     ("QUESTIONNAIRE_DIR", "/definitely/not/here"),
     ("PROFILE_DIR", "/definitely/not/here"),
     ("PSYCHOMETRICS_FILE", "/definitely/not/here.json"),
+    ("SEARCH_MAX_COUNT", "0"),
+    ("SEARCH_MAX_COUNT", "100000"),  # one response must stay bounded
+    ("SEARCH_DEFAULT_COUNT", "many"),
     ("DATABSE_URL", "sqlite://"),  # a typo is an unknown variable, not silently ignored
     ("BOGUS", "1"),
 ]
@@ -60,6 +63,13 @@ BAD = [
 def test_bad_or_unknown_setting_is_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"MIT_FHIR_{name}"):
         load_settings({name: value})
+
+
+def test_the_default_page_cannot_exceed_the_maximum() -> None:
+    with pytest.raises(ConfigError, match="MIT_FHIR_SEARCH_DEFAULT_COUNT"):
+        load_settings({"AUTH": "none", "SEARCH_DEFAULT_COUNT": "100", "SEARCH_MAX_COUNT": "20"})
+    settings = load_settings({"AUTH": "none"})
+    assert (settings["SEARCH_DEFAULT_COUNT"], settings["SEARCH_MAX_COUNT"]) == (50, 500)
 
 
 def test_every_problem_is_named() -> None:
