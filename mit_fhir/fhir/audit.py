@@ -29,11 +29,11 @@ SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 SERVICE = {"display": "mit-fhir"}
-# Resources one AuditEvent names besides its patients. A search used to name every match, so each
-# read of the audit trail grew the next one (455 KB per search at 2,300 events). Twenty covers a
-# read, a submission's response and scores, or a clinician's first screen of results; `detail`
-# still records how many were returned, and the query to find them again. The patients of a
-# search are all named (at most a page of them): "who saw my data" must not lose one.
+# Resources the AuditEvent of a search names besides its patients. It used to name every match,
+# so each read of the audit trail grew the next one (455 KB per search at 2,300 events). Twenty
+# is a clinician's first screen of results; `detail` records how many were returned, and the
+# query finds them again. The patients of a search are all named (at most a page of them):
+# "who saw my data" must not lose one.
 MAX_ENTITIES = 20
 MAX_QUERY = 2048  # characters of a recorded query (a URL's worth); longer ones are cut
 
@@ -90,9 +90,14 @@ def audit_event(record: AuditRecord, agent: Agent, status: int, recorded: str,
                  "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
                  "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
                 for p in dict.fromkeys(record.patients)]
+    # A create or a read names all it stored or returned (bounded by the body, or one); a search
+    # names its first MAX_ENTITIES and its query.
+    named = list(dict.fromkeys(record.references))
+    if record.query is not None:
+        named = named[:MAX_ENTITIES]
     entities += [{"what": {"reference": ref},
                   "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}}
-                 for ref in list(dict.fromkeys(record.references))[:MAX_ENTITIES]]
+                 for ref in named]
     if record.query is not None:
         entities.append(_query_entity(record))
     elif not record.references:

@@ -127,3 +127,4 @@ def test_reading_the_audit_trail_grows_it_linearly(
     # each read larger than the one before).
     assert max(growth) < 8000, growth
     assert max(growth) - min(growth) < 200, growth
+
