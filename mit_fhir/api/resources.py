@@ -9,7 +9,7 @@ from mit_fhir.context import ctx
 from mit_fhir.errors import NotFound
 from mit_fhir.fhir.search import criteria, sort_key
 from mit_fhir.security import audit
-from mit_fhir.security.guard import authorize_resource, restrict_search
+from mit_fhir.security.guard import authorize_resource, restrict_search, visible
 from mit_fhir.store import repository
 
 
@@ -32,6 +32,7 @@ def add_read_and_search(bp: Blueprint, resource_type: str) -> None:
         crit = criteria(resource_type, args)
         with ctx().store.transaction() as conn:
             found = repository.search(conn, resource_type, crit, sort_key(request.args))
+        found = visible(resource_type, found)
         audit.add(found)
         return fhir_response(searchset(found))
 
