@@ -17,6 +17,7 @@ from mit_fhir.fhir.crisis_plan import crisis_plan
 from mit_fhir.fhir.index import plan_index
 from mit_fhir.fhir.medication_plan import medication_requests, stopped
 from mit_fhir.fhir.plans import Planned
+from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.store.repository import insert, new_id, read_by_key, read_by_key_prefix, update
 
@@ -98,7 +99,7 @@ def _medications(conn: Connection, qr: Resource, questionnaire: Resource,
 
 def _crisis(conn: Connection, qr: Resource, questionnaire: Resource,
             qr_ref: Resource) -> list[Resource]:
-    patient = qr["subject"]["reference"].split("/")[-1]
+    patient = str(patient_id(qr["subject"]["reference"]))  # plan_patient() checked it
     team = read_by_key(conn, "CareTeam", f"crisis-team/{patient}")
     team_id = team["id"] if team else new_id()
     plan, team_planned = crisis_plan(qr, questionnaire, qr_ref,

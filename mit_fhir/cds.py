@@ -16,6 +16,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from mit_fhir.fhir.references import FHIR_ID as FHIR_ID_PATTERN
+
 Resource = dict[str, Any]
 SERVICE_ID = "mit-outcomes"
 HOOK = "patient-view"
@@ -31,7 +33,9 @@ _PHRASES = {
     "deteriorated": "reliable deterioration",
     "harmed": "reliable deterioration into the clinical range",
 }
-FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+# The FHIR id of fhir/references, anchored with \Z: marshmallow's Regexp uses match(), and a
+# `$` there would let "B\n" through.
+FHIR_ID = FHIR_ID_PATTERN.pattern + r"\Z"
 
 
 def discovery() -> Resource:

@@ -9,7 +9,6 @@ document says so in `warnings` and `ehrMedications` is false.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import orjson
@@ -17,13 +16,13 @@ from flask import Blueprint, Response, current_app
 
 from mit_fhir.context import Context, ctx
 from mit_fhir.errors import InvalidRequest
+from mit_fhir.fhir.references import is_fhir_id
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.timeline import timeline_for
 
 log = logging.getLogger("mit_fhir.outcomes")
 bp = Blueprint("outcomes", __name__, url_prefix="/outcomes")
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _EHR_CLIENT = "mit_fhir.outcomes_ehr_client"
 EHR_UNAVAILABLE = "the EHR's prescriptions could not be read; only the MIT plan's are shown"
 
@@ -38,7 +37,7 @@ def json_response(document: Resource, status: int = 200) -> Response:
 
 def checked_patient(patient_id: str) -> str:
     """The patient id if it is a FHIR id, else 400."""
-    if not FHIR_ID.fullmatch(patient_id):
+    if not is_fhir_id(patient_id):
         raise InvalidRequest("the patient id must be a FHIR id ([A-Za-z0-9-.]{1,64})")
     return patient_id
 

@@ -16,7 +16,7 @@ from mit_fhir.care_plans import with_identifier
 from mit_fhir.context import ctx
 from mit_fhir.errors import Issue, Unprocessable
 from mit_fhir.fhir.index import plan_index
-from mit_fhir.fhir.validate import check_structure
+from mit_fhir.fhir.validate import check_structure, subject_is_patient
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize_resource, authorize_type
 from mit_fhir.store.repository import insert, new_id
@@ -52,9 +52,9 @@ def _check(res: Resource) -> None:
         for name, allowed in BINDINGS[rtype].items()
         if name in res and res[name] not in allowed
     ]
-    subject = str(res.get("subject", {}).get("reference", ""))
-    if not subject.startswith("Patient/") or subject == "Patient/":
-        issues.append(Issue("subject must reference the Patient", code="required",
+    if not subject_is_patient(res):
+        issues.append(Issue("subject must reference the Patient (Patient/<id>, id a FHIR id)",
+                            code="required",
                             expression=(f"{rtype}.subject",)))
     if issues:
         raise Unprocessable(f"the {rtype} cannot be accepted", issues)

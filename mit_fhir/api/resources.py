@@ -12,7 +12,7 @@ from mit_fhir.errors import NotFound
 from mit_fhir.fhir.paging import Position, decode_cursor, encode_cursor, page_size, search_digest
 from mit_fhir.fhir.search import criteria, sort_key
 from mit_fhir.security import audit
-from mit_fhir.security.guard import authorize_resource, restrict_search
+from mit_fhir.security.guard import authorize_resource, restrict_search, visible
 from mit_fhir.store import repository
 
 
@@ -45,6 +45,7 @@ def add_read_and_search(bp: Blueprint, resource_type: str) -> None:
             found, last = repository.search_page(
                 conn, resource_type, crit, sort, count,
                 None if after is None else (after.sort_value, after.id))
+        found = visible(resource_type, found)
         audit.add_search(args, found)
         next_url = None
         if last is not None:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, fields
 
 from mit_fhir.context import ctx
+from mit_fhir.security.guard import require_system
 from mit_fhir.sync import outbox
 
 bp = Blueprint("sync", __name__, url_prefix="/sync")
@@ -36,6 +37,9 @@ class StatusSchema(Schema):
 
 @bp.get("/status")
 def status() -> Response:
+    # Operators' view: resource ids and EHR errors of every patient's rows, so no user/ or
+    # patient/ token (nor one with only openid) may read it.
+    require_system("/sync/status")
     c = ctx()
     with c.store.transaction() as conn:
         doc = outbox.status(conn, time.time())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mit_fhir.fhir.answers import value_of
+from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.urls import CS_MIT_FORMS
 
 Resource = dict[str, Any]
@@ -117,10 +118,10 @@ def plan_patient(qr: Resource, questionnaire: Resource, form: str) -> str:
         raise PlanError("QuestionnaireResponse.questionnaire", "does not name this Questionnaire")
     if qr.get("status") not in COMPLETED:
         raise PlanError("QuestionnaireResponse.status", "only a completed response is a plan")
-    parts = str((qr.get("subject") or {}).get("reference", "")).split("/")
-    if len(parts) < 2 or parts[-2] != "Patient" or not parts[-1]:
+    patient = patient_id((qr.get("subject") or {}).get("reference"))
+    if patient is None:
         raise PlanError("QuestionnaireResponse.subject", "must reference the Patient")
-    return parts[-1]
+    return patient
 
 
 def checked_key(key: str) -> str:

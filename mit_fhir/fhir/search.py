@@ -14,6 +14,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from mit_fhir.errors import InvalidRequest, Issue
+from mit_fhir.fhir.references import BadReference, parse
 from mit_fhir.store.repository import Criterion
 
 Row = tuple[str, str]
@@ -71,13 +72,11 @@ def date_key(text: str | None) -> str | None:
         return None
 
 
-def _reference(value: str) -> Criterion:
-    # "Patient/123", a full URL ending in Patient/123, or a bare id "123".
-    value = value.rstrip("/")
-    if "/" in value:
-        parts = value.split("/")
-        return Criterion("", "eq", ("/".join(parts[-2:]),))
-    return Criterion("", "like-suffix", ("/" + value,))
+def _reference(index: str, value: str) -> Criterion:
+    # The grammar of mit_fhir.fhir.references, whose canonical Type/id the index rows hold.
+    # Values reach here canonical (the guard parsed them with the service's base URL), so a
+    # value the guard let through means the same resource here.
+    return Criterion(index, "eq", (str(parse(value, TARGETS.get(index))),))
 
 
 def _token(name: str, value: str) -> Criterion:
@@ -157,6 +156,9 @@ PARAMETERS["Provenance"] = {
     "recorded": ("date", "recorded"),
 }
 CONTROL = {"_sort", "_count", "_cursor", "_format"}
+# Reference parameters whose target type is fixed, so that a bare id names it (patient=123).
+# `subject` targets only Patient here: every stored subject is a Patient (fhir/validate.py).
+TARGETS: dict[str, tuple[str, ...]] = {"patient": ("Patient",), "subject": ("Patient",)}
 
 
 def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criterion]:
@@ -190,8 +192,7 @@ def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criter
 
 def _parse(kind: str, index: str, value: str) -> Criterion:
     if kind == "reference":
-        c = _reference(value)
-        return Criterion(index, c.op, c.values)
+        return _reference(index, value)
     if kind == "token":
         return _token(index, value)
     if kind == "date":
@@ -222,10 +223,18 @@ def sort_key(args: Mapping[str, str]) -> str | None:
 
 
 def reference_rows(name: str, ref: dict[str, Any] | None) -> list[Row]:
-    """Index rows for a Reference element."""
-    if ref and ref.get("reference"):
-        return [(name, "/".join(ref["reference"].rstrip("/").split("/")[-2:]))]
-    return []
+    """Index rows for a Reference element: its canonical Type/id, as searches name it.
+
+    A reference outside the grammar (an absolute URL of another server, a version) gets no
+    row: no search value can name it, and indexing its last segments would let a search for
+    one resource find another.
+    """
+    if not isinstance(ref, dict) or not ref.get("reference"):
+        return []
+    try:
+        return [(name, str(parse(ref["reference"])))]
+    except BadReference:
+        return []
 
 
 def token_rows(name: str, concept: dict[str, Any] | None) -> list[Row]:

@@ -7,7 +7,6 @@ answers themselves, so they are safe to log.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -17,10 +16,9 @@ from pydantic import ValidationError
 from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
 from mit_fhir.fhir.answers import ACCEPTED_VALUES, same_coding, value_of
 from mit_fhir.fhir.enable_when import enabled
+from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.urls import EXT_MAX_VALUE, EXT_MIN_VALUE, extension
 
-# A relative reference to a Patient with a FHIR id (https://hl7.org/fhir/R4/datatypes.html#id).
-_PATIENT = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 QR_STATUS = {"in-progress", "completed", "amended", "entered-in-error", "stopped"}
 Item = dict[str, Any]
 
@@ -166,14 +164,20 @@ def _option_matches(key: str, val: Any, okey: str, oval: Any) -> bool:
     return bool(val == oval)
 
 
+def subject_is_patient(resource: dict[str, Any]) -> bool:
+    """Whether the subject is a relative Patient reference of the one grammar (fhir/references):
+    stored subjects are relative, so the guard reads the same patient from them later."""
+    subject = resource.get("subject")
+    return isinstance(subject, dict) and patient_id(subject.get("reference")) is not None
+
+
 def check_against(qr: dict[str, Any], questionnaire: dict[str, Any]) -> None:
     """Raise Unprocessable listing every way the response does not fit its Questionnaire."""
     issues: list[Issue] = []
     if qr.get("status") not in QR_STATUS:
         issues.append(Issue("status must be one of " + ", ".join(sorted(QR_STATUS)),
                             expression=("QuestionnaireResponse.status",)))
-    subject = qr.get("subject", {}).get("reference", "")
-    if not _PATIENT.match(subject):
+    if not subject_is_patient(qr):
         issues.append(Issue("subject must reference the Patient (Patient/<id>, an id of 1 to 64 "
                             "letters, digits, '-' or '.')",
                             code="required", expression=("QuestionnaireResponse.subject",)))

@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 from mit_fhir.api.http import fhir_response
 from mit_fhir.errors import Issue, operation_outcome
 from mit_fhir.fhir.audit import Agent, AuditRecord, audit_event, audit_index
-from mit_fhir.security.scopes import PATIENT_DATA, patient_id
+from mit_fhir.fhir.references import patient_id
+from mit_fhir.security.scopes import PATIENT_DATA
 from mit_fhir.store.repository import insert, new_id, now_instant
 
 log = logging.getLogger("mit_fhir.audit")

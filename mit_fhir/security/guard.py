@@ -20,14 +20,20 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from mit_fhir.errors import Forbidden, ServiceUnavailable, Unauthorized
-from mit_fhir.security.scopes import PATIENT_DATA, Denied, Principal, patient_id
+from mit_fhir.api.http import base_url
+from mit_fhir.errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
+from mit_fhir.fhir.references import BadReference, parse, patient_id
+from mit_fhir.fhir.search import PARAMETERS, TARGETS
+from mit_fhir.security.scopes import PATIENT_DATA, Denied, Principal
 from mit_fhir.security.tokens import KeySource, KeysUnavailable, TokenError, TokenVerifier
 
 PUBLIC = {"health.healthz", "health.readyz", "metadata.metadata", "openapi.document",
           "static"}
 _EXEMPT = "mit_fhir.auth_exempt"
 _VERIFIER = "mit_fhir.token_verifier"
+# Search parameters naming the patient whose data is searched: a patient-context token's
+# patient replaces them (fhir/search.py TARGETS gives both the Patient type).
+PATIENT_CRITERIA = frozenset({"patient", "subject"})
 
 
 def init_app(app: Flask) -> None:
@@ -78,7 +84,7 @@ def authenticate() -> None:
         raise Unauthorized(str(exc)) from None
     except KeysUnavailable as exc:
         raise ServiceUnavailable(str(exc)) from None
-    if endpoint == "metrics" and not any(gr.level == "system" for gr in g.principal.grants):
+    if endpoint == "metrics" and not _system(g.principal):
         raise Forbidden("/metrics needs the metrics token or a system/ scope")
 
 
@@ -109,6 +115,18 @@ def principal() -> Principal:
     return found
 
 
+def _system(who: Principal) -> bool:
+    return any(grant.level == "system" for grant in who.grants)
+
+
+def require_system(what: str) -> Principal:
+    """The caller, if some scope of it is a system/ scope (operators' endpoints)."""
+    who = principal()
+    if not _system(who):
+        raise Forbidden(f"{what} needs a system/ scope")
+    return who
+
+
 def authorize(resource_type: str, interaction: str, patient: str | None = None) -> Principal:
     """The caller, if it may do `interaction` (c r u d s) on `resource_type` of `patient`."""
     who = principal()
@@ -130,7 +148,8 @@ def authorize_type(resource_type: str, interaction: str) -> Principal:
 
 
 def subject_patient(resource: dict[str, Any]) -> str | None:
-    """The id of the Patient a stored or submitted resource belongs to (its subject)."""
+    """The id of the Patient a stored or submitted resource belongs to (its subject), or None
+    when the subject is not a relative Patient reference of the one grammar."""
     subject = resource.get("subject")
     return patient_id(subject.get("reference")) if isinstance(subject, dict) else None
 
@@ -143,22 +162,60 @@ def authorize_resource(resource: dict[str, Any], interaction: str) -> Principal:
 
 
 def restrict_search(resource_type: str, args: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Search arguments limited to what the caller may see; 403 if it asks for more.
+    """Search arguments limited to what the caller may see, their references made canonical.
 
-    A token with patient context searching patient data gets `patient=<its patient>` added when
-    the search names no patient; naming another patient is refused rather than emptied, so
-    that a misconfigured app learns why it sees nothing.
+    Every reference value is parsed once here (with the service's base URL) and passed on
+    as its canonical Type/id, so the search looks up exactly what this check saw; one outside
+    the grammar is a 400. With a patient-context token the patient criterion comes from the
+    token: `patient`/`subject` values are checked (another patient is a 403, so that a
+    misconfigured app learns why it sees nothing) and then replaced by the token's patient,
+    which is added to every search, whatever else it names (`_id`, `derived-from`...).
     """
     who = principal()
-    if resource_type not in PATIENT_DATA or who.patient is None:
-        authorize(resource_type, "s")
-        return args
-    named = [v for k, value in args if k.partition(":")[0] in ("patient", "subject")
-             for v in value.split(",") if v]
-    if not named:
-        args = [*args, ("patient", f"Patient/{who.patient}")]
-    elif any((patient_id(v) or v) != who.patient for v in named):
-        raise Forbidden(f"the token's patient context does not cover this {resource_type} search")
-    authorize(resource_type, "s", who.patient)
-    return args
+    scoped = resource_type in PATIENT_DATA and who.patient is not None
+    authorize(resource_type, "s", who.patient if scoped else None)
+    references = {name for name, (kind, _) in PARAMETERS.get(resource_type, {}).items()
+                  if kind == "reference"}
+    base = base_url()
+    out: list[tuple[str, str]] = []
+    for key, value in args:
+        name, colon, _ = key.partition(":")
+        if name not in references:
+            out.append((key, value))
+            continue
+        if colon:  # the search refuses modifiers too; refused here before a value is dropped
+            raise InvalidRequest(f"search parameter '{key[:64]}' is not supported")
+        refs = [parse(v, TARGETS.get(name), base) for v in value.split(",")]
+        if scoped and name in PATIENT_CRITERIA:
+            if any(ref.id != who.patient for ref in refs):
+                raise Forbidden("the token's patient context does not cover this "
+                                f"{resource_type} search")
+            continue  # replaced by the token's patient below
+        out.append((key, ",".join(str(ref) for ref in refs)))
+    if scoped:
+        out.append(("patient", f"Patient/{who.patient}"))
+    return out
 
+
+def visible(resource_type: str, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Search matches a patient-context token may see: an AuditEvent of a clinician's request
+    names every patient whose data it touched, and is another patient's data as much as ours,
+    so one naming any other patient is left out (the search found it by our patient)."""
+    who = principal()
+    if resource_type != "AuditEvent" or who.patient is None:
+        return found
+    return [event for event in found if _event_patients(event) <= {who.patient}]
+
+
+def _event_patients(event: dict[str, Any]) -> set[str | None]:
+    # None stands for an entity outside the grammar: unknown, so never shown to a patient.
+    named: set[str | None] = set()
+    for entity in event.get("entity", ()):
+        try:
+            ref = parse((entity.get("what") or {}).get("reference"))
+        except BadReference:
+            named.add(None)
+            continue
+        if ref.type == "Patient":
+            named.add(ref.id)
+    return named

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 INTERACTIONS = "cruds"  # create, read, update, delete, search
 LEVELS = ("patient", "user", "system")
@@ -25,9 +24,9 @@ PATIENT_DATA = frozenset({
     "Provenance", "AuditEvent",
 })
 
-_SCOPE = re.compile(
-    r"^(?P<level>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})\."
-    r"(?P<perm>read|write|\*|c?r?u?d?s?)(?P<query>\?.*)?$"
+_SCOPE = re.compile(  # matched whole (fullmatch): "patient/*.rs\n" is no scope
+    r"(?P<level>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})\."
+    r"(?P<perm>read|write|\*|c?r?u?d?s?)(?P<query>\?.*)?"
 )
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 
@@ -46,7 +45,7 @@ class Grant:
 
 def parse_scope(scope: str) -> Grant | None:
     """The grant of one scope string, or None if it grants no resource access here."""
-    m = _SCOPE.match(scope)
+    m = _SCOPE.fullmatch(scope)
     if m is None or not m["perm"] or m["query"]:
         return None
     perm = m["perm"]
@@ -57,18 +56,6 @@ def parse_scopes(scopes: str | list[str] | tuple[str, ...] | None) -> tuple[Gran
     """Grants of a space-separated scope string (the `scope` claim) or a list (`scp`)."""
     items = scopes.split() if isinstance(scopes, str) else list(scopes or ())
     return tuple(g for g in (parse_scope(s) for s in items if isinstance(s, str)) if g)
-
-
-def patient_id(reference: Any) -> str | None:
-    """The id of a Patient reference ('Patient/1', 'https://ehr/fhir/Patient/1'), else None."""
-    if not isinstance(reference, str):
-        return None
-    parts = reference.split("?")[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
-        return parts[-1]
-    if len(parts) >= 4 and parts[-4] == "Patient" and parts[-2] == "_history":
-        return parts[-3]
-    return None
 
 
 class Denied(Exception):

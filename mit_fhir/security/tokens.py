@@ -24,6 +24,7 @@ import jwt
 import requests
 from jwt import PyJWK, PyJWKSet
 
+from mit_fhir.fhir.references import is_fhir_id
 from mit_fhir.security.scopes import Principal, parse_scopes
 
 log = logging.getLogger("mit_fhir.security")
@@ -176,16 +177,37 @@ class TokenVerifier:
             raise TokenError(f"the token lacks the '{exc.claim}' claim") from None
         except jwt.PyJWTError as exc:
             raise TokenError(f"the token is invalid ({type(exc).__name__})") from None
-        scopes = claims.get("scope", claims.get("scp"))
-        patient = claims.get(self.patient_claim)
+        scopes = _scopes(claims)
         return Principal(
             subject=_text(claims.get("sub")),
             client_id=_text(claims.get("client_id") or claims.get("azp")),
             grants=parse_scopes(scopes),
-            patient=_text(patient),
+            patient=_patient(claims, self.patient_claim),
             fhir_user=_text(claims.get("fhirUser")),
             scope_text=" ".join(scopes) if isinstance(scopes, list) else str(scopes or ""),
         )
+
+
+def _patient(claims: dict[str, Any], name: str) -> str | None:
+    """The patient context: absent (or null) is none; anything but a FHIR id is a 401, never
+    "no patient context", which would widen the token to what its user/ scopes allow."""
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not is_fhir_id(value):
+        raise TokenError(f"the token's '{name[:32]}' claim is not a FHIR id")
+    return str(value)
+
+
+def _scopes(claims: dict[str, Any]) -> str | list[str] | None:
+    """`scope` (a space-separated string) or `scp` (a list of strings); other shapes are a 401."""
+    name = "scope" if "scope" in claims else "scp"
+    value = claims.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise TokenError(f"the token's '{name}' claim is neither a string nor a list of strings")
 
 
 def _text(value: Any) -> str | None:

@@ -403,13 +403,14 @@ def found(client: FlaskClient, ids: dict[str, str], query: Any) -> list[str]:
         ({}, "ABCD"),
         ({"subject": "Patient/alice"}, "AC"),
         ({"subject": "alice"}, "AC"),
-        ({"subject": "https://ehr.example.org/fhir/Patient/alice"}, "AC"),
+        ({"subject": "http://localhost/fhir/Patient/alice"}, "AC"),  # on the service's base
         ({"subject": "Patient/ali"}, ""),
         ({"subject": "lice"}, ""),
         ({"patient": "Patient/bob"}, "B"),
         ({"patient": "bob"}, "B"),
         ({"subject": "Patient/alice,Patient/bob"}, "ABC"),
         ({"subject": "alice,carol"}, "ACD"),
+        ({"subject": "Patient/alice,alice"}, "AC"),  # two spellings of one reference
         ({"questionnaire": PHQ9}, "AB"),
         ({"questionnaire": f"{PHQ9}|1.0.0"}, "AB"),
         ({"questionnaire": f"{PHQ9},{MASA}"}, "ABD"),
@@ -481,7 +482,9 @@ def test_search_bundle_links_entries(client: FlaskClient, seeded: dict[str, str]
         {"authored": "ne2024"},
         {"authored": "ge2024,2023"},
         {"subject": ""},
-        {"subject": "Patient/alice,alice"},
+        {"subject": "https://ehr.example.org/fhir/Patient/alice"},  # another server's base
+        {"subject": "Patient/alice,"},
+        {"subject": "Group/alice"},
         {"_sort": "authored"},
         {"_sort": "-_lastUpdated"},
     ],

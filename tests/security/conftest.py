@@ -83,3 +83,16 @@ def secured_demo(issuer: Issuer, database_url: str) -> Iterator[Flask]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def world(issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Patients A and B with data of every patient-data type (tests/security/attack.py)."""
+    from tests.conftest import drop_database, fresh_database_url
+    from tests.security.attack import build_world
+
+    url = fresh_database_url(tmp_path_factory.mktemp("attack"))
+    built = build_world(issuer, url)
+    yield built
+    built.app.extensions["mit_fhir"].store.dispose()
+    drop_database(url)

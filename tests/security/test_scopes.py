@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mit_fhir.security.scopes import Denied, Grant, Principal, parse_scope, parse_scopes, patient_id
+from mit_fhir.security.scopes import Denied, Grant, Principal, parse_scope, parse_scopes
 
 
 @pytest.mark.parametrize(("scope", "grant"), [
@@ -35,14 +35,6 @@ def test_scope_claims_as_string_or_list() -> None:
     assert parse_scopes("openid user/Observation.rs") == (Grant("user", "Observation", "rs"),)
     assert parse_scopes(["user/*.read", 7, "launch"]) == (Grant("user", "*", "rs"),)
     assert parse_scopes(None) == ()
-
-
-@pytest.mark.parametrize(("ref", "expected"), [
-    ("Patient/1", "1"), ("https://ehr.example.org/fhir/Patient/a-b", "a-b"),
-    ("Patient/1/_history/2", "1"), ("Group/1", None), ("Patient/", None), (None, None),
-])
-def test_patient_id(ref: object, expected: str | None) -> None:
-    assert patient_id(ref) == expected
 
 
 def _who(scopes: str, patient: str | None = None) -> Principal:

@@ -85,3 +85,34 @@ def test_claims_become_the_principal(issuer: Issuer) -> None:
     assert (who.subject, who.client_id, who.patient, who.fhir_user) == (
         "dr-1", "ehr-app", "p9", "Practitioner/dr-1")
     assert who.scope_text == "user/Observation.rs"
+
+
+@pytest.mark.parametrize("patient", [
+    ["pat-1"], ["pat-1", "pat-2"], {"id": "pat-1"}, 7, 1.5, True, "", "pat 1", "pat-1\n",
+    "Patient/pat-1", "x" * 65, "p\u0430t",  # Cyrillic a
+])
+def test_a_malformed_patient_claim_is_401_not_no_patient_context(
+        issuer: Issuer, patient: object) -> None:
+    # Read as "no patient context", such a token would see every patient its user/ scopes allow.
+    token = issuer.mint({"sub": "u", "scope": "user/*.rs patient/*.rs", "patient": patient})
+    with pytest.raises(TokenError, match="'patient' claim"):
+        _verifier(KeySource(issuer.url)).verify(token)
+
+
+@pytest.mark.parametrize(("claim", "value"), [
+    ("scope", {"user/*.rs": True}), ("scope", 7), ("scope", True), ("scope", ["user/*.rs", 7]),
+    ("scp", {"a": 1}), ("scp", ["user/*.rs", None]), ("scp", 3),
+])
+def test_a_malformed_scope_claim_is_401(issuer: Issuer, claim: str, value: object) -> None:
+    token = issuer.mint({"sub": "u", claim: value})
+    with pytest.raises(TokenError, match=f"'{claim}' claim"):
+        _verifier(KeySource(issuer.url)).verify(token)
+
+
+@pytest.mark.parametrize("claims", [
+    {"patient": None}, {}, {"scope": None}, {"scope": "openid user/*.rs"},
+    {"scp": ["user/*.rs", "openid"]}, {"scp": "user/*.rs"}, {"scope": ["user/*.rs"]},
+])
+def test_absent_or_null_claims_are_still_accepted(issuer: Issuer, claims: dict) -> None:
+    who = _verifier(KeySource(issuer.url)).verify(issuer.mint({"sub": "u", **claims}))
+    assert who.patient is None
