@@ -141,10 +141,33 @@ def test_state_is_checked_and_used_once(browser: FlaskClient, ehr: SmartEhr) -> 
     forged = browser.get("/app/callback", query_string={**answer, "state": "forged"},
                          base_url=APP)
     assert forged.status_code == 400 and "state does not match" in forged.get_data(as_text=True)
-    # The pending launch is gone after any attempt: replaying the right answer fails too.
+    assert ehr.token_requests == []
+    # A forged state leaves the pending launch alone (else any site could end it); the EHR's
+    # real answer then completes it, once.
+    done = browser.get("/app/callback", query_string=answer, base_url=APP)
+    assert done.status_code == 302 and ehr.token_requests == ["authorization_code"]
     again = browser.get("/app/callback", query_string=answer, base_url=APP)
     assert again.status_code == 400 and "unknown or expired" in again.get_data(as_text=True)
-    assert ehr.token_requests == []
+    assert ehr.token_requests == ["authorization_code"]
+
+
+@pytest.mark.parametrize("query", [{"state": "x"}, {}, {"state": "", "code": "c"},
+                                   {"state": "x", "error": "access_denied"}])
+def test_a_cross_site_callback_leaves_the_session_alone(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr, query: dict[str, str]) -> None:
+    launched(browser, ehr)
+    sessions_before = _session_rows(app)
+    # What another site's link or <img> makes the signed-in browser send, cookie included.
+    resp = browser.get("/app/callback", query_string=query, base_url=APP)
+    assert resp.status_code == 400 and "unknown or expired" in resp.get_data(as_text=True)
+    assert _session_rows(app) == sessions_before
+    assert browser.get("/app/", base_url=APP).status_code == 200
+    assert ehr.token_requests == ["authorization_code"]
+
+
+def _session_rows(app: Flask) -> list[tuple[str, str]]:
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(ui_session.c.id, ui_session.c.data)))
 
 
 def test_a_callback_without_the_launch_cookie_is_refused(app: Flask, ehr: SmartEhr) -> None:
