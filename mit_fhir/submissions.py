@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
+import orjson
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlalchemy import Connection
 
@@ -18,7 +19,7 @@ from mit_fhir.fhir.audit import provenance, provenance_index
 from mit_fhir.fhir.extract import Extraction, data_source_tags, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.plans import PlanError
-from mit_fhir.fhir.search import date_key
+from mit_fhir.fhir.search import date_key, reference_rows
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.outcomes import HistoryLookup, Scorer
@@ -134,19 +135,35 @@ def _client_identifier(qr: Resource) -> str | None:
     return None
 
 
-def _content(qr: Resource) -> Resource:
-    return {k: v for k, v in qr.items() if k not in ("id", "meta")}
+def _patient(qr: Resource) -> str:
+    """The validated subject as the index holds it (`Patient/<id>`)."""
+    return reference_rows("subject", qr.get("subject"))[0][1]
 
 
-def _already_stored(conn: Any, qr: Resource, token: str) -> Resource | None:
-    """The response stored under this identifier: itself if the same, else a 409 Conflict."""
-    found = repository.search(
-        conn, "QuestionnaireResponse", [Criterion("identifier", "eq", (token,))], limit=1)
+def _business_key(patient: str, token: str) -> str:
+    """The unique key of one patient's identifier: two patients' responses may share one."""
+    digest = hashlib.sha256(orjson.dumps([patient, token])).hexdigest()
+    return f"identifier:{digest}"
+
+
+def _content(qr: Resource, ignored: Collection[str]) -> Resource:
+    return {k: v for k, v in qr.items() if k not in ("id", "meta", *ignored)}
+
+
+def _already_stored(conn: Connection, qr: Resource, token: str,
+                    ignored: Collection[str]) -> Resource | None:
+    """The response stored under this identifier for the same patient: itself if the same
+    (a retry), else a 409 Conflict. Other patients' responses are never looked at, so the
+    answer cannot tell a client that another patient's response has this identifier."""
+    found = repository.search(conn, "QuestionnaireResponse", [
+        Criterion("identifier", "eq", (token,)), Criterion("patient", "eq", (_patient(qr),))],
+        limit=1)
     if not found:
         return None
     stored = found[0]
-    if _content(stored) != _content(qr):
-        raise Conflict("another QuestionnaireResponse already has this identifier")
+    if _content(stored, ignored) != _content(qr, ignored):
+        raise Conflict("another QuestionnaireResponse of this patient already has this "
+                       "identifier")
     return stored
 
 
@@ -160,15 +177,20 @@ def submit(context: Context, qr: Resource, on_stored: OnStored | None = None) ->
 
 
 def submit_once(
-    context: Context, qr: Resource, on_stored: OnStored | None = None
+    context: Context, qr: Resource, on_stored: OnStored | None = None,
+    set_per_attempt: Collection[str] = (),
 ) -> tuple[Resource, bool]:
     """Validate a response, then store it, its Observations and their outbox rows atomically.
 
     Returns (the stored response, whether it was created now). A response whose identifier
-    is already stored is not stored again: the same response again (a client's retry) returns
-    the stored one, a different one under that identifier is a 409 Conflict. `on_stored` is
-    told every resource written (the response, its Observations, plan versions) inside the
-    transaction, so that what it writes (the audit trail) commits with them.
+    is already stored for the same patient is not stored again: the same response again (a
+    client's retry, also one that raced the first copy) returns the stored one, a different
+    one under that identifier is a 409 Conflict. Identifiers are unique per patient: the same
+    identifier for another patient is another response. `set_per_attempt` names elements the
+    caller sets anew on each attempt (the form page's `authored`), left out of that comparison.
+    `on_stored` is told every resource written (the response, its Observations, plan
+    versions) inside the transaction, so that what it writes (the audit trail) commits with
+    them.
 
     The writes are buffered and sent in one statement per table at the end: a submission
     reads nothing it wrote (plan forms excepted, see record). On SQLite the one writer lock
@@ -178,11 +200,28 @@ def submit_once(
     questionnaire = validated(context.catalogue, qr)
     token = _client_identifier(qr)
     qr = as_new(qr)
+    try:
+        return _store_once(context, qr, questionnaire, token, on_stored, set_per_attempt)
+    except Conflict:
+        if token is None:
+            raise
+        # A concurrent copy under the same key committed between our search and our insert
+        # (the unique key refused ours): answer as a retry after it would be answered.
+        with context.store.transaction() as conn:
+            existing = _already_stored(conn, qr, token, set_per_attempt)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _store_once(context: Context, qr: Resource, questionnaire: Questionnaire,
+                token: str | None, on_stored: OnStored | None,
+                ignored: Collection[str]) -> tuple[Resource, bool]:
     # The unique business key stops two concurrent copies; the search finds any stored one.
-    key = f"identifier:{hashlib.sha256(token.encode()).hexdigest()}" if token else None
+    key = _business_key(_patient(qr), token) if token else None
     try:
         with context.store.transaction() as conn:
-            if token and (existing := _already_stored(conn, qr, token)) is not None:
+            if token and (existing := _already_stored(conn, qr, token, ignored)) is not None:
                 return existing, False
             with buffered_inserts(conn):
                 stored = record(conn, context, qr, questionnaire, business_key=key)

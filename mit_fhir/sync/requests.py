@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from mit_fhir.fhir.urls import BASE
 from mit_fhir.sync.outbox import SYNCED_TYPES
 
 Resource = dict[str, Any]
+OWN_IDENTIFIERS = f"{BASE}/identifier/"  # the systems of the identifiers the service makes
 # Resources that never change once stored: a repeat of their create is harmless.
 IMMUTABLE = frozenset({"QuestionnaireResponse", "Observation"})
 
@@ -44,9 +46,26 @@ def identifier(res: Resource) -> Resource | None:
     return None
 
 
-def identifier_query(ident: Resource) -> str:
-    """`identifier=system|value`, percent-encoded for a query string."""
-    return "identifier=" + quote(f"{ident['system']}|{ident['value']}", safe="/:")
+def identifier_patient(ident: Resource, res: Resource) -> str | None:
+    """The patient that must hold a match of this identifier, when the identifier is a client's.
+
+    A client's identifiers are unique per patient only (mit_fhir.submissions): without the
+    patient, a retried create of patient B's response could find A's under the same
+    identifier and be taken as delivered. The service's own identifiers are UUIDs.
+    """
+    if str(ident.get("system", "")).startswith(OWN_IDENTIFIERS):
+        return None
+    subject = res.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
+
+
+def identifier_query(ident: Resource, res: Resource) -> str:
+    """`identifier=system|value` (and `patient=` for a client's identifier), percent-encoded
+    for a query string."""
+    query = "identifier=" + quote(f"{ident['system']}|{ident['value']}", safe="/:")
+    patient = identifier_patient(ident, res)
+    return query + ("&patient=" + quote(patient, safe="/") if patient else "")
 
 
 def local_key(res: Resource) -> str:

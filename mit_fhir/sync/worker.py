@@ -48,6 +48,7 @@ from mit_fhir.sync.requests import (
     body,
     etag_version,
     identifier,
+    identifier_patient,
     identifier_query,
     local_key,
     parse_location,
@@ -244,10 +245,12 @@ class Worker:
             if ident is None or not _needs_condition(job) or _conditional(caps, rtype):
                 todo.append(job)
                 continue
+            params = {"identifier": _token(ident), "_count": "100"}
+            if (patient := identifier_patient(ident, job.resource)) is not None:
+                params["patient"] = patient
             try:
-                matches = [r for r in self.client.search(rtype, {"identifier": _token(ident),
-                                                                 "_count": "100"})
-                           if _has_identifier(r, ident)]
+                matches = [r for r in self.client.search(rtype, params)
+                           if _has_identifier(r, ident) and _of_patient(r, patient)]
             except EhrError as exc:
                 outcomes.append(Outcome(job, "retry", error=exc))
                 continue
@@ -350,7 +353,7 @@ class Worker:
         request = {"method": "POST", "url": rtype}
         ident = identifier(job.resource)
         if ident and _needs_condition(job) and _conditional(caps, rtype):
-            request["ifNoneExist"] = identifier_query(ident)
+            request["ifNoneExist"] = identifier_query(ident, job.resource)
         return {"fullUrl": f"urn:uuid:{job.resource['id']}",
                 "resource": body(job.resource, resolve, None, job.refs), "request": request}
 
@@ -369,7 +372,7 @@ class Worker:
                 else:
                     payload = body(job.resource, resolve, None, job.refs)
                     ident = identifier(job.resource)
-                    headers = ({"If-None-Exist": identifier_query(ident)}
+                    headers = ({"If-None-Exist": identifier_query(ident, job.resource)}
                                if ident and _needs_condition(job) and _conditional(caps, rtype)
                                else {})
                     resp = self.client.request("POST", rtype, payload, headers)
@@ -513,6 +516,15 @@ def _has_identifier(res: Resource, ident: Resource) -> bool:
     items = [found] if isinstance(found, dict) else (found or [])
     return any(i.get("system") == ident["system"] and i.get("value") == ident["value"]
                for i in items)
+
+
+def _of_patient(res: Resource, patient: str | None) -> bool:
+    """Whether the EHR's resource is the patient's (its subject relative or absolute)."""
+    if patient is None:
+        return True
+    subject = res.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    return isinstance(ref, str) and (ref == patient or ref.endswith("/" + patient))
 
 
 def _jobs(conn: Connection, items: list[Item]) -> list[Job]:

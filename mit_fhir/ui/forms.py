@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion, now_instant
-from mit_fhir.submissions import submit, validated
+from mit_fhir.submissions import submit_once, validated
 from mit_fhir.ui import i18n, presentation
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.data import change_of
@@ -81,6 +82,8 @@ def _prepared(qid: str, data: dict[str, Any], status: str) -> dict[str, Any]:
         raise PageError("send a QuestionnaireResponse", 400)
     questionnaire = _form(qid)
     qr = {k: v for k, v in body.items() if k not in ("id", "meta", "identifier", "contained")}
+    if (fill := _fill_identifier(body.get("identifier"))) is not None:
+        qr["identifier"] = fill
     version = questionnaire.get("version")
     qr["questionnaire"] = questionnaire["url"] + (f"|{version}" if version else "")
     qr["subject"] = {"reference": f"Patient/{patient_of(data)}"}
@@ -95,6 +98,23 @@ def _prepared(qid: str, data: dict[str, Any], status: str) -> dict[str, Any]:
     return qr
 
 
+# The page names each fill of a form with a fresh UUID (form.js), sent with every attempt to
+# submit it: the service stores a fill once, and answers a retry with what it stored.
+FILL_SYSTEM = "urn:ietf:rfc:3986"
+_FILL_VALUE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                         r"[0-9a-f]{12}")
+
+
+def _fill_identifier(sent: Any) -> dict[str, str] | None:
+    """The page's identifier of this fill, or None when the page sent none (an older page)."""
+    if sent is None:
+        return None
+    if not (isinstance(sent, dict) and sent.get("system") == FILL_SYSTEM
+            and isinstance(sent.get("value"), str) and _FILL_VALUE.fullmatch(sent["value"])):
+        raise PageError("the identifier of the fill must be a urn:uuid (RFC 3986)", 400)
+    return {"system": FILL_SYSTEM, "value": sent["value"]}
+
+
 def _author(data: dict[str, Any]) -> str:
     return str(data.get("fhirUser") or data.get("sub") or "unknown")
 
@@ -107,7 +127,8 @@ def submit_response(qid: str) -> Response:
     patient = patient_of(data)
     authorize("QuestionnaireResponse", "c", patient)
     qr = _prepared(qid, data, "completed")
-    stored = submit(ctx(), qr)
+    # `authored` is the instant of each attempt: a retry of the same fill differs only there.
+    stored, _ = submit_once(ctx(), qr, set_per_attempt=("authored",))
     audit.add([stored])
     with ctx().store.transaction() as conn:
         conn.execute(delete(ui_draft).where(ui_draft.c.patient == patient,

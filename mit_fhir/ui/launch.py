@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Response, current_app, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -52,14 +54,22 @@ def launch() -> BaseResponse:
 
 @bp.get("/callback")
 def callback() -> BaseResponse:
-    """The EHR's answer: check state (once), trade the code, start the real session."""
+    """The EHR's answer: check state, use the pending launch once, trade the code, start the
+    real session."""
+    # Any site can send the browser here with its cookie (a top-level GET): until the state
+    # names this browser's pending launch, nothing is touched, so neither a signed-in session
+    # nor a launch under way can be ended from outside.
     with ctx().store.transaction() as conn:
-        pending = sessions.take(conn, cookie())
+        pending = sessions.load(conn, cookie())
     if pending is None or "pending" not in pending:
         raise PageError("This launch is unknown or expired: open the app from the EHR again.")
     state = request.args.get("state", "")
-    if not state or state != pending["pending"]["state"]:
+    if not hmac.compare_digest(state.encode(), str(pending["pending"]["state"]).encode()):
         raise PageError("The launch's state does not match: open the app from the EHR again.")
+    with ctx().store.transaction() as conn:
+        if sessions.take(conn, cookie()) is None:  # a concurrent callback used it first
+            raise PageError("This launch is unknown or expired: open the app from the EHR "
+                            "again.")
     if request.args.get("error"):
         raise PageError(f"The EHR refused the launch ({request.args['error'][:60]}).", 403)
     code = request.args.get("code")

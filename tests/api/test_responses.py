@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from flask.testing import FlaskClient
 
 from mit_fhir import create_app
 from tests.conftest import FHIR_JSON, SAMPLES, FhirActions, sample
+from tests.security.issuer import Issuer
 
 FORMS = sorted(p.name for p in SAMPLES.iterdir() if (p / "complete.json").is_file())
 QR_PATH = "/fhir/QuestionnaireResponse"
@@ -499,3 +502,136 @@ def test_unsupported_search_is_a_400(
 def test_unknown_parameter_is_named_in_the_outcome(client: FlaskClient) -> None:
     body = assert_outcome(client.get(QR_PATH, query_string={"patinet": "alice"}), 400)
     assert "patinet" in diagnostics(body)
+
+
+# -- identifiers are unique per patient, and never reveal another patient's ------------------
+
+IDENT = {"system": "urn:example:tablet-app", "value": "fill-0001"}
+PATIENT_A, PATIENT_B = "pat-a", "pat-b"
+AUDIENCE = "https://mit.example.org/fhir"
+
+
+@pytest.fixture(scope="module")
+def two_patients() -> Iterator[Issuer]:
+    """An identity provider with one patient-context app per patient and a clinician's app."""
+    idp = Issuer(AUDIENCE).start()
+    idp.register("app-a", "patient/*.cruds", patient=PATIENT_A)
+    idp.register("app-b", "patient/*.cruds", patient=PATIENT_B)
+    idp.register("clinic", "user/*.cruds", fhir_user="Practitioner/dr-1")
+    try:
+        yield idp
+    finally:
+        idp.stop()
+
+
+@pytest.fixture
+def secured(two_patients: Issuer, database_url: str) -> Iterator[Flask]:
+    application = create_app({"DATABASE_URL": database_url, "AUTH": "jwt",
+                              "AUTH_ISSUER": two_patients.url, "AUTH_AUDIENCE": AUDIENCE})
+    yield application
+    application.extensions["mit_fhir"].store.dispose()
+
+
+class As:
+    """POST and GET with one client's token (tokens cached per test)."""
+
+    def __init__(self, app: Flask, idp: Issuer, client_id: str) -> None:
+        self.client = app.test_client()
+        self.headers = {"Authorization": f"Bearer {idp.token(client_id)}"}
+
+    def post(self, path: str, resource: dict[str, Any]) -> Any:
+        return self.client.post(path, data=json.dumps(resource), content_type=FHIR_JSON,
+                                headers=self.headers)
+
+    def get(self, path: str, **query: str) -> Any:
+        return self.client.get(path, query_string=query, headers=self.headers)
+
+
+def of(patient: str, form: str = "phq-9", **extra: Any) -> dict[str, Any]:
+    return {**sample(form), "subject": {"reference": f"Patient/{patient}"}, **extra}
+
+
+def test_another_patients_identifier_is_neither_refused_nor_revealed(
+        secured: Flask, two_patients: Issuer) -> None:
+    a, b = As(secured, two_patients, "app-a"), As(secured, two_patients, "app-b")
+    first = a.post(QR_PATH, of(PATIENT_A, identifier=IDENT))
+    assert first.status_code == 201
+    # B's app picks the same identifier (they are per device or per app, not global): it gets
+    # a response of its own, not a 409 that would tell it A has one.
+    resp = b.post(QR_PATH, of(PATIENT_B, "gad-7", identifier=IDENT))
+    assert resp.status_code == 201, resp.get_json()
+    text = resp.get_data(as_text=True)
+    assert first.get_json()["id"] not in text and PATIENT_A not in text
+    mine = b.get(QR_PATH, identifier=f"{IDENT['system']}|{IDENT['value']}").get_json()
+    assert [e["resource"]["subject"]["reference"] for e in mine["entry"]] == [
+        f"Patient/{PATIENT_B}"]
+    assert a.get(f"{QR_PATH}/{first.get_json()['id']}").get_json() == first.get_json()
+
+
+def test_an_identifier_is_unique_within_one_patient(secured: Flask, two_patients: Issuer) -> None:
+    a, b = As(secured, two_patients, "app-a"), As(secured, two_patients, "app-b")
+    stored_b = b.post(QR_PATH, of(PATIENT_B, identifier=IDENT)).get_json()
+    stored_a = a.post(QR_PATH, of(PATIENT_A, identifier=IDENT)).get_json()
+    retry = a.post(QR_PATH, of(PATIENT_A, identifier=IDENT))
+    assert retry.status_code == 200 and retry.get_json() == stored_a
+    assert b.post(QR_PATH, of(PATIENT_B, identifier=IDENT)).get_json() == stored_b
+    clash = a.post(QR_PATH, of(PATIENT_A, "gad-7", identifier=IDENT))
+    body = assert_outcome(clash, 409)
+    assert "this patient" in diagnostics(body) and PATIENT_B not in json.dumps(body)
+
+
+def test_a_clinician_may_store_one_identifier_for_two_patients(
+        secured: Flask, two_patients: Issuer) -> None:
+    clinic = As(secured, two_patients, "clinic")
+    ids = {clinic.post(QR_PATH, of(p, identifier=IDENT)).get_json()["id"]
+           for p in (PATIENT_A, PATIENT_B, PATIENT_A)}
+    assert len(ids) == 2
+    found = clinic.get(QR_PATH, identifier=f"{IDENT['system']}|{IDENT['value']}").get_json()
+    assert found["total"] == 2
+
+
+@pytest.mark.parametrize("rtype", ["MedicationRequest", "CarePlan", "CareTeam"])
+def test_plan_resources_never_refuse_another_patients_identifier(
+        secured: Flask, two_patients: Issuer, rtype: str) -> None:
+    # Direct creates keep the client's identifiers without a uniqueness check (the service
+    # adds its own): the same identifier for two patients is two resources, never a 409.
+    bodies = {
+        "MedicationRequest": {"status": "active", "intent": "order",
+                              "medicationCodeableConcept": {"text": "lamotrigine"}},
+        "CarePlan": {"status": "active", "intent": "plan"},
+        "CareTeam": {"status": "active"},
+    }
+    made = []
+    for client_id, patient in (("app-a", PATIENT_A), ("app-b", PATIENT_B)):
+        resp = As(secured, two_patients, client_id).post(f"/fhir/{rtype}", {
+            "resourceType": rtype, **bodies[rtype], "identifier": [IDENT],
+            "subject": {"reference": f"Patient/{patient}"}})
+        assert resp.status_code == 201, resp.get_json()
+        assert PATIENT_A not in resp.get_data(as_text=True) or patient == PATIENT_A
+        made.append(resp.get_json()["id"])
+    assert len(set(made)) == 2
+
+
+def test_concurrent_copies_of_one_identifier_all_get_the_one_stored_response(
+        secured: Flask, two_patients: Issuer) -> None:
+    # A double submit or an impatient retry sends copies at once: every copy is answered with
+    # the one response stored (201 once, 200 for the others), none with "submit again".
+    headers = {"Authorization": f"Bearer {two_patients.token('app-a')}"}
+    body = json.dumps(of(PATIENT_A, "gad-7", identifier=IDENT))
+    barrier = threading.Barrier(COPIES)
+
+    def post(_: int) -> tuple[int, Any]:
+        client = secured.test_client()
+        barrier.wait()
+        resp = client.post(QR_PATH, data=body, content_type=FHIR_JSON, headers=headers)
+        return resp.status_code, resp.get_json()
+
+    with ThreadPoolExecutor(COPIES) as pool:
+        results = list(pool.map(post, range(COPIES)))
+    assert sorted(s for s, _ in results) == [200] * (COPIES - 1) + [201], results
+    assert len({r["id"] for _, r in results}) == 1
+    found = secured.test_client().get(QR_PATH, headers=headers).get_json()
+    assert found["total"] == 1
+
+
+COPIES = 6

@@ -694,3 +694,50 @@ def test_links_are_upserted_once_per_resource(sync_app: Flask) -> None:
     assert key == ("Observation", "o-1")
     assert (link.remote_id, link.remote_version, link.synced_version, link.synced_at) == (
         "ehr-1", "3", 3, 20.0)
+
+
+# A client's identifier is unique per patient only: the EHR is asked within the patient ------------
+CLIENT_IDENT = {"system": "urn:example:tablet-app", "value": "fill-0001"}
+
+
+def submit_with_client_identifier(app: Flask, patient: str) -> Resource:
+    qr = {**sample("phq-9"), "subject": {"reference": f"Patient/{patient}"},
+          "identifier": CLIENT_IDENT}
+    resp = app.test_client().post("/fhir/QuestionnaireResponse", content_type=FHIR_JSON,
+                                  data=json.dumps(qr))
+    assert resp.status_code == 201, resp.get_json()
+    body: Resource = resp.get_json()
+    return body
+
+
+def test_a_conditional_create_of_a_client_identifier_names_the_patient(
+        sync_app: Flask, ehr: FakeEhr, clock: FakeClock) -> None:
+    submit_with_client_identifier(sync_app, "pat-b")
+    redeliver(sync_app, clock)
+    worker(sync_app, clock).run_once()
+    [bundle] = ehr.bundles
+    conditions = {e["resource"]["resourceType"]: e["request"]["ifNoneExist"]
+                  for e in bundle["entry"]}
+    assert conditions["QuestionnaireResponse"] == (
+        "identifier=urn:example:tablet-app%7Cfill-0001&patient=Patient/pat-b")
+    # The service's own identifiers are UUIDs: they need no patient.
+    assert "patient=" not in conditions["Observation"]
+
+
+def test_another_patients_resource_under_the_identifier_is_not_taken_for_ours(
+        sync_app: Flask, mock: responses.RequestsMock, clock: FakeClock) -> None:
+    ehr = FakeEhr(mock, capability_statement(conditional=False))
+    qr = submit_with_client_identifier(sync_app, "pat-b")
+    # An EHR ignoring the patient filter returns patient A's response with this identifier.
+    ehr.search_results = {"QuestionnaireResponse": [{
+        "resourceType": "QuestionnaireResponse", "id": "theirs", "identifier": CLIENT_IDENT,
+        "subject": {"reference": "http://ehr.test/fhir/Patient/pat-a"}}]}
+    redeliver(sync_app, clock)
+    worker(sync_app, clock).run_once()
+    [(_, url)] = [s for s in ehr.searches if s[0] == "QuestionnaireResponse"]
+    assert "patient=Patient%2Fpat-b" in url
+    posted = [e["resource"] for b in ehr.bundles for e in b["entry"]
+              if e["request"]["method"] == "POST"]
+    assert [r["subject"] for r in posted if r["resourceType"] == "QuestionnaireResponse"] == [
+        {"reference": "Patient/pat-b"}]
+    assert links(sync_app)[("QuestionnaireResponse", qr["id"])].remote_id != "theirs"

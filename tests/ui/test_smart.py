@@ -141,10 +141,33 @@ def test_state_is_checked_and_used_once(browser: FlaskClient, ehr: SmartEhr) -> 
     forged = browser.get("/app/callback", query_string={**answer, "state": "forged"},
                          base_url=APP)
     assert forged.status_code == 400 and "state does not match" in forged.get_data(as_text=True)
-    # The pending launch is gone after any attempt: replaying the right answer fails too.
+    assert ehr.token_requests == []
+    # A forged state leaves the pending launch alone (else any site could end it); the EHR's
+    # real answer then completes it, once.
+    done = browser.get("/app/callback", query_string=answer, base_url=APP)
+    assert done.status_code == 302 and ehr.token_requests == ["authorization_code"]
     again = browser.get("/app/callback", query_string=answer, base_url=APP)
     assert again.status_code == 400 and "unknown or expired" in again.get_data(as_text=True)
-    assert ehr.token_requests == []
+    assert ehr.token_requests == ["authorization_code"]
+
+
+@pytest.mark.parametrize("query", [{"state": "x"}, {}, {"state": "", "code": "c"},
+                                   {"state": "x", "error": "access_denied"}])
+def test_a_cross_site_callback_leaves_the_session_alone(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr, query: dict[str, str]) -> None:
+    launched(browser, ehr)
+    sessions_before = _session_rows(app)
+    # What another site's link or <img> makes the signed-in browser send, cookie included.
+    resp = browser.get("/app/callback", query_string=query, base_url=APP)
+    assert resp.status_code == 400 and "unknown or expired" in resp.get_data(as_text=True)
+    assert _session_rows(app) == sessions_before
+    assert browser.get("/app/", base_url=APP).status_code == 200
+    assert ehr.token_requests == ["authorization_code"]
+
+
+def _session_rows(app: Flask) -> list[tuple[str, str]]:
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(ui_session.c.id, ui_session.c.data)))
 
 
 def test_a_callback_without_the_launch_cookie_is_refused(app: Flask, ehr: SmartEhr) -> None:
@@ -424,3 +447,47 @@ def test_smart_settings_are_normalised() -> None:
                               "https://a.example.org/fhir/, https://b.example.org/r4"})
     assert settings["SMART_ISSUERS"] == "https://a.example.org/fhir https://b.example.org/r4"
     assert "launch" in settings["SMART_SCOPE"].split() and settings["SMART_CLIENT_ID"] is None
+
+
+FILL = {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e"}
+
+
+def _page_responses(app: Flask) -> list[dict[str, Any]]:
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        return repository.search(conn, "QuestionnaireResponse", [
+            Criterion("patient", "eq", (f"Patient/{PATIENT}",))])
+
+
+def test_the_pages_fill_identifier_stores_a_fill_once(browser: FlaskClient, app: Flask,
+                                                      ehr: SmartEhr) -> None:
+    launched(browser, ehr)
+    headers = {"X-CSRF-Token": csrf(browser)}
+    url = "/app/api/forms/ders/responses"
+    first = browser.post(url, json={**complete_ders(PATIENT), "identifier": FILL},
+                         base_url=APP, headers=headers)
+    # The retry is made later (the service sets another `authored`): still the same fill.
+    retry = browser.post(url, json={**complete_ders(PATIENT), "identifier": FILL},
+                         base_url=APP, headers=headers)
+    assert first.status_code == retry.status_code == 200
+    assert first.json == retry.json
+    [stored] = _page_responses(app)
+    assert stored["id"] == first.json["response"] and stored["identifier"] == FILL
+    other = browser.post(url, json=complete_ders(PATIENT), base_url=APP, headers=headers)
+    assert other.status_code == 200 and other.json["response"] != stored["id"]
+
+
+@pytest.mark.parametrize("identifier", [
+    {"system": "urn:ietf:rfc:3986", "value": "fill-1"},
+    {"system": "urn:example:other", "value": FILL["value"]},
+    {"system": "urn:ietf:rfc:3986", "value": FILL["value"].upper()},
+    {"system": "urn:ietf:rfc:3986", "value": FILL["value"] + "\n"},
+    [FILL], "x", {"system": "urn:ietf:rfc:3986"},
+])
+def test_a_fill_identifier_not_made_by_the_page_is_refused(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr, identifier: Any) -> None:
+    launched(browser, ehr)
+    resp = browser.post("/app/api/forms/ders/responses",
+                        json={**complete_ders(PATIENT), "identifier": identifier},
+                        base_url=APP, headers={"X-CSRF-Token": csrf(browser)})
+    assert resp.status_code == 400 and "urn:uuid" in resp.json["error"]
+    assert _page_responses(app) == []

@@ -16,6 +16,7 @@ window.mitFhir = (function () {
       const message = (data && data.error) || resp.statusText;
       const err = new Error(message);
       err.issues = (data && data.issues) || [];
+      err.status = resp.status;
       throw err;
     }
     return data;

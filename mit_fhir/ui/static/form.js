@@ -7,6 +7,36 @@
   const submitButton = document.getElementById("submit");
   const say = (text) => { status.textContent = text; };
 
+  // One identifier per fill of the form, sent with every attempt to submit it: the service
+  // stores a fill once, so a double submit or a retry after a lost answer cannot store a
+  // second copy. Kept in sessionStorage (this tab only) so that a reload continues the fill.
+  const FILL_SYSTEM = "urn:ietf:rfc:3986";
+  const fillKey = "mit-fhir-fill " + root.dataset.submit + " " + root.dataset.patient;
+
+  function newFill() {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;  // RFC 9562 version 4, variant 10
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return "urn:uuid:" + h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" +
+      h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  function storage(action, value) {
+    try {
+      if (action === "get") return sessionStorage.getItem(fillKey);
+      if (action === "set") sessionStorage.setItem(fillKey, value);
+      if (action === "drop") sessionStorage.removeItem(fillKey);
+    } catch (err) {
+      // Storage refused (a privacy setting, a sandboxed frame): the fill lasts for the page.
+    }
+    return null;
+  }
+
+  let fill = storage("get") || newFill();
+  storage("set", fill);
+  root.dataset.fill = fill;
+
   function response() {
     return LForms.Util.getFormFHIRData("QuestionnaireResponse", "R4", root);
   }
@@ -56,17 +86,37 @@
     section.querySelector("h2").focus({ preventScroll: false });
   }
 
+  let submitting = false;
+
   async function submit() {
+    if (submitting) return;  // a second click or Enter before the first answer
+    submitting = true;
     submitButton.disabled = true;
     say("Submitting…");
     try {
-      const result = await mitFhir.request("POST", root.dataset.submit, response());
+      const body = response();
+      body.identifier = { system: FILL_SYSTEM, value: fill };
+      const result = await mitFhir.request("POST", root.dataset.submit, body);
+      storage("drop");  // stored: a reload starts a new fill
       root.dataset.submitted = result.response;
       showScores(result.scores);
       say("Submitted: " + result.scores.length + " scores recorded.");
     } catch (err) {
-      say("Not submitted: " + err.message + (err.issues.length > 1 ? " (" + err.issues.slice(1).join("; ") + ")" : ""));
+      // A lost answer (no network, a dropped connection) is a TypeError without issues.
+      const issues = err.issues || [];
+      say("Not submitted: " + err.message + (issues.length > 1 ? " (" + issues.slice(1).join("; ") + ")" : ""));
+      if (err.status === 409) {
+        // This fill was stored with other answers (changed after a lost answer): what is now
+        // on the page is another fill, stored as such only if the person submits it again.
+        fill = newFill();
+        storage("set", fill);
+        root.dataset.fill = fill;
+        say("Not submitted: these answers differ from the ones already submitted from this " +
+            "page. Submit again to record them as a new response.");
+      }
       submitButton.disabled = false;
+    } finally {
+      submitting = false;
     }
   }
 
