@@ -15,7 +15,6 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from mit_fhir.catalogue import walk_items
 from mit_fhir.errors import Issue, Unprocessable
 from mit_fhir.fhir.urls import EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE
 
@@ -51,6 +50,13 @@ def _claims_weight(element: Any) -> bool:
 
 def _dicts(value: Any) -> list[Resource]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _items(items: Any) -> Iterator[Resource]:
+    """Every item of an item tree, depth first, skipping whatever is not an object."""
+    for item in _dicts(items):
+        yield item
+        yield from _items(item.get("item"))
 
 
 def _contained_value_set(questionnaire: Resource, ref: Any) -> Resource | None:
@@ -96,20 +102,22 @@ class FormWeights:
         # id() of the form's own weighted nodes (answerOption, its Coding, ValueSet concepts):
         # weight() on %questionnaire reads them directly. The plan keeps the form alive.
         self.nodes: dict[int, float] = {}
-        items = questionnaire.get("item")
-        for item in walk_items(_dicts(items)):
+        for item in _items(questionnaire.get("item")):
             options: list[Option] = []
             for opt in _dicts(item.get("answerOption")):
                 coding = opt.get("valueCoding")
                 if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
                     continue
                 # SDC puts the weight on answerOption where possible; older forms on the Coding.
+                # As in fhirpath.js, the option node has either, its Coding only its own.
+                on_coding = own_weight(coding)
                 w = own_weight(opt)
-                if w is None:
-                    w = own_weight(coding)
+                w = on_coding if w is None else w
                 if w is not None:
                     options.append((coding.get("system"), coding["code"], w))
-                    self.nodes[id(opt)] = self.nodes[id(coding)] = w
+                    self.nodes[id(opt)] = w
+                if on_coding is not None:
+                    self.nodes[id(coding)] = on_coding
             value_set = _contained_value_set(questionnaire, item.get("answerValueSet"))
             for node, system, code in _value_set_nodes(value_set) if value_set else ():
                 if (w := own_weight(node)) is not None:
@@ -122,10 +130,15 @@ class FormWeights:
         if not isinstance(coding, dict):
             return None
         code, system = coding.get("code"), coding.get("system")
+        lenient = None
         for o_system, o_code, w in self.by_item.get(link_id, ()):
-            if o_code == code and (not (o_system and system) or o_system == system):
+            if o_code != code:
+                continue
+            if o_system == system:
                 return w
-        return None
+            if lenient is None and not (o_system and system):
+                lenient = w
+        return lenient
 
     def weighted(self, link_id: str) -> bool:
         """Whether the item has any weighted option (is scored)."""

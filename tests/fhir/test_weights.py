@@ -377,3 +377,27 @@ def test_a_weight_that_is_not_a_number_is_no_weight() -> None:
     q = site_form(SUM, choice("q1", answerOption=options), choice("q2", answerOption=options))
     for got in scores(ScoringPlan(q), response(q1="a", q2="b")):
         assert math.isclose(got["total"], 1)
+
+
+SAME_CODE = [{"valueCoding": {"code": "a"}, "extension": weight_ext(1)},
+             {"valueCoding": {"system": SYSTEM, "code": "a"}, "extension": weight_ext(2)},
+             {"valueCoding": {"system": "http://other.example", "code": "a"},
+              "extension": weight_ext(3)}]
+# One code in several systems: the option of the answer's own system wins; an option without a
+# system matches any (LHC-Forms' LOINC panels give none), as the validator matches them.
+SYSTEMS: dict[str, tuple[Resource, float | None]] = {
+    "the answer's own system": ({"system": SYSTEM, "code": "a"}, 2),
+    "another listed system": ({"system": "http://other.example", "code": "a"}, 3),
+    "an unlisted system: the option without one": ({"system": "http://x.example", "code": "a"}, 1),
+    "no system: the first option": ({"code": "a"}, 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYSTEMS))
+def test_an_answer_is_weighted_by_its_system_and_code(case: str) -> None:
+    answered, total = SYSTEMS[case]
+    q = site_form(SUM, choice("q1", answerOption=SAME_CODE))
+    qr = response(q1="a")
+    answer(qr, "q1")["valueCoding"] = dict(answered)
+    for got in scores(ScoringPlan(q), qr):
+        assert got["total"] == total
