@@ -24,7 +24,6 @@ import orjson
 from fhirpathpy.models import models
 
 from benchmarks.timing import median_seconds, ms
-from mit_fhir.fhir import fhirpath
 from mit_fhir.fhir.scoring import ScoringPlan, _plain
 from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION
 
@@ -42,7 +41,7 @@ class FhirpathpyScorer:
 
     def __init__(self, plan: ScoringPlan) -> None:
         self.plan = plan
-        self._owners: dict[int, str] = {}
+        self._lookup = plan.weights.for_response({})
         table = {"weight": {"fn": self._weight, "arity": {0: []}}}
 
         def compiled(text: str) -> Callable[[Resource, dict[str, Any]], list[Any]]:
@@ -56,11 +55,10 @@ class FhirpathpyScorer:
         ]
 
     def _weight(self, inputs: list[Any]) -> list[float]:
-        env = fhirpath.Env(variables={}, owner=self._owners, weight=self.plan.weights)
-        return [float(w) for w in fhirpath._weight(list(inputs), env)]
+        return self._lookup(list(inputs))
 
     def evaluate(self, qr: Resource) -> list[tuple[str, Any]]:
-        self._owners = fhirpath.answer_owners(qr)
+        self._lookup = self.plan.weights.for_response(qr)
 
         def run(fn: Callable[[Resource, dict[str, Any]], list[Any]],
                 variables: dict[str, Any]) -> list[Any]:

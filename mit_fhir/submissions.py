@@ -22,6 +22,7 @@ from mit_fhir.fhir.plans import PlanError
 from mit_fhir.fhir.search import date_key, reference_rows
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.fhir.validate import check_against, check_structure
+from mit_fhir.fhir.weights import check_response
 from mit_fhir.outcomes import HistoryLookup, Scorer
 from mit_fhir.store import repository
 from mit_fhir.store.repository import (
@@ -66,6 +67,7 @@ def validated(
     if questionnaire is None:
         questionnaire = questionnaire_for(catalogue, qr)
     check_against(qr, questionnaire)
+    check_response(qr, questionnaire)
     if qr.get("status") in ("completed", "amended") and not qr.get("authored"):
         raise Unprocessable(
             "authored is required",

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mit_fhir.catalogue import walk_items
-from mit_fhir.fhir.scoring import ScoringPlan, Weights
+from mit_fhir.fhir.scoring import ScoringPlan
+from mit_fhir.fhir.weights import FormWeights
 
 Resource = dict[str, Any]
 
@@ -28,7 +29,7 @@ class WeightedItem:
 
 def weighted_items(questionnaire: Resource) -> list[WeightedItem]:
     """The Questionnaire's items with weighted coded options, in form order."""
-    weights = Weights(questionnaire)
+    weights = FormWeights(questionnaire)
     found = []
     for item in walk_items(questionnaire.get("item", [])):
         options = []

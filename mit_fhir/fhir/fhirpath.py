@@ -14,18 +14,16 @@ rounds half to even), and `sum()` of an empty collection is 0, as fhirpathpy and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fhirpathpy.parser import parse
 
 Collection = list[Any]
-WeightLookup = Callable[[str, dict[str, Any]], float | None]
+# SDC weight(): the weights of a collection, found by whoever knows the Questionnaire.
+WeightLookup = Callable[[list[Any]], list[Any]]
 Fn = Callable[[Collection, "Env"], Collection]
-
-ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
-ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 
 
 class Unsupported(Exception):
@@ -38,10 +36,9 @@ class EvaluationError(Exception):
 
 @dataclass
 class Env:
-    """What an evaluation sees: variables, and which item each answer coding belongs to."""
+    """What an evaluation sees: variables, and the weight() lookup of its Questionnaire."""
 
     variables: dict[str, Collection]
-    owner: dict[int, str] = field(default_factory=dict)
     weight: WeightLookup | None = None
 
 
@@ -446,20 +443,11 @@ def _sum(focus: Collection, _env: Env) -> Collection:
 
 
 def _weight(focus: Collection, env: Env) -> Collection:
-    out: Collection = []
-    for v in focus:
-        if not isinstance(v, dict):
-            continue
-        found = None
-        for ext in v.get("extension", ()):
-            if ext.get("url") in (ITEM_WEIGHT, ORDINAL_VALUE):
-                found = ext.get("valueDecimal", ext.get("valueInteger"))
-                break
-        if found is None and env.weight is not None and id(v) in env.owner:
-            found = env.weight(env.owner[id(v)], v)
-        if found is not None:
-            out.append(found)
-    return out
+    # SDC weight() (alias ordinal()): "the weight of the answer's coding from the questionnaire"
+    # (https://hl7.org/fhir/uv/sdc/expressions.html#fhirpath-supplements). Only the caller
+    # knows the Questionnaire (fhir/weights.py); without it nothing has a weight, least of all
+    # the weight a response carries on its own answers.
+    return env.weight(focus) if env.weight is not None else []
 
 
 def _fn_round(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
@@ -527,6 +515,7 @@ _FUNCTIONS: dict[str, Builder] = {
     "first": _simple("first", lambda focus, _env: focus[:1]),
     "last": _simple("last", lambda focus, _env: focus[-1:]),
     "weight": _simple("weight", _weight),
+    "ordinal": _simple("ordinal", _weight),
 }
 
 
@@ -552,18 +541,3 @@ def compile_expression(text: str) -> Compiled:
         raise Unsupported("expected one expression")
     return Compiled(text, _Compiler().compile(children[0]))
 
-
-def answer_owners(resource: Mapping[str, Any]) -> dict[int, str]:
-    """id(answer value) -> linkId, so that weight() knows which item an answer coding is for."""
-    owners: dict[int, str] = {}
-    stack = list(resource.get("item", ()))
-    while stack:
-        item = stack.pop()
-        link_id = item.get("linkId", "")
-        for ans in item.get("answer", ()):
-            coding = ans.get("valueCoding")
-            if coding is not None:
-                owners[id(coding)] = link_id
-            stack.extend(ans.get("item", ()))
-        stack.extend(item.get("item", ()))
-    return owners

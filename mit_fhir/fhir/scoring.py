@@ -9,6 +9,8 @@ extension says why.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,20 +20,23 @@ from fhirpathpy.models import models
 
 from mit_fhir.catalogue import walk_items
 from mit_fhir.fhir import fhirpath
-from mit_fhir.fhir.answers import value_of
 from mit_fhir.fhir.urls import (
     EXT_CALCULATED_EXPRESSION,
-    EXT_ITEM_WEIGHT,
     EXT_OBSERVATION_EXTRACT,
-    EXT_ORDINAL_VALUE,
     EXT_QUESTIONNAIRE_UNIT,
     EXT_SCORE_RULE,
     EXT_VARIABLE,
     extension,
 )
+from mit_fhir.fhir.weights import AnswerWeights, FormWeights
 
 Resource = dict[str, Any]
-Evaluator = Callable[[Resource, dict[str, list[Any]], "Weights"], list[Any]]
+Evaluator = Callable[[Resource, dict[str, list[Any]], AnswerWeights], list[Any]]
+# The name other modules know the form's weight table by.
+Weights = FormWeights
+# %name or %`name`: the variables an expression reads.
+_READS = re.compile(r"%(?:`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*))")
+NO_WEIGHT = "no answer this score is computed from has a weight in the Questionnaire"
 
 
 @dataclass(frozen=True)
@@ -43,42 +48,6 @@ class Variable:
     run: Evaluator
 
 
-class Weights:
-    """linkId -> answer code -> itemWeight, read from the Questionnaire's answerOptions."""
-
-    def __init__(self, questionnaire: Resource) -> None:
-        self.by_item: dict[str, dict[tuple[str | None, str], float]] = {}
-        for item in walk_items(questionnaire.get("item", [])):
-            table: dict[tuple[str | None, str], float] = {}
-            for opt in item.get("answerOption", ()):
-                coding = opt.get("valueCoding")
-                if not coding or "code" not in coding:
-                    continue
-                w = _weight_of(opt) if _weight_of(opt) is not None else _weight_of(coding)
-                if w is not None:
-                    table[(coding.get("system"), coding["code"])] = w
-                    table.setdefault((None, coding["code"]), w)
-            if table:
-                self.by_item[item["linkId"]] = table
-
-    def __call__(self, link_id: str, coding: dict[str, Any]) -> float | None:
-        table = self.by_item.get(link_id)
-        if table is None or "code" not in coding:
-            return None
-        found = table.get((coding.get("system"), coding["code"]))
-        return found if found is not None else table.get((None, coding["code"]))
-
-
-def _weight_of(element: dict[str, Any]) -> float | None:
-    for url in (EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE):
-        ext = extension(element, url)
-        if ext is not None:
-            v = value_of(ext)
-            if v is not None:
-                return float(v[1])
-    return None
-
-
 def _expression(element: dict[str, Any], url: str) -> dict[str, Any] | None:
     ext = extension(element, url)
     expr = ext.get("valueExpression") if ext else None
@@ -88,22 +57,23 @@ def _expression(element: dict[str, Any], url: str) -> dict[str, Any] | None:
 
 
 def reference_evaluate(
-    qr: Resource, text: str, variables: dict[str, list[Any]], weights: Weights
+    qr: Resource, text: str, variables: dict[str, list[Any]],
+    weights: FormWeights | AnswerWeights,
 ) -> list[Any]:
-    """Evaluate with fhirpathpy (R4 model) and SDC's weight() registered."""
-    owners = fhirpath.answer_owners(qr)
+    """Evaluate with fhirpathpy (R4 model) and SDC's weight() / ordinal() registered."""
+    lookup = weights.for_response(qr) if isinstance(weights, FormWeights) else weights
 
     def weight(inputs: list[Any]) -> list[Any]:
-        env = fhirpath.Env(variables={}, owner=owners, weight=weights)
-        return [float(w) for w in fhirpath._weight(list(inputs), env)]
+        return lookup(list(inputs))
 
+    table = {name: {"fn": weight, "arity": {0: []}} for name in ("weight", "ordinal")}
     try:
         result = fhirpathpy.evaluate(
             qr,
             text,
             {"resource": qr, "context": qr, **variables},
             model=models["r4"],
-            options={"userInvocationTable": {"weight": {"fn": weight, "arity": {0: []}}}},
+            options={"userInvocationTable": table},
         )
     except Exception as exc:  # fhirpathpy raises bare exceptions for type errors
         raise fhirpath.EvaluationError(f"{type(exc).__name__} in fhirpathpy") from None
@@ -127,12 +97,9 @@ def _runner(text: str) -> Evaluator:
     except fhirpath.Unsupported:
         return lambda qr, variables, weights: reference_evaluate(qr, text, variables, weights)
 
-    def run(qr: Resource, variables: dict[str, list[Any]], weights: Weights) -> list[Any]:
+    def run(qr: Resource, variables: dict[str, list[Any]], weights: AnswerWeights) -> list[Any]:
         env = fhirpath.Env(
-            variables={"resource": [qr], "context": [qr], **variables},
-            owner=fhirpath.answer_owners(qr) if "weight" in text else {},
-            weight=weights,
-        )
+            variables={"resource": [qr], "context": [qr], **variables}, weight=weights)
         return compiled([qr], env)
 
     return run
@@ -197,7 +164,7 @@ class ScoringPlan:
 
     def __init__(self, questionnaire: Resource) -> None:
         self.questionnaire = questionnaire
-        self.weights = Weights(questionnaire)
+        self.weights = FormWeights(questionnaire)
         self.variables = _variables(questionnaire)
         self.scores: list[ScoreItem] = []
         self._collect(questionnaire.get("item", []), (), _extract_flag(questionnaire))
@@ -241,37 +208,66 @@ class ScoringPlan:
         """Every calculated item's value for this response, in Questionnaire order.
 
         `reference=True` evaluates the same expressions with fhirpathpy instead of the compiled
-        evaluator (tests and benchmarks compare the two).
+        evaluator (tests and benchmarks compare the two). A score whose expression, with the
+        variables it reads, called weight() and got no weight at all is absent (NO_WEIGHT):
+        FHIRPath's sum() of nothing is 0, and a 0 charted from no weights would read as "no
+        symptoms". An answer without a weight is otherwise a missing answer: weight() leaves
+        it out, and the form's own missing-item rule decides (every catalogue score requires
+        all its items, so a partially weighted set gives no catalogue score either).
         """
+        lookup = self.weights.for_response(qr)
+        # name -> (weight() calls, weights found) of that variable and what it reads.
+        usage: dict[str, tuple[int, int]] = {}
 
-        def run(text: str, compiled: Evaluator, variables: dict[str, list[Any]]) -> list[Any]:
+        def run(text: str, compiled: Evaluator, variables: dict[str, list[Any]],
+                name: str | None = None) -> tuple[list[Any], tuple[int, int]]:
+            calls, found = lookup.calls, lookup.found
             if reference:
-                return reference_evaluate(qr, text, variables, self.weights)
-            return compiled(qr, variables, self.weights)
+                result = reference_evaluate(qr, text, variables, lookup)
+            else:
+                result = compiled(qr, variables, lookup)
+            used = (lookup.calls - calls, lookup.found - found)
+            for read in _reads(text):
+                c, f = usage.get(read, (0, 0))
+                used = (used[0] + c, used[1] + f)
+            if name is not None:
+                usage[name] = used
+            return result, used
 
         # %questionnaire is the form itself, as LHC-Forms and SDC's examples provide it.
         root: dict[str, list[Any]] = {"questionnaire": [self.questionnaire]}
         out: list[Score] = []
         try:
             for var in self.variables:
-                root[var.name] = run(var.text, var.run, root)
+                root[var.name] = run(var.text, var.run, root, var.name)[0]
         except fhirpath.EvaluationError as exc:
             return [Score(s, None, f"a variable failed: {exc}") for s in self.scores]
+        shared = dict(usage)
         for score in self.scores:
             variables = root
+            usage.clear()
+            usage.update(shared)
             try:
                 if score.variables:
                     variables = dict(root)
                     for var in score.variables:
-                        variables[var.name] = run(var.text, var.run, variables)
-                result = run(score.expression, score.run, variables)
+                        variables[var.name] = run(var.text, var.run, variables, var.name)[0]
+                result, (calls, found) = run(score.expression, score.run, variables)
             except fhirpath.EvaluationError as exc:
                 out.append(Score(score, None, f"the score expression failed: {exc}"))
                 continue
             if not result:
                 out.append(Score(score, None, score.rule or "not enough answers to compute"))
+            elif calls and not found:
+                out.append(Score(score, None, NO_WEIGHT))
             elif len(result) > 1:
                 out.append(Score(score, None, "the score expression gave several values"))
             else:
                 out.append(Score(score, result[0]))
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _reads(text: str) -> frozenset[str]:
+    """The %variables an expression reads (by name; a variable in scope shadows an outer one)."""
+    return frozenset(quoted or plain for quoted, plain in _READS.findall(text))
