@@ -39,7 +39,7 @@ def _app() -> Flask:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the FHIR API with a production WSGI server (gunicorn)."""
+    """Serve the FHIR API in production: gunicorn's master, uvicorn workers, Flask in threads."""
     from mit_fhir.security.guard import is_loopback
     from mit_fhir.server import prepare_metrics_dir
     from mit_fhir.server import serve as run

@@ -45,6 +45,12 @@ class SettingsSchema(Schema):
     MAX_BODY_BYTES = fields.Integer(
         load_default=1_048_576, validate=validate.Range(min=1024, max=64 * 1_048_576)
     )
+    # `mit-fhir serve` reads each request whole before a thread takes it (server_limits.py).
+    HEADER_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(min=0.5, max=300))
+    BODY_TIMEOUT = fields.Float(load_default=30.0, validate=validate.Range(min=0.5, max=600))
+    MAX_PENDING_REQUESTS = fields.Integer(
+        load_default=256, validate=validate.Range(min=1, max=10_000)
+    )
     BASE_URL = fields.Url(load_default=None, allow_none=True, require_tld=False)
     QUESTIONNAIRE_DIR = fields.String(load_default=str(PROJECT_ROOT / "questionnaires"))
     PROFILE_DIR = fields.String(load_default=str(PROJECT_ROOT / "profiles"))

@@ -9,8 +9,9 @@ Without that variable (tests, `flask run`, a `mit-fhir worker` process) the metr
 process's default registry.
 
 Labels never carry patient data: requests are labelled with the Flask URL rule
-(`/fhir/QuestionnaireResponse/<rid>`), never the raw path with its ids. The outbox gauges are
-computed at scrape time from the database, so every replica reports the same numbers.
+(`/fhir/QuestionnaireResponse/<rid>`), never the raw path with its ids, and with the method when
+it is a standard one (else OTHER, so a client cannot add labels). The outbox gauges are computed
+at scrape time from the database, so every replica reports the same numbers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ log = logging.getLogger("mit_fhir.metrics")
 # Chosen by prometheus_client when it was first imported (PROMETHEUS_MULTIPROC_DIR set or not).
 MULTIPROCESS = values.ValueClass is not values.MutexValue
 UNMATCHED = "(unmatched)"  # the route label of a request no URL rule matched (404, 405)
+# HTTP allows any token as a method: an unknown one is labelled OTHER, or each name a client
+# invents (no token needed) would add a time series to every scrape.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 # Request latency: most answers take milliseconds; a submission with extraction a few tens.
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -89,9 +94,10 @@ def _start_timer() -> None:
 def _record(response: Response) -> Response:
     started = g.pop("mit_fhir_started", None)
     rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-    REQUESTS.labels(request.method, rule, str(response.status_code)).inc()
+    method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+    REQUESTS.labels(method, rule, str(response.status_code)).inc()
     if started is not None:
-        REQUEST_SECONDS.labels(request.method, rule).observe(time.perf_counter() - started)
+        REQUEST_SECONDS.labels(method, rule).observe(time.perf_counter() - started)
     return response
 
 

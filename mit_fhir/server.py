@@ -1,4 +1,20 @@
-"""Production HTTP server: gunicorn embedded, so `mit-fhir serve` needs no other command."""
+"""Production HTTP server: gunicorn's master with uvicorn workers, so slow clients hold no thread.
+
+`mit-fhir serve` is the one command: gunicorn's master forks the workers and keeps its hooks
+(post_fork disposes the database engine, child_exit marks Prometheus multiprocess files dead,
+when_ready starts the sync supervisor, graceful shutdown on SIGTERM). Each worker is uvicorn's
+event loop (`uvicorn-worker`), which reads every request whole, within the deadlines and size
+cap of `server_limits`, before a2wsgi hands it to one of `threads` threads running Flask.
+
+Why this and not another fix (issue 12, item 4): gunicorn's own gthread worker gives a thread
+to a connection as soon as it is accepted and reads the request in it, and gunicorn's docs say
+its sync/gthread workers assume a buffering proxy in front. A proxy (nginx) in the container
+would hide the client's address from development mode's loopback check and be absent from
+`make run`; a single-process server (waitress) or one with its own process manager (granian,
+hypercorn) would drop gunicorn's hooks that the metrics, the database engine and the sync
+worker rely on. uvicorn keeps the master and the client's own address, and needs only a
+header deadline (which it lacks, so `DeadlineH11Protocol` adds it) and a body buffer.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +33,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from mit_fhir.logs import gunicorn_logconfig
+from mit_fhir.server_limits import BufferedWSGI, ReadLimits, protocol_class
 
 log = logging.getLogger("mit_fhir.server")
 
@@ -52,17 +69,37 @@ def _remove_dir(path: str, owner: int) -> None:
 class GunicornServer(BaseApplication):
     """Serves a ready Flask app; the app is built once (migrations run once) before forking."""
 
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+    def __init__(self, app: Flask, options: dict[str, Any],
+                 limits: ReadLimits | None = None) -> None:
         self.application = app
         self.options = options
+        self.limits = limits or ReadLimits()
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return self.application
+    def load(self) -> BufferedWSGI:
+        return BufferedWSGI(self.application, self.options["threads"], self.limits)
+
+
+def worker_class(limits: ReadLimits, graceful_timeout: float) -> type:
+    """uvicorn's gunicorn worker, configured: the h11 protocol with the header deadline."""
+    from uvicorn_worker import UvicornWorker
+
+    return type("MitFhirWorker", (UvicornWorker,), {"CONFIG_KWARGS": {
+        "loop": "asyncio",
+        "http": protocol_class(limits),
+        "lifespan": "off",
+        # The app logs each request itself, by URL rule: uvicorn's line has paths and queries.
+        "access_log": False,
+        # REMOTE_ADDR is the peer's own address, as under gthread: development mode's loopback
+        # check must not be steered by an X-Forwarded-For header.
+        "proxy_headers": False,
+        # Requests still running at shutdown get this long, within gunicorn's graceful_timeout.
+        "timeout_graceful_shutdown": max(1.0, graceful_timeout - 5),
+    }})
 
 
 class SyncSupervisor:
@@ -124,29 +161,36 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         if supervisor:
             supervisor.stop()
 
+    limits = ReadLimits.from_config(app.config)
     GunicornServer(
         app,
         {
-            **gunicorn_options(host, port, workers, threads, app.config["LOG_LEVEL"]),
+            **gunicorn_options(host, port, workers, threads, app.config["LOG_LEVEL"], limits),
             "post_fork": post_fork,
             "child_exit": child_exit,
             "when_ready": when_ready,
             "on_exit": on_exit,
         },
+        limits,
     ).run()
 
 
+GRACEFUL_TIMEOUT = 20
+
+
 def gunicorn_options(host: str, port: int, workers: int, threads: int,
-                     log_level: str = "INFO") -> dict[str, Any]:
+                     log_level: str = "INFO",
+                     limits: ReadLimits | None = None) -> dict[str, Any]:
     """gunicorn's settings for `serve` (the HTTP benchmark's bare endpoint uses them too)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
+        # Not gunicorn's: a2wsgi's pool in each worker (GunicornServer.load reads it).
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        "worker_class": worker_class(limits or ReadLimits(), GRACEFUL_TIMEOUT),
         # JSON logs; the access line is the app's own (URL rules, never paths or queries).
         "accesslog": None,
         "logconfig_dict": gunicorn_logconfig(log_level),
         "timeout": 60,
-        "graceful_timeout": 20,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
     }

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.test import EnvironBuilder
 
 from mit_fhir import create_app, metrics
 from mit_fhir.ehr.auth import NoAuth, SmartBackendAuth
@@ -102,6 +105,34 @@ def test_labels_carry_the_url_rule_never_the_path(client: FlaskClient) -> None:
     routes = {dict(labels).get("route") for (_, labels) in samples}
     assert "/fhir/QuestionnaireResponse/<rid>" in routes or any(
         r and r.startswith("/fhir/QuestionnaireResponse/<") for r in routes)
+
+
+def _random_methods(count: int, seed: int = 12) -> list[str]:
+    """Method names a client might invent (RFC 9110 tokens; Werkzeug upper-cases them)."""
+    rng = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
+    names = ["FOO", "Post", "PROPFIND", "BREW", "TRACE"]
+    while len(names) < count:
+        names.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24))))
+    return names
+
+
+def test_unknown_methods_share_one_label(client: FlaskClient) -> None:
+    methods = _random_methods(50)
+    before = scrape(client)
+    for method in methods:
+        environ = EnvironBuilder("/fhir/metadata").get_environ()
+        environ["REQUEST_METHOD"] = method  # as sent: Werkzeug's builder would upper-case it
+        assert client.open(environ).status_code == 405
+    after = scrape(client)
+    labels = {dict(labels)["method"] for (name, labels) in after
+              if name == "mit_fhir_http_requests_total"}
+    assert labels <= metrics.KNOWN_METHODS | {metrics.OTHER_METHOD}, labels - metrics.KNOWN_METHODS
+    unknown = [m for m in methods if m.upper() not in metrics.KNOWN_METHODS]
+    assert len(unknown) == 49  # "Post" is POST
+    other = {"method": "OTHER", "route": metrics.UNMATCHED, "status": "405"}
+    assert value(after, "mit_fhir_http_requests_total", **other) - value(
+        before, "mit_fhir_http_requests_total", **other) == len(unknown)
 
 
 def test_errors_are_counted_with_their_status(client: FlaskClient) -> None:

@@ -1,13 +1,19 @@
-"""The production server: `mit-fhir serve` under gunicorn, exercised over real HTTP."""
+"""The production server: `mit-fhir serve` (gunicorn's master, uvicorn workers) over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -18,16 +24,25 @@ from tests.servers.fixtures import free_port
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
-
-
+# The deadlines of the `strict` server: short, so that the tests of the deadlines are quick.
+STRICT = {"HEADER_TIMEOUT": "1", "BODY_TIMEOUT": "1", "MAX_BODY_BYTES": "4096"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("serve")
+    yield from _serve(tmp_path_factory, "serve")
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(tmp_path_factory, "serve-strict", **STRICT)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp(name)
     port = free_port()
-    env = service_env(DATABASE_URL=fresh_database_url(tmp, "serve"))
-    log_path = service_log("serve")
+    env = service_env(DATABASE_URL=fresh_database_url(tmp, name), **settings)
+    log_path = service_log(name)
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [str(BIN / "mit-fhir"), "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -58,9 +73,9 @@ def test_health_and_readiness(server: str) -> None:
     assert ready.json()["database"] == "ok"
 
 
-def test_served_by_gunicorn(server: str) -> None:
+def test_served_by_uvicorn_workers(server: str) -> None:
     resp = requests.get(f"{server}/fhir/metadata", timeout=5)
-    assert resp.headers["Server"].lower().startswith("gunicorn")
+    assert resp.headers["Server"] == "uvicorn"
 
 
 def test_metadata_over_http(server: str) -> None:
@@ -132,3 +147,92 @@ def test_serve_refuses_a_bad_configuration() -> None:
     )
     assert result.returncode == 1
     assert "MIT_FHIR_MAX_BODY_BYTES" in result.stderr
+
+
+# What a client can get wrong on the wire: each answer is an OperationOutcome, never a 500 ------
+def raw(base: str, request: bytes, wait: float = 10) -> tuple[int, bytes, float]:
+    """Send bytes on a new connection; (status, body, seconds) of the answer, read until closed."""
+    where = urlsplit(base)
+    started = time.monotonic()
+    with socket.create_connection((where.hostname, where.port), timeout=wait) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body, time.monotonic() - started
+
+
+def outcome_issue(body: bytes) -> dict[str, Any]:
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    issue: dict[str, Any] = outcome["issue"][0]
+    return issue
+
+
+def post_head(extra: str) -> bytes:
+    return (f"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+            f"Content-Type: {FHIR_JSON}\r\n{extra}\r\n").encode()
+
+
+@pytest.mark.parametrize("chunks", [b"zz\r\nabc\r\n0\r\n\r\n", b"-1\r\nabc\r\n0\r\n\r\n",
+                                    b"4 x\r\nabcd\r\n0\r\n\r\n", b"3\r\nabcdef\r\n0\r\n\r\n"])
+def test_an_invalid_chunk_is_400_not_500(server: str, chunks: bytes) -> None:
+    status, body, _ = raw(server, post_head("Transfer-Encoding: chunked\r\n") + chunks)
+    assert status == 400
+    assert outcome_issue(body)["code"] == "invalid"
+
+
+def test_a_chunked_submission_is_stored(server: str) -> None:
+    qr = sample("gad-7")
+    qr["subject"] = {"reference": "Patient/serve-chunked"}
+    data = json.dumps(qr).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                      for part in (data[:100], data[100:])) + b"0\r\n\r\n"
+    status, body, _ = raw(server, post_head("Transfer-Encoding: chunked\r\n") + chunks)
+    assert status == 201, body
+    assert json.loads(body)["item"] == qr["item"]
+
+
+def test_headers_that_do_not_arrive_in_time_are_408(strict: str) -> None:
+    status, body, seconds = raw(strict, b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+    assert status == 408
+    assert outcome_issue(body)["code"] == "timeout"
+    assert 0.9 <= seconds < 5
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(strict: str) -> None:
+    status, body, seconds = raw(strict, post_head("Content-Length: 200\r\n") + b'{"a": ')
+    assert status == 408
+    assert outcome_issue(body)["code"] == "timeout"
+    assert 0.9 <= seconds < 5
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_body_above_the_cap_is_413(strict: str, framing: str) -> None:
+    data = b"[" + b" " * 5000 + b"]"
+    if framing == "length":
+        request = post_head(f"Content-Length: {len(data)}\r\n") + data
+    else:
+        request = post_head("Transfer-Encoding: chunked\r\n") + b"".join(
+            b"%x\r\n%s\r\n" % (len(data[i:i + 1000]), data[i:i + 1000])
+            for i in range(0, len(data), 1000)) + b"0\r\n\r\n"
+    status, body, _ = raw(strict, request)
+    assert status == 413
+    assert outcome_issue(body)["code"] == "too-long"
+
+
+def test_the_client_address_is_the_peers_own(strict: str) -> None:
+    # Development mode answers loopback callers only: a forwarded-for header must not move that.
+    resp = requests.get(f"{strict}/fhir/Questionnaire/phq-9", timeout=5,
+                        headers={"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9"})
+    assert resp.status_code == 200
+
+
+def test_unknown_methods_over_http_share_one_label(strict: str) -> None:
+    for i in range(20):
+        assert requests.request(f"X{i}Y", f"{strict}/fhir/metadata", timeout=5).status_code == 405
+    text = requests.get(f"{strict}/metrics", timeout=5).text
+    methods = set(re.findall(r'mit_fhir_http_requests_total\{[^}]*method="([^"]+)"', text))
+    assert "OTHER" in methods
+    assert not any(m.startswith("X") for m in methods), methods
