@@ -103,7 +103,8 @@ def reference_evaluate(
             text,
             {"resource": qr, "context": qr, **variables},
             model=models["r4"],
-            options={"userInvocationTable": {"weight": {"fn": weight, "arity": {0: []}}}},
+            options={"userInvocationTable": {"weight": {"fn": weight, "arity": {0: []}}},
+                     "traceFn": lambda _label, _value: None},  # trace() logs patient data
         )
     except Exception as exc:  # fhirpathpy raises bare exceptions for type errors
         raise fhirpath.EvaluationError(f"{type(exc).__name__} in fhirpathpy") from None
