@@ -1,4 +1,4 @@
-"""repeat() ends when a round adds nothing new; expressions run within a budget; trace() is silent."""
+"""repeat() ends once a round adds nothing new; expressions keep a budget; trace() is silent."""
 
 from __future__ import annotations
 
