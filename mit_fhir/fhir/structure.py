@@ -25,6 +25,10 @@ _BOOLEAN_FIELDS = frozenset({"required", "repeats", "readOnly", "experimental", 
 _INTEGER_FIELDS = frozenset({"maxLength", "frequency", "frequencyMax", "count", "countMax",
                              "rank", "sequence"})
 _DECIMAL_FIELDS = frozenset({"period", "periodMax", "duration", "durationMax", "factor"})
+# pydantic reads a number as a Unix time where a date belongs ("authored": 5 passed).
+_TEMPORAL_SUFFIXES = ("Date", "DateTime", "Instant", "Time", "On")
+_TEMPORAL_FIELDS = frozenset({"authored", "date", "issued", "start", "end", "lastUpdated",
+                              "recorded", "birthDate"})
 
 
 # Validator messages (value_error) may quote the value, and pydantic's "Invalid JSON" for a
@@ -35,6 +39,8 @@ _MESSAGES = {"value_error": "the value does not match its FHIR datatype",
 
 def _kind(key: str) -> str | None:
     """The JSON type a primitive element must have in FHIR JSON, from its name."""
+    if key.endswith(_TEMPORAL_SUFFIXES) or key in _TEMPORAL_FIELDS:
+        return "temporal"
     if key.endswith("Boolean") or key in _BOOLEAN_FIELDS:
         return "boolean"
     if key.endswith(_INTEGER_SUFFIXES) or key in _INTEGER_FIELDS:
@@ -47,6 +53,8 @@ def _kind(key: str) -> str | None:
 def _fits(kind: str, value: Any) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
+    if kind == "temporal":
+        return isinstance(value, str)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     if kind == "integer":
@@ -69,12 +77,19 @@ def json_type_issues(resource: dict[str, Any], root: str) -> list[Issue]:
             if not isinstance(key, str) or key.startswith("_"):
                 continue
             here = f"{path}.{key}"
+            # JSON null is never a FHIR value; in an array it only aligns primitives with the
+            # extensions of their `_name` twin (https://hl7.org/fhir/R4/json.html#primitive).
+            if value is None or (isinstance(value, list) and None in value
+                                 and f"_{key}" not in node):
+                issues.append(Issue(f"{here[len(root) + 1:]} must not be null in FHIR JSON",
+                                    code="structure", expression=(here,)))
+                continue
             kind = _kind(key)
             if kind is None or isinstance(value, dict | list):
                 stack.append((value, here))
             elif not _fits(kind, value):
                 what = {"integer": "a 32-bit integer", "decimal": "a finite number",
-                        "boolean": "true or false"}[kind]
+                        "boolean": "true or false", "temporal": "a string"}[kind]
                 issues.append(Issue(f"{here[len(root) + 1:]} must be {what} in FHIR JSON",
                                     code="structure", expression=(here,)))
     return issues
