@@ -131,6 +131,14 @@ class SettingsSchema(Schema):
     WORKER_METRICS_PORT = fields.Integer(
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535)
     )
+    # The budget of the FHIRPath a request brings (a site Questionnaire sent to $extract):
+    # the largest collection one expression may build, and the wall-clock time of them all.
+    EXPRESSION_MAX_ITEMS = fields.Integer(
+        load_default=10_000, validate=validate.Range(min=100, max=1_000_000)
+    )
+    EXPRESSION_TIME_LIMIT_MS = fields.Integer(
+        load_default=1000, validate=validate.Range(min=10, max=60_000)
+    )
 
 
 def env_settings(environ: dict[str, str] | None = None) -> dict[str, str]:

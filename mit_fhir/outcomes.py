@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,7 @@ from mit_fhir.fhir import change
 from mit_fhir.fhir.extract import Extraction, extract
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.fhir.search import date_key
+from mit_fhir.fhir.site_forms import SiteQuestionnaire, plan_for
 from mit_fhir.scoring import reliable_change as rc
 from mit_fhir.scoring.parameters import ParameterSet
 from mit_fhir.store import repository
@@ -22,22 +25,70 @@ Resource = dict[str, Any]
 HistoryLookup = Callable[[Connection, str, Resource, str], tuple[Resource | None, Resource | None]]
 
 
+# Compiling a plan parses every expression (~140 ms for LHC-Forms' PHQ-9), so plans are kept;
+# both caches are bounded, so that no sequence of requests grows them without end.
+CATALOGUE_PLANS = 256
+SITE_PLANS = 32
+
+
+class _Lru:
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, ScoringPlan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> ScoringPlan | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: Any, plan: ScoringPlan) -> None:
+        with self._lock:
+            self._items[key] = plan
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Scorer:
     """Owns the compiled scoring plans and the psychometric parameters of one application."""
 
     def __init__(self, parameters: ParameterSet, method: str | None = None) -> None:
         self.parameters = parameters
         self.method = rc.Method(method) if method else None
-        self._plans: dict[tuple[str | None, str | None, int], ScoringPlan] = {}
+        self._plans = _Lru(CATALOGUE_PLANS)
+        self._site_plans = _Lru(SITE_PLANS)
 
     def plan(self, questionnaire: Resource) -> ScoringPlan:
-        """The compiled plan, cached for catalogue forms (keyed by url, version and identity)."""
+        """The compiled plan: catalogue forms by identity, request-supplied ones by content."""
+        if isinstance(questionnaire, SiteQuestionnaire):
+            return self._site_plan(questionnaire)
+        # The catalogue's dicts live as long as the app; the identity check below guards
+        # against an id reused by a dict that is not the one cached.
         key = (questionnaire.get("url"), questionnaire.get("version"), id(questionnaire))
         found = self._plans.get(key)
         if found is None or found.questionnaire is not questionnaire:
             found = ScoringPlan(questionnaire)
             if questionnaire.get("url"):
-                self._plans[key] = found
+                self._plans.put(key, found)
+        return found
+
+    def cached_plans(self) -> int:
+        """How many compiled plans the scorer holds (both caches)."""
+        return len(self._plans) + len(self._site_plans)
+
+    def _site_plan(self, questionnaire: SiteQuestionnaire) -> ScoringPlan:
+        found = self._site_plans.get(questionnaire.digest)
+        if found is None:
+            found = plan_for(questionnaire)
+            self._site_plans.put(questionnaire.digest, found)
         return found
 
     @metrics.EXTRACTION_SECONDS.time()

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from mit_fhir.care_plans import PLAN_FORMS, apply_plan
 from mit_fhir.catalogue import Catalogue, Questionnaire
 from mit_fhir.context import Context
-from mit_fhir.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
+from mit_fhir.errors import Conflict, Issue, PreconditionFailed, Unprocessable
 from mit_fhir.fhir.audit import provenance, provenance_index
 from mit_fhir.fhir.extract import Extraction, data_source_tags, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
@@ -235,22 +235,6 @@ def _store_once(context: Context, qr: Resource, questionnaire: Questionnaire,
     except PreconditionFailed:
         raise Conflict("a concurrent request changed the same plan; submit again") from None
     return qr, True
-
-
-def site_questionnaire(resource: Any) -> Questionnaire:
-    """A Questionnaire supplied with $extract, used as given once its items are readable.
-
-    It is not model-validated: LHC-Forms' own LOINC panels name their variables `q1_value`,
-    which R4's `id` type forbids, and rejecting the forms sites actually use helps nobody.
-    """
-    if not isinstance(resource, dict) or resource.get("resourceType") != "Questionnaire":
-        raise InvalidRequest("parameter 'questionnaire' must be a Questionnaire resource")
-    items = resource.get("item", [])
-    if not isinstance(items, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("linkId"), str) for i in items
-    ):
-        raise InvalidRequest("the supplied Questionnaire's items need linkIds")
-    return resource
 
 
 def extract_only(

@@ -9,6 +9,8 @@ from flask import Blueprint, Response
 from mit_fhir.api.http import fhir_response, read_resource
 from mit_fhir.context import ctx
 from mit_fhir.errors import InvalidRequest, NotFound
+from mit_fhir.fhir import site_forms
+from mit_fhir.fhir.budget import Limits, limited
 from mit_fhir.security import audit
 from mit_fhir.security.guard import (
     authorize,
@@ -17,7 +19,7 @@ from mit_fhir.security.guard import (
     subject_patient,
 )
 from mit_fhir.store import repository
-from mit_fhir.submissions import extract_only, site_questionnaire
+from mit_fhir.submissions import extract_only
 
 bp = Blueprint("extract", __name__, url_prefix="/fhir/QuestionnaireResponse")
 
@@ -44,12 +46,18 @@ def extract_posted() -> Response:
             raise InvalidRequest("parameter 'questionnaire-response' must hold a "
                                  "QuestionnaireResponse resource")
         supplied = _parameter(body, "questionnaire")
-        questionnaire = site_questionnaire(supplied) if supplied is not None else None
+        questionnaire = site_forms.checked(supplied) if supplied is not None else None
     else:
         qr = body
     _authorize_extract(qr)
     c = ctx()
-    return fhir_response(extract_only(c.store, c.catalogue, c.scorer, qr, questionnaire))
+    if questionnaire is None:
+        return fhir_response(extract_only(c.store, c.catalogue, c.scorer, qr))
+    # The form's own expressions, its plan's compilation included, share one budget.
+    limits = Limits(c.settings["EXPRESSION_MAX_ITEMS"], c.settings["EXPRESSION_TIME_LIMIT_MS"])
+    with limited(limits):
+        bundle = extract_only(c.store, c.catalogue, c.scorer, qr, questionnaire)
+    return fhir_response(bundle)
 
 
 def _authorize_extract(qr: dict[str, Any]) -> None:

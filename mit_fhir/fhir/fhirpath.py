@@ -13,6 +13,7 @@ rounds half to even), and `sum()` of an empty collection is 0, as fhirpathpy and
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ from typing import Any
 
 from fhirpathpy.parser import parse
 
+from mit_fhir.fhir.budget import active, charge, tick
+
 Collection = list[Any]
+# Larger integer results are an overflow (FHIRPath's Long is 64-bit; its Integer 32-bit).
+MAX_INTEGER = 2**63 - 1
 # SDC weight(): the weights of a collection, found by whoever knows the Questionnaire.
 WeightLookup = Callable[[list[Any]], list[Any]]
 Fn = Callable[[Collection, "Env"], Collection]
@@ -76,7 +81,7 @@ def _member(name: str) -> Fn:
                 out.extend(v)
             else:
                 out.append(v)
-        return out
+        return charge(out)
 
     return member
 
@@ -87,12 +92,28 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(type(a) is type(b) and a == b)
 
 
+def _key(v: Any) -> Any:
+    """A hashable stand-in for `=`: equal values (1 and 1.0, equal objects) share a key."""
+    if isinstance(v, bool):
+        return ("boolean", v)
+    if _is_number(v):
+        # Rounded to the tolerance _equal allows, so that 0.1 + 0.2 and 0.3 are one item.
+        return ("number", round(float(v), 12)) if isinstance(v, float) else ("number", v)
+    if isinstance(v, str):
+        return ("string", v)
+    return ("json", json.dumps(v, sort_keys=True, separators=(",", ":"), default=str))
+
+
 def _distinct(coll: Collection) -> Collection:
+    # A set of keys, not pairwise comparison: a union of n items is O(n), not O(n²).
     out: Collection = []
+    seen: set[Any] = set()
     for v in coll:
-        if not any(_equal(v, o) for o in out):
+        k = _key(v)
+        if k not in seen:
+            seen.add(k)
             out.append(v)
-    return out
+    return charge(out)
 
 
 def _round_half_up(x: float, digits: int) -> float:
@@ -125,6 +146,7 @@ class _Compiler:
     )
 
     def compile(self, node: dict[str, Any]) -> Fn:
+        tick()  # compiling a site Questionnaire's expressions counts against its budget
         kind = node.get("type")
         handler = getattr(self, f"_{kind}", None)
         if handler is None:
@@ -249,12 +271,20 @@ class _Compiler:
                 return []
             x, y = _singleton(a, op), _singleton(b, op)
             if op == "+" and isinstance(x, str) and isinstance(y, str):
-                return [x + y]
+                return charge_string(x + y)
             if not (_is_number(x) and _is_number(y)):
                 raise EvaluationError(f"operator {op} needs numbers")
             if op in ("/", "div", "mod") and y == 0:
                 return []
-            return [apply(x, y)]
+            try:
+                result = apply(x, y)
+            except (OverflowError, ValueError):
+                raise EvaluationError(f"operator {op} overflowed") from None
+            # FHIRPath numbers are 32-bit integers and 28-digit decimals; Python's integers
+            # are unbounded, and `2.repeat($this * $this)` would square one without end.
+            if isinstance(result, int) and abs(result) > MAX_INTEGER:
+                raise EvaluationError(f"operator {op} overflowed")
+            return [result]
 
         return arith
 
@@ -315,7 +345,7 @@ class _Compiler:
 
     def _UnionExpression(self, node: dict[str, Any]) -> Fn:  # noqa: N802
         _op, left, right = self._binary(node)
-        return lambda focus, env: _distinct(left(focus, env) + right(focus, env))
+        return lambda focus, env: _distinct(charge(left(focus, env) + right(focus, env)))
 
     def _AndExpression(self, node: dict[str, Any]) -> Fn:  # noqa: N802
         _op, left, right = self._binary(node)
@@ -355,6 +385,14 @@ def _bool(coll: Collection) -> bool | None:
     return v
 
 
+def charge_string(text: str) -> Collection:
+    """A string result, checked against the active budget's longest string."""
+    budget = active()
+    if budget is not None:
+        budget.check_string(text)
+    return [text]
+
+
 def _unquote(text: str) -> str:
     body = text[1:-1]
     return (
@@ -390,13 +428,18 @@ def _arity(name: str, params: Sequence[dict[str, Any]], *allowed: int) -> None:
 def _fn_where(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
     _arity("where", params, 1)
     crit = comp.compile(params[0])
-    return lambda focus, env: [x for x in focus if _true(crit([x], env))]
+
+    def where(focus: Collection, env: Env) -> Collection:
+        tick()
+        return [x for x in focus if _true(crit([x], env))]
+
+    return where
 
 
 def _fn_select(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
     _arity("select", params, 1)
     proj = comp.compile(params[0])
-    return lambda focus, env: [y for x in focus for y in proj([x], env)]
+    return lambda focus, env: charge([y for x in focus for y in proj([x], env)])
 
 
 def _fn_repeat(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
@@ -404,15 +447,33 @@ def _fn_repeat(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
     proj = comp.compile(params[0])
 
     def repeat(focus: Collection, env: Env) -> Collection:
+        # N1: repeat() adds the projection's items "as long as the projection yields new
+        # items (as determined by the equals (=) operator)", so it returns unique items and
+        # ends on cycles: 'x'.repeat('x') is ['x'] (http://hl7.org/fhirpath/N1/#repeatprojection-expression-collection).
         out: Collection = []
+        seen: set[Any] = set()
         frontier = focus
         while frontier:
-            nxt = [y for x in frontier for y in proj([x], env)]
+            nxt: Collection = []
+            for x in frontier:
+                for y in proj([x], env):
+                    k = _key(y)
+                    if k not in seen:
+                        seen.add(k)
+                        nxt.append(y)
             out.extend(nxt)
+            charge(out)
             frontier = nxt
         return out
 
     return repeat
+
+
+def _fn_trace(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
+    # trace(name[, projection]) returns its input; the log it would write holds answers,
+    # which are patient data, so this service writes nothing.
+    _arity("trace", params, 1, 2)
+    return lambda focus, _env: focus
 
 
 def _fn_iif(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
@@ -459,7 +520,12 @@ def _fn_round(comp: _Compiler, params: list[dict[str, Any]]) -> Fn:
             return []
         x = _singleton(focus, "round()")
         digits = _singleton(digits_fn(focus, env), "round() precision") if digits_fn else 0
-        return [_round_half_up(x, int(digits))]
+        if not _is_number(x) or not isinstance(digits, int) or not 0 <= digits <= 28:
+            raise EvaluationError("round() needs a number and a precision from 0 to 28")
+        try:
+            return [_round_half_up(x, digits)]
+        except OverflowError:
+            raise EvaluationError("round() overflowed") from None
 
     return rnd
 
@@ -496,13 +562,17 @@ def _not(focus: Collection, _env: Env) -> Collection:
 def _abs(focus: Collection, _env: Env) -> Collection:
     if not focus:
         return []
-    return [abs(_singleton(focus, "abs()"))]
+    x = _singleton(focus, "abs()")
+    if not _is_number(x):
+        raise EvaluationError("abs() needs a number")
+    return [abs(x)]
 
 
 _FUNCTIONS: dict[str, Builder] = {
     "where": _fn_where,
     "select": _fn_select,
     "repeat": _fn_repeat,
+    "trace": _fn_trace,
     "iif": _fn_iif,
     "round": _fn_round,
     "startsWith": _fn_starts_with,
@@ -527,7 +597,10 @@ class Compiled:
     fn: Fn
 
     def __call__(self, focus: Collection, env: Env) -> Collection:
-        return self.fn(focus, env)
+        try:
+            return self.fn(focus, env)
+        except RecursionError:
+            raise EvaluationError("the expression nests too deeply for this input") from None
 
 
 def compile_expression(text: str) -> Compiled:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from mit_fhir.fhir.extract import data_source_tags
 from mit_fhir.fhir.plans import (
@@ -28,6 +28,9 @@ from mit_fhir.fhir.urls import RXNORM, UCUM
 MEDICATION_STATUS = ("active", "stopped", "on-hold")
 STOPPABLE = ("active", "on-hold", "stopped")
 DAY = {"value": 1, "unit": "day", "system": UCUM, "code": "d"}
+# No medicine is taken at 100 g a day; a larger number is a typing error, and beyond 28 digits
+# Decimal cannot quantize it to the microgram (issue 12: 1e30 was a 500, not a 422).
+MAX_DAILY_MG = 100_000
 
 
 def _number(value: Decimal) -> int | float:
@@ -56,10 +59,22 @@ def _daily_dose(items: list[Item]) -> Decimal:
     quantity = required_answer(items, "medplan-med-daily-dose", "valueQuantity")
     if quantity.get("code") != "mg" or quantity.get("system", UCUM) != UCUM:
         raise PlanError("medplan-med-daily-dose", "the dose must be in UCUM mg")
-    dose = Decimal(str(quantity.get("value", 0)))
+    value = quantity.get("value", 0)
+    try:
+        dose = Decimal(str(value)) if _is_number(value) else Decimal("NaN")
+    except InvalidOperation:  # a string that is no number
+        dose = Decimal("NaN")
+    if not dose.is_finite():
+        raise PlanError("medplan-med-daily-dose", "the dose must be a number")
     if dose <= 0:
         raise PlanError("medplan-med-daily-dose", "the dose must be above zero")
+    if dose > MAX_DAILY_MG:
+        raise PlanError("medplan-med-daily-dose", f"the dose must be at most {MAX_DAILY_MG} mg")
     return dose
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
 
 
 def _route_words(route: Resource) -> str:

@@ -73,7 +73,8 @@ def reference_evaluate(
             text,
             {"resource": qr, "context": qr, **variables},
             model=models["r4"],
-            options={"userInvocationTable": table},
+            options={"userInvocationTable": table,
+                     "traceFn": lambda _label, _value: None},  # trace() logs patient data
         )
     except Exception as exc:  # fhirpathpy raises bare exceptions for type errors
         raise fhirpath.EvaluationError(f"{type(exc).__name__} in fhirpathpy") from None

@@ -1,8 +1,9 @@
 """Checks a QuestionnaireResponse against its Questionnaire: linkIds, types, options, required.
 
-Structure (datatypes, cardinalities) is checked first by fhir.resources; this module checks what
-the models cannot: that the answers fit the form. Diagnostics name linkIds and rules, never the
-answers themselves, so they are safe to log.
+Structure (datatypes, cardinalities, JSON types) is checked first by fhir/structure.py, whose
+check_structure this module re-exports; this module checks what the models cannot: that the
+answers fit the form. Diagnostics name linkIds and rules, never the answers themselves, so they
+are safe to log.
 """
 
 from __future__ import annotations
@@ -11,43 +12,17 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
-from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
+from mit_fhir.errors import Issue, Unprocessable
 from mit_fhir.fhir.answers import ACCEPTED_VALUES, same_coding, value_of
 from mit_fhir.fhir.enable_when import enabled
 from mit_fhir.fhir.references import patient_id
+from mit_fhir.fhir.structure import check_structure
 from mit_fhir.fhir.urls import EXT_MAX_VALUE, EXT_MIN_VALUE, extension
+
+__all__ = ["check_against", "check_structure", "collect_answers"]
 
 QR_STATUS = {"in-progress", "completed", "amended", "entered-in-error", "stopped"}
 Item = dict[str, Any]
-
-
-def check_structure(resource: dict[str, Any], model: type[Any]) -> None:
-    """Validate datatypes and cardinalities with a fhir.resources model (400 when broken)."""
-    try:
-        model.model_validate(resource)
-    except ValidationError as exc:
-        issues = [
-            Issue(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}",
-                code="structure",
-                expression=(_fhirpath(model.__name__, err["loc"]),),
-            )
-            for err in exc.errors(include_input=False)[:20]
-        ]
-        raise InvalidRequest("the resource is not valid FHIR R4", issues) from None
-
-
-def _fhirpath(root: str, loc: tuple[int | str, ...]) -> str:
-    # pydantic's ("item", 0, "answer", 0, "valueDecimal") -> item[0].answer[0].valueDecimal
-    path = root
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif not part.startswith("_"):
-            path += f".{part}"
-    return path
 
 
 def collect_answers(items: list[Item]) -> dict[str, list[dict[str, Any]]]:
@@ -186,6 +161,8 @@ def check_against(qr: dict[str, Any], questionnaire: dict[str, Any]) -> None:
     issues.extend(checker.issues)
     if issues:
         raise Unprocessable(
-            f"the QuestionnaireResponse does not fit Questionnaire '{questionnaire['id']}'",
+            # A site Questionnaire need not have an id (item 6 of issue 12: a KeyError, a 500).
+            f"the QuestionnaireResponse does not fit Questionnaire "
+            f"'{str(questionnaire.get('id') or questionnaire.get('url') or 'supplied')[:200]}'",
             issues,
         )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from flask import Flask
 
-from tests.conftest import DATA, load_json, sample
+from mit_fhir.app import create_app
+from mit_fhir.fhir import site_forms
+from mit_fhir.outcomes import SITE_PLANS
+from tests.conftest import DATA, FhirActions, load_json, sample, stored_counts
 
 
 def stored_observations(client: Any) -> int:
@@ -99,3 +106,176 @@ def test_extract_of_an_unsaved_response_creates_it_in_the_bundle(fhir: Any) -> N
     assert first["resource"]["resourceType"] == "QuestionnaireResponse"
     for entry in bundle["entry"][1:]:
         assert {"reference": first["fullUrl"]} in entry["resource"]["derivedFrom"]
+
+
+# --- Request-supplied Questionnaires: a budget, structural validation, no 500 (issue 12) ------
+
+TOTAL = "/44261-6"  # the LOINC PHQ-9 total, a calculated item of LHC-Forms' own form
+CALCULATED = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+FAST_ENOUGH = 5.0  # seconds: the budget's 1 s plus a loaded CI machine's slack
+
+
+def site_form(expression: str | None = None) -> dict[str, Any]:
+    form: dict[str, Any] = load_json(DATA / "lhc-forms" / "phq-9-loinc.json")
+    if expression is not None:
+        total = next(i for i in form["item"] if i["linkId"] == TOTAL)
+        for ext in total["extension"]:
+            if ext["url"] == CALCULATED:
+                ext["valueExpression"]["expression"] = expression
+    return form
+
+
+def site_extract(fhir: Any, form: Any, qr: dict[str, Any] | None = None) -> Any:
+    qr = qr or load_json(DATA / "lhc-forms" / "phq-9-loinc.response.json")
+    return fhir.post("/fhir/QuestionnaireResponse/$extract", {
+        "resourceType": "Parameters", "parameter": [
+            {"name": "questionnaire-response", "resource": qr},
+            {"name": "questionnaire", "resource": form}]})
+
+
+def test_a_site_expression_repeating_a_constant_ends_at_once(fhir: Any) -> None:
+    started = time.monotonic()
+    response = site_extract(fhir, site_form("'x'.repeat('x').count()"))
+    assert response.status_code == 200, response.json
+    assert time.monotonic() - started < FAST_ENOUGH
+    members = [e["resource"] for e in response.json["entry"][1:]]
+    (total,) = [m for m in members if m["code"]["coding"][0]["code"] == "44261-6"]
+    assert total["valueQuantity"]["value"] == 1
+
+
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [
+        ("1.repeat($this + 1).count()", "more than 10000 items"),  # compiled evaluator
+        ("'x'.repeat($this + $this).count()", "string longer"),
+        ("(1 | 2).repeat($this + 2).where($this < 0).count()", "more than 10000 items"),
+        ("1.repeat($this + 1).toString()", "longer than 1000 ms"),  # fhirpathpy
+        ("'x'.repeat($this + $this).toString()", "string longer"),
+    ],
+)
+def test_a_site_expression_beyond_its_budget_is_422_naming_the_item(
+    app: Flask, fhir: Any, expression: str, why: str
+) -> None:
+    before = stored_counts(app)
+    started = time.monotonic()
+    response = site_extract(fhir, site_form(expression))
+    assert time.monotonic() - started < FAST_ENOUGH
+    assert response.status_code == 422, response.json
+    (issue,) = response.json["issue"]
+    assert issue["code"] == "too-costly"
+    assert TOTAL in issue["diagnostics"] and why in issue["diagnostics"]
+    assert issue["expression"] == [f"Questionnaire.item.where(linkId='{TOTAL}')"]
+    assert stored_counts(app) == before
+
+
+def test_a_site_variable_beyond_its_budget_is_422_naming_the_variable(fhir: Any) -> None:
+    form = site_form()
+    form["extension"] = [{"url": "http://hl7.org/fhir/StructureDefinition/variable",
+                          "valueExpression": {"name": "endless", "language": "text/fhirpath",
+                                              "expression": "1.repeat($this + 1)"}}]
+    response = site_extract(fhir, form)
+    assert response.status_code == 422
+    assert "variable 'endless'" in response.json["issue"][0]["diagnostics"]
+
+
+def test_the_time_limit_is_a_setting(database_url: str) -> None:
+    app = create_app({"DATABASE_URL": database_url, "EXPRESSION_TIME_LIMIT_MS": 10,
+                      "EXPRESSION_MAX_ITEMS": 1_000_000})
+    try:
+        response = site_extract(FhirActions(app.test_client()),
+                                site_form("1.repeat($this + 1).where($this < 0).count()"))
+    finally:
+        app.extensions["mit_fhir"].store.dispose()
+    assert "longer than 10 ms" in response.json["issue"][0]["diagnostics"]
+
+
+def test_a_site_questionnaire_is_cached_by_content_not_identity(
+    app: Flask, fhir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[int] = []
+    original = site_forms.plan_for
+    monkeypatch.setattr("mit_fhir.outcomes.plan_for",
+                        lambda form: built.append(1) or original(form))
+    scorer = app.extensions["mit_fhir"].scorer
+    for _ in range(3):  # a fresh copy each time: same content, new objects
+        assert site_extract(fhir, site_form()).status_code == 200
+    assert len(built) == 1
+    for n in range(SITE_PLANS + 8):  # distinct forms: the cache stays bounded
+        form = site_form()
+        form["title"] = f"form {n}"
+        assert site_extract(fhir, form).status_code == 200
+    assert scorer.cached_plans() <= SITE_PLANS + len(app.extensions["mit_fhir"].catalogue.by_id)
+
+
+def _first_choice(form: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = form["item"][0]
+    return item
+
+
+def _misfit_without_id(form: dict[str, Any], qr: dict[str, Any]) -> None:
+    form.pop("id", None)
+    form.pop("url", None)
+    qr["item"].append({"linkId": "not-in-the-form", "answer": [{"valueInteger": 1}]})
+
+
+ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+BAD_SITE_FORMS: dict[str, tuple[Callable[[dict[str, Any], dict[str, Any]], Any], int, str]] = {
+    # Each of these answered 500 before (issue 12, item 6).
+    "no id, response does not fit": (_misfit_without_id, 422, "QuestionnaireResponse.item[10]"),
+    "answerOption not an object": (
+        lambda f, _: _first_choice(f)["answerOption"].__setitem__(0, "zero"), 400,
+        "Questionnaire.item[0].answerOption[0]"),
+    "enableWhen.question null": (
+        lambda f, _: _first_choice(f).__setitem__(
+            "enableWhen", [{"question": None, "operator": "=", "answerBoolean": True}]), 400,
+        "Questionnaire.item[0].enableWhen[0].question"),
+    "extension not a list": (
+        lambda f, _: _first_choice(f).__setitem__("extension", {"url": MIN_VALUE}), 400,
+        "Questionnaire.item[0].extension"),
+    "minValue as a string": (
+        lambda f, _: f["item"][9].setdefault("extension", []).insert(
+            0, {"url": MIN_VALUE, "valueDecimal": "5"}), 400,
+        "Questionnaire.item[9].extension[0].valueDecimal"),
+    "itemWeight as a string": (
+        lambda f, _: _first_choice(f)["answerOption"][0].__setitem__(
+            "extension", [{"url": ITEM_WEIGHT, "valueDecimal": "3"}]), 400,
+        "Questionnaire.item[0].answerOption[0].extension[0].valueDecimal"),
+    "required as a string": (
+        lambda f, _: _first_choice(f).__setitem__("required", "true"), 400,
+        "Questionnaire.item[0].required"),
+    "maxLength beyond 32 bits": (
+        lambda f, _: _first_choice(f).__setitem__("maxLength", 2**40), 400,
+        "Questionnaire.item[0].maxLength"),
+    "an expression of 10,000 characters": (
+        lambda f, _: f.__setitem__("extension", [{
+            "url": "http://hl7.org/fhir/StructureDefinition/variable",
+            "valueExpression": {"name": "v", "language": "text/fhirpath",
+                                "expression": "1" + " + 1" * 2500}}]), 400,
+        "Questionnaire.extension[0].valueExpression.expression"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SITE_FORMS))
+def test_a_broken_site_questionnaire_is_a_4xx_naming_the_element(
+    app: Flask, fhir: Any, case: str
+) -> None:
+    change, status, where = BAD_SITE_FORMS[case]
+    form = site_form()
+    qr = load_json(DATA / "lhc-forms" / "phq-9-loinc.response.json")
+    change(form, qr)
+    before = stored_counts(app)
+    response = site_extract(fhir, form, qr)
+    assert response.status_code == status, response.json
+    assert any(where in i.get("expression", []) for i in response.json["issue"]), response.json
+    assert stored_counts(app) == before
+
+
+def test_an_error_never_echoes_the_supplied_values(fhir: Any) -> None:
+    form = site_form()
+    _first_choice(form)["answerOption"][0] = "SECRET-VALUE"
+    _first_choice(form)["extension"] = {"url": "SECRET-URL"}
+    form["date"] = "SECRET-DATE"
+    response = site_extract(fhir, form)
+    assert response.status_code == 400
+    assert "SECRET" not in json.dumps(response.json)

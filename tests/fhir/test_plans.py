@@ -396,3 +396,33 @@ def test_crisis_plan_category_is_the_code_system_concept() -> None:
 
     (concept,) = [c for c in concepts(cs["concept"]) if c["code"] == coding["code"]]
     assert (coding["system"], coding["display"]) == (cs["url"], concept["display"])
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (1e30, "at most 100000 mg"),  # Decimal could not quantize it: a 500 (issue 12, item 6)
+        (10**40, "at most 100000 mg"),
+        (100_000.001, "at most 100000 mg"),
+        ("1e30", "at most 100000 mg"),
+        ("a lot", "must be a number"),
+        (True, "must be a number"),
+        ([75], "must be a number"),
+        (0, "above zero"),
+        (-5, "above zero"),
+    ],
+)
+def test_an_implausible_daily_dose_is_a_plan_error(value: Any, why: str) -> None:
+    qr = sample("medication-plan")
+    dose = child(groups(qr, "medplan-medication")[0], "medplan-med-daily-dose")
+    dose["answer"][0]["valueQuantity"]["value"] = value
+    with pytest.raises(PlanError, match=why) as caught:
+        meds(qr)
+    assert caught.value.link_id == "medplan-med-daily-dose"
+
+
+def test_the_largest_plausible_daily_dose_is_accepted() -> None:
+    qr = sample("medication-plan")
+    dose = child(groups(qr, "medplan-medication")[0], "medplan-med-daily-dose")
+    dose["answer"][0]["valueQuantity"]["value"] = 100_000
+    assert daily_mg(by_drug(meds(qr))["38404"].resource) == 100_000
