@@ -20,6 +20,7 @@ from mit_fhir.fhir.plans import (
     plan_patient,
     required_answer,
 )
+from mit_fhir.fhir.references import reference_type
 from mit_fhir.fhir.urls import CS_MIT_FORMS, US_CORE_CAREPLAN_CATEGORY
 
 PLAN_STATUS = ("active", "completed")
@@ -102,7 +103,8 @@ def _care_plan(qr: Resource, questionnaire: Resource, status: str, period: Resou
     if qr.get("authored"):
         plan["created"] = qr["authored"]
     author = qr.get("author") or {}
-    if author and str(author.get("reference", "")).split("/")[0] in ("", *AUTHOR_TYPES):
+    if author and (not author.get("reference")
+                   or reference_type(author["reference"]) in AUTHOR_TYPES):
         plan["author"] = dict(author)
     qr_ref, care_team_ref = refs
     plan["careTeam"] = [dict(care_team_ref)]
@@ -117,7 +119,7 @@ def _contact_resources(cid: str, role: Resource, contact: dict[str, Any],
                        subject: Resource) -> list[Resource]:
     """The contained resource(s) for one contact; the first is the participant's member."""
     name, ref = contact["name"], contact["ref"] or {}
-    ref_type = str(ref.get("reference", "")).split("/")[0]
+    ref_type = reference_type(ref.get("reference"))
     telecom = [{"system": "phone", "value": contact["phone"]}]
     if role.get("code") in PERSON_ROLES:
         return [{"resourceType": "RelatedPerson", "id": cid, "patient": dict(subject),

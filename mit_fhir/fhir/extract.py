@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from mit_fhir.fhir.references import reference_type
 from mit_fhir.fhir.scoring import Score, ScoringPlan
 from mit_fhir.fhir.urls import (
     BASE,
@@ -81,7 +82,7 @@ def _common(qr: Resource, qr_ref: Resource | None, questionnaire: Resource) -> R
     if "T" in qr["authored"]:
         obs["issued"] = qr["authored"]
     author = qr.get("author") or {}
-    if str(author.get("reference", "")).split("/")[0] in PERFORMER_TYPES:
+    if reference_type(author.get("reference")) in PERFORMER_TYPES:
         obs["performer"] = [dict(author)]
     for name in ("basedOn", "partOf"):
         if qr.get(name):

@@ -98,6 +98,14 @@ def _why(rest: str, types: Collection[str] | None, base: str | None) -> str:
     return "the reference must be Type/<id>, id a FHIR id"
 
 
+def reference_type(text: object) -> str | None:
+    """The type a relative reference of the grammar names, or None for anything else."""
+    try:
+        return parse(text).type if isinstance(text, str) else None
+    except BadReference:
+        return None
+
+
 def patient_id(text: object) -> str | None:
     """The id of the Patient a relative reference names, or None for anything else."""
     try:

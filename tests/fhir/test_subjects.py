@@ -8,7 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from mit_fhir.fhir.plans import PlanError, plan_patient
-from tests.conftest import ROOT, load_json
+from mit_fhir.fhir.references import reference_type
+from tests.conftest import ROOT, load_json, sample
 from tests.fhir.test_validate import problems, response
 
 BAD = ["Patient/p1\n", "Patient/p1 ", "Patient/p1?x", "Patient/p1#", "Patient/p1/../p2",
@@ -47,3 +48,25 @@ def test_a_posted_plan_resource_never_lands_in_another_record(
     resp = client.post(f"/fhir/{rtype}", json=body, content_type="application/fhir+json")
     assert resp.status_code == 422
     assert client.get(f"/fhir/{rtype}?patient=p2").json["total"] == 0
+
+
+@pytest.mark.parametrize(("author", "copied"), [
+    ("Practitioner/dr-1", True), ("Practitioner/dr-1?/Patient/p2", False),
+    ("Practitioner/dr-1/../../Patient/p2", False), ("Practitioner", False),
+    ("https://ehr.example.org/fhir/Practitioner/dr-1", False),
+])
+def test_only_authors_of_the_grammar_become_performers(
+        client: FlaskClient, author: str, copied: bool) -> None:
+    qr = {**sample("phq-9"), "author": {"reference": author}}
+    assert client.post("/fhir/QuestionnaireResponse", json=qr,
+                       content_type="application/fhir+json").status_code == 201
+    found = client.get("/fhir/Observation?patient=example").json["entry"]
+    assert found and all(("performer" in e["resource"]) is copied for e in found)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Practitioner/1", "Practitioner"), ("Practitioner/1?x", None), ("Practitioner", None),
+    ("https://x.org/Practitioner/1", None), (None, None), (["Practitioner/1"], None),
+])
+def test_reference_type(text: object, expected: str | None) -> None:
+    assert reference_type(text) == expected
