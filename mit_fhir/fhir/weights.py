@@ -52,11 +52,14 @@ def _dicts(value: Any) -> list[Resource]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _items(items: Any) -> Iterator[Resource]:
-    """Every item of an item tree, depth first, skipping whatever is not an object."""
-    for item in _dicts(items):
-        yield item
-        yield from _items(item.get("item"))
+def _tree(nodes: Any, child: str) -> Iterator[Resource]:
+    """Every object of a tree (items, ValueSet contains), depth first, without recursion: a
+    request-supplied form may nest deeper than Python's stack."""
+    stack = list(reversed(_dicts(nodes)))
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(_dicts(node.get(child))))
 
 
 def _contained_value_set(questionnaire: Resource, ref: Any) -> Resource | None:
@@ -71,15 +74,11 @@ def _contained_value_set(questionnaire: Resource, ref: Any) -> Resource | None:
     return None
 
 
-def _expansion(contains: list[Resource]) -> Iterator[Resource]:
-    for entry in contains:
-        yield entry
-        yield from _expansion(_dicts(entry.get("contains")))
-
-
 def _value_set_nodes(value_set: Resource) -> Iterator[tuple[Resource, str | None, str]]:
     """(node, system, code) of every concept of a ValueSet: expansion first, then compose."""
-    for entry in _expansion(_dicts((value_set.get("expansion") or {}).get("contains"))):
+    expansion = value_set.get("expansion")
+    for entry in _tree(expansion.get("contains") if isinstance(expansion, dict) else None,
+                       "contains"):
         if isinstance(entry.get("code"), str):
             yield entry, entry.get("system"), entry["code"]
     compose = value_set.get("compose")
@@ -102,7 +101,7 @@ class FormWeights:
         # id() of the form's own weighted nodes (answerOption, its Coding, ValueSet concepts):
         # weight() on %questionnaire reads them directly. The plan keeps the form alive.
         self.nodes: dict[int, float] = {}
-        for item in _items(questionnaire.get("item")):
+        for item in _tree(questionnaire.get("item"), "item"):
             options: list[Option] = []
             for opt in _dicts(item.get("answerOption")):
                 coding = opt.get("valueCoding")
@@ -140,33 +139,42 @@ class FormWeights:
                 lenient = w
         return lenient
 
-    def weighted(self, link_id: str) -> bool:
-        """Whether the item has any weighted option (is scored)."""
-        return link_id in self.by_item
-
     def for_response(self, qr: Resource) -> AnswerWeights:
         """The weight() lookup for one evaluation over this response."""
         return AnswerWeights(self, qr)
 
 
-def answers(qr: Resource) -> Iterator[tuple[str, Resource, str]]:
-    """(linkId, answer, FHIRPath to the answer by linkId) of every answer, nested ones too."""
-    stack = [(i, "QuestionnaireResponse") for i in reversed(_dicts(qr.get("item")))]
+# Where an answer sits: (parent, linkId, answer index or None for an item under an item).
+Where = tuple[Any, str, int | None]
+
+
+def answers(qr: Resource) -> Iterator[tuple[str, Resource, Where]]:
+    """(linkId, answer, where it sits) of every answer, nested ones too, without recursion."""
+    stack: list[tuple[Resource, Any]] = [(i, None) for i in reversed(_dicts(qr.get("item")))]
     while stack:
         item, parent = stack.pop()
         link_id = item.get("linkId")
         link_id = link_id if isinstance(link_id, str) else ""
-        path = f"{parent}.item.where(linkId='{_quoted(link_id)}')"
-        nested: list[tuple[Resource, str]] = []
+        nested: list[tuple[Resource, Any]] = []
         for n, ans in enumerate(_dicts(item.get("answer"))):
-            yield link_id, ans, f"{path}.answer[{n}]"
-            nested += [(i, f"{path}.answer[{n}]") for i in _dicts(ans.get("item"))]
-        nested += [(i, path) for i in _dicts(item.get("item"))]
+            here = (parent, link_id, n)
+            yield link_id, ans, here
+            nested += [(i, here) for i in _dicts(ans.get("item"))]
+        nested += [(i, (parent, link_id, None)) for i in _dicts(item.get("item"))]
         stack.extend(reversed(nested))
 
 
-def _quoted(text: str) -> str:
-    return text[:64].replace("\\", "\\\\").replace("'", "\\'")
+def fhirpath_to(where: Where) -> str:
+    """The answer's FHIRPath by linkIds, e.g. QuestionnaireResponse.item.where(linkId='a')
+    .answer[0] (built only for an issue: a deep tree would make every path long)."""
+    parts = []
+    node: Any = where
+    while node is not None:
+        parent, link_id, n = node
+        quoted = link_id[:64].replace("\\", "\\\\").replace("'", "\\'")
+        parts.append(f".item.where(linkId='{quoted}')" + ("" if n is None else f".answer[{n}]"))
+        node = parent
+    return "QuestionnaireResponse" + "".join(reversed(parts))
 
 
 class AnswerWeights:
@@ -216,9 +224,9 @@ def check_response(qr: Resource, questionnaire: Resource) -> None:
     """
     form: FormWeights | None = None
     issues: list[Issue] = []
-    for link_id, ans, path in answers(qr):
+    for link_id, ans, where in answers(qr):
         coding = ans.get("valueCoding")
-        for element, where in ((ans, path), (coding, f"{path}.valueCoding")):
+        for element, suffix in ((ans, ""), (coding, ".valueCoding")):
             if not _claims_weight(element):
                 continue
             form = form or FormWeights(questionnaire)
@@ -228,7 +236,8 @@ def check_response(qr: Resource, questionnaire: Resource) -> None:
                 issues.append(Issue(
                     f"item '{link_id[:64]}': the answer carries a weight that is not this "
                     "Questionnaire's weight for its option; the form renderer holds another "
-                    "version of the form", code="business-rule", expression=(where,)))
+                    "version of the form", code="business-rule",
+                    expression=(fhirpath_to(where) + suffix,)))
     if issues:
         raise Unprocessable("the answers carry weights other than the Questionnaire's",
                             issues[:20])

@@ -401,3 +401,15 @@ def test_an_answer_is_weighted_by_its_system_and_code(case: str) -> None:
     answer(qr, "q1")["valueCoding"] = dict(answered)
     for got in scores(ScoringPlan(q), qr):
         assert got["total"] == total
+
+
+def test_the_issue_names_a_nested_answer_by_its_linkid_path() -> None:
+    q = site_form(SUM, {"linkId": "g", "type": "group", "item": [TWO_ITEMS[0]]})
+    qr = response()
+    qr["item"] = [{"linkId": "g", "item": [{"linkId": "q1", "answer": [
+        {"valueCoding": {**coding("b"), "extension": weight_ext(3)}}]}]}]
+    with pytest.raises(Unprocessable) as raised:
+        validated(CATALOGUE, qr, q)
+    assert [i.expression for i in raised.value.issues] == [(
+        "QuestionnaireResponse.item.where(linkId='g').item.where(linkId='q1')"
+        ".answer[0].valueCoding",)]
