@@ -132,7 +132,8 @@ class SettingsSchema(Schema):
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535)
     )
     # The budget of the FHIRPath a request brings (a site Questionnaire sent to $extract):
-    # the largest collection one expression may build, and the wall-clock time of them all.
+    # the largest collection one expression may build, and the wall-clock time of evaluating
+    # them all (compiling them is bounded by their length, fhir/site_forms.py).
     EXPRESSION_MAX_ITEMS = fields.Integer(
         load_default=10_000, validate=validate.Range(min=100, max=1_000_000)
     )

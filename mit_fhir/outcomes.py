@@ -25,10 +25,10 @@ Resource = dict[str, Any]
 HistoryLookup = Callable[[Connection, str, Resource, str], tuple[Resource | None, Resource | None]]
 
 
-# Compiling a plan parses every expression (~140 ms for LHC-Forms' PHQ-9), so plans are kept;
-# both caches are bounded, so that no sequence of requests grows them without end.
+# Plans of catalogue forms are kept (bounded, so that no sequence of calls grows it without
+# end). A request-supplied form's plan is built per request: its expressions' compilations
+# are what costs (~140 ms for LHC-Forms' PHQ-9), and fhirpath keeps those, by their text.
 CATALOGUE_PLANS = 256
-SITE_PLANS = 32
 
 
 class _Lru:
@@ -64,12 +64,11 @@ class Scorer:
         self.parameters = parameters
         self.method = rc.Method(method) if method else None
         self._plans = _Lru(CATALOGUE_PLANS)
-        self._site_plans = _Lru(SITE_PLANS)
 
     def plan(self, questionnaire: Resource) -> ScoringPlan:
         """The compiled plan: catalogue forms by identity, request-supplied ones by content."""
         if isinstance(questionnaire, SiteQuestionnaire):
-            return self._site_plan(questionnaire)
+            return plan_for(questionnaire)
         # The catalogue's dicts live as long as the app; the identity check below guards
         # against an id reused by a dict that is not the one cached.
         key = (questionnaire.get("url"), questionnaire.get("version"), id(questionnaire))
@@ -81,15 +80,8 @@ class Scorer:
         return found
 
     def cached_plans(self) -> int:
-        """How many compiled plans the scorer holds (both caches)."""
-        return len(self._plans) + len(self._site_plans)
-
-    def _site_plan(self, questionnaire: SiteQuestionnaire) -> ScoringPlan:
-        found = self._site_plans.get(questionnaire.digest)
-        if found is None:
-            found = plan_for(questionnaire)
-            self._site_plans.put(questionnaire.digest, found)
-        return found
+        """How many compiled plans the scorer holds."""
+        return len(self._plans)
 
     @metrics.EXTRACTION_SECONDS.time()
     def observations(

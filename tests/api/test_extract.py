@@ -12,8 +12,7 @@ from fhir.resources.R4B.bundle import Bundle
 from flask import Flask
 
 from mit_fhir.app import create_app
-from mit_fhir.fhir import site_forms
-from mit_fhir.outcomes import SITE_PLANS
+from mit_fhir.fhir import fhirpath
 from tests.conftest import DATA, FhirActions, load_json, sample, stored_counts
 
 
@@ -163,7 +162,10 @@ def test_a_site_expression_beyond_its_budget_is_422_naming_the_item(
     assert response.status_code == 422, response.json
     (issue,) = response.json["issue"]
     assert issue["code"] == "too-costly"
-    assert TOTAL in issue["diagnostics"] and why in issue["diagnostics"]
+    # On a loaded machine the clock may stop an expression before its collection grows.
+    reasons = (why, "longer than 1000 ms") if "items" in why else (why,)
+    assert TOTAL in issue["diagnostics"]
+    assert any(r in issue["diagnostics"] for r in reasons), issue
     assert issue["expression"] == [f"Questionnaire.item.where(linkId='{TOTAL}')"]
     assert stored_counts(app) == before
 
@@ -186,25 +188,33 @@ def test_the_time_limit_is_a_setting(database_url: str) -> None:
                                 site_form("1.repeat($this + 1).where($this < 0).count()"))
     finally:
         app.extensions["mit_fhir"].store.dispose()
+    # Compiling LHC-Forms' PHQ-9 alone takes ~140 ms: it is not charged to the time limit.
+    assert response.status_code == 422
     assert "longer than 10 ms" in response.json["issue"][0]["diagnostics"]
+    assert "/44261-6" in response.json["issue"][0]["diagnostics"]
 
 
-def test_a_site_questionnaire_is_cached_by_content_not_identity(
-    app: Flask, fhir: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_site_questionnaire_is_never_cached_but_its_compilations_are_bounded(
+    app: Flask, fhir: Any
 ) -> None:
-    built: list[int] = []
-    original = site_forms.plan_for
-    monkeypatch.setattr("mit_fhir.outcomes.plan_for",
-                        lambda form: built.append(1) or original(form))
+    """Each form used to be kept for ever under id(dict), ~240 KiB a request (issue 12)."""
     scorer = app.extensions["mit_fhir"].scorer
-    for _ in range(3):  # a fresh copy each time: same content, new objects
-        assert site_extract(fhir, site_form()).status_code == 200
-    assert len(built) == 1
-    for n in range(SITE_PLANS + 8):  # distinct forms: the cache stays bounded
+    held = scorer.cached_plans()
+    for n in range(5):
         form = site_form()
-        form["title"] = f"form {n}"
+        form["url"] = f"http://example.org/Questionnaire/site-{n}"
         assert site_extract(fhir, form).status_code == 200
-    assert scorer.cached_plans() <= SITE_PLANS + len(app.extensions["mit_fhir"].catalogue.by_id)
+    assert scorer.cached_plans() == held
+    assert fhirpath._compiled.cache_info().maxsize == 1024
+
+
+def test_a_repeated_site_questionnaire_compiles_its_expressions_once(fhir: Any) -> None:
+    assert site_extract(fhir, site_form()).status_code == 200
+    hits = fhirpath._compiled.cache_info().hits
+    started = time.monotonic()
+    assert site_extract(fhir, site_form()).status_code == 200
+    assert fhirpath._compiled.cache_info().hits > hits
+    assert time.monotonic() - started < FAST_ENOUGH
 
 
 def _first_choice(form: dict[str, Any]) -> dict[str, Any]:
@@ -247,12 +257,18 @@ BAD_SITE_FORMS: dict[str, tuple[Callable[[dict[str, Any], dict[str, Any]], Any],
     "maxLength beyond 32 bits": (
         lambda f, _: _first_choice(f).__setitem__("maxLength", 2**40), 400,
         "Questionnaire.item[0].maxLength"),
-    "an expression of 10,000 characters": (
+    "an expression of 5,000 characters": (
         lambda f, _: f.__setitem__("extension", [{
             "url": "http://hl7.org/fhir/StructureDefinition/variable",
             "valueExpression": {"name": "v", "language": "text/fhirpath",
-                                "expression": "1" + " + 1" * 2500}}]), 400,
+                                "expression": "1" + " + 1" * 1250}}]), 400,
         "Questionnaire.extension[0].valueExpression.expression"),
+    "expressions of 20,000 characters in all": (
+        lambda f, _: f.__setitem__("extension", [{
+            "url": "http://hl7.org/fhir/StructureDefinition/variable",
+            "valueExpression": {"name": f"v{n}", "language": "text/fhirpath",
+                                "expression": "1" + " + 1" * 900}} for n in range(6)]), 400,
+        "Questionnaire"),
 }
 
 

@@ -64,19 +64,12 @@ def test_valid_bodies_have_no_json_type_issues() -> None:
 
 
 def test_lhc_forms_variable_names_are_tolerated_but_nothing_else() -> None:
-    assert checked(copy.deepcopy(SITE_FORM)).digest
+    assert checked(copy.deepcopy(SITE_FORM)) == SITE_FORM
     form = copy.deepcopy(SITE_FORM)
     form["item"][0]["linkId"] = 7
     with pytest.raises(InvalidRequest) as caught:
         checked(form)
     assert caught.value.issues[0].expression == ("Questionnaire.item[0].linkId",)
-
-
-def test_the_digest_is_of_the_content() -> None:
-    a, b = copy.deepcopy(SITE_FORM), json.loads(json.dumps(SITE_FORM, sort_keys=True))
-    assert checked(a).digest == checked(b).digest
-    b["title"] = "another"
-    assert checked(a).digest != checked(b).digest
 
 
 @pytest.mark.parametrize("model", [Questionnaire, QuestionnaireResponse])
