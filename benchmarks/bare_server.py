@@ -1,8 +1,9 @@
-"""The HTTP benchmark's reference: a bare Flask endpoint that only parses the body, under gunicorn.
+"""The HTTP benchmark's reference: a bare Flask endpoint that only parses the body, as `serve` runs.
 
 `python -m benchmarks.bare_server --port N` serves `POST /fhir/QuestionnaireResponse`, which
 parses the body into fhir.resources' R4B QuestionnaireResponse model and answers 201 with no
-body, with the same gunicorn settings as `mit-fhir serve` (mit_fhir.server.gunicorn_options).
+body, with the same server settings as `mit-fhir serve` (mit_fhir.server.gunicorn_options: its
+uvicorn worker class and read limits).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """HTTP throughput of `POST /fhir/QuestionnaireResponse` against a bare fhir.resources endpoint.
 
 Goal (issue 7, benchmark 3): the service under its production server (`mit-fhir serve`:
-gunicorn, 2 workers of 4 threads, sync worker off as no EHR is configured, a fresh database)
-reaches at least 0.7 of the throughput of a bare Flask endpoint under the same gunicorn settings
-that only parses the same body with fhir.resources (benchmarks/bare_server.py). Peak throughput
-is measured with wrk (closed loop, benchmarks/post_response.lua, at several connection counts,
-the best kept); then each server is loaded at half its own peak with the open-loop generator of
-benchmarks/load.py, which reports p50 and p99 latency from the scheduled send time. Every
-request is a complete sample response with its own identifier and authored time, for one of
-POOL synthetic patients; each measurement starts on a fresh database.
+gunicorn's master, 2 uvicorn workers of 4 threads, sync worker off as no EHR is configured, a
+fresh database) reaches at least 0.7 of the throughput of a bare Flask endpoint under the same
+server settings that only parses the same body with fhir.resources (benchmarks/bare_server.py).
+Peak throughput is measured with wrk (closed loop, benchmarks/post_response.lua, at several
+connection counts, the best kept); then each server is loaded at half its own peak with the
+open-loop generator of benchmarks/load.py, which reports p50 and p99 latency from the scheduled
+send time. Every request is a complete sample response with its own identifier and authored
+time, for one of POOL synthetic patients; each measurement starts on a fresh database.
 
     python -m benchmarks.bench_http [--instrument phq-9] [--seconds 15]
         [--database sqlite|postgresql] [--profile DIR]
@@ -213,7 +213,7 @@ def run(instrument: str = "phq-9", seconds: float = 15, database: str = "sqlite"
                           .read_bytes())
     text = template(sample)
     print(f"benchmark 3 - HTTP POST /fhir/QuestionnaireResponse ({instrument}, {len(text)} "
-          f"bytes, {POOL} patients, {database}), gunicorn 2 workers x 4 threads on "
+          f"bytes, {POOL} patients, {database}), 2 workers x 4 threads on "
           f"{os.cpu_count()} cores (goal: service >= {GOAL:g} x bare throughput)")
     tmp = Path(tempfile.mkdtemp(prefix="mit-fhir-bench-http-"))
     try:

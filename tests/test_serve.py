@@ -236,3 +236,23 @@ def test_unknown_methods_over_http_share_one_label(strict: str) -> None:
     methods = set(re.findall(r'mit_fhir_http_requests_total\{[^}]*method="([^"]+)"', text))
     assert "OTHER" in methods
     assert not any(m.startswith("X") for m in methods), methods
+
+
+def test_sigterm_does_not_wait_for_slow_clients(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A request whose body is still arriving has reached no app code: it is closed at once,
+    # and one trickling its headers too, so shutdown does not spend its graceful timeout.
+    service = _serve(tmp_path_factory, "serve-stop")
+    where = urlsplit(next(service))
+    slow = []
+    for i in range(6):
+        sock = socket.create_connection((where.hostname, where.port), timeout=5)
+        body_pending = post_head("Content-Length: 100\r\n") + b"{"
+        sock.sendall(body_pending if i % 2 else b"GET / HTTP/1.1\r\n")
+        slow.append(sock)
+    time.sleep(0.5)
+    started = time.monotonic()
+    with pytest.raises(StopIteration):
+        next(service)  # SIGTERM, then wait for the exit
+    assert time.monotonic() - started < 8
+    for sock in slow:
+        sock.close()
