@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mit_fhir.catalogue import Catalogue
-from mit_fhir.errors import Unprocessable
+from mit_fhir.errors import InvalidRequest, Unprocessable
 from mit_fhir.fhir.extract import extract
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION, EXT_VARIABLE
@@ -100,7 +100,17 @@ CLAIMS: dict[str, tuple[Any, bool]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CLAIMS))
+def test_a_weight_that_is_not_a_number_is_refused_as_broken_fhir() -> None:
+    """valueDecimal "2" is not FHIR at all: the structure check names the element (400)
+    before the weights are compared."""
+    qr = sample("phq-9")
+    CLAIMS["weight that is not a number"][0](qr)
+    with pytest.raises(InvalidRequest) as raised:
+        validated(CATALOGUE, qr)
+    assert any("valueDecimal" in (i.expression or ("",))[0] for i in raised.value.issues)
+
+
+@pytest.mark.parametrize("case", sorted(c for c in CLAIMS if c != "weight that is not a number"))
 def test_weights_on_answers_must_equal_the_forms(case: str) -> None:
     change, accepted = CLAIMS[case]
     qr = sample("phq-9")
