@@ -205,7 +205,7 @@ def test_a_site_questionnaire_is_never_cached_but_its_compilations_are_bounded(
         form["url"] = f"http://example.org/Questionnaire/site-{n}"
         assert site_extract(fhir, form).status_code == 200
     assert scorer.cached_plans() == held
-    assert fhirpath._compiled.cache_info().maxsize == 1024
+    assert fhirpath._compiled.cache_info().maxsize == 256
 
 
 def test_a_repeated_site_questionnaire_compiles_its_expressions_once(fhir: Any) -> None:
