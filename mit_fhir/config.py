@@ -48,6 +48,7 @@ class SettingsSchema(Schema):
     # `mit-fhir serve` reads each request whole before a thread takes it (server_limits.py).
     HEADER_TIMEOUT = fields.Float(load_default=10.0, validate=validate.Range(min=0.5, max=300))
     BODY_TIMEOUT = fields.Float(load_default=30.0, validate=validate.Range(min=0.5, max=600))
+    SEND_TIMEOUT = fields.Float(load_default=60.0, validate=validate.Range(min=0.5, max=3600))
     MAX_PENDING_REQUESTS = fields.Integer(
         load_default=256, validate=validate.Range(min=1, max=10_000)
     )

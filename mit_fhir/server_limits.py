@@ -8,6 +8,9 @@ shorter than its Content-Length holds a socket and a little memory, never a thre
   connection, for one that sends nothing): else 408 and the connection is closed;
 - the body must arrive within `body_timeout` seconds of the headers: else 408, closed;
 - a body above `max_body` bytes is 413 (at once when Content-Length says so);
+- each part of the answer must be taken by the client within `send_timeout` seconds: else the
+  connection is closed (a client that stops reading would otherwise keep its request, and
+  the answer's bytes, for as long as it stays connected);
 - at most `max_pending` requests per worker are being read or answered at once: beyond it 503,
   which bounds the memory of bodies being buffered to max_pending x max_body;
 - a request that is not valid HTTP/1.1 (a bad chunk size, a bad Content-Length) is 400.
@@ -46,6 +49,7 @@ class ReadLimits:
     body_timeout: float = 30.0
     max_body: int = 1_048_576
     max_pending: int = 256
+    send_timeout: float = 60.0
 
     @classmethod
     def from_config(cls, config: Any) -> ReadLimits:
@@ -54,6 +58,7 @@ class ReadLimits:
             body_timeout=float(config["BODY_TIMEOUT"]),
             max_body=int(config["MAX_BODY_BYTES"]),
             max_pending=int(config["MAX_PENDING_REQUESTS"]),
+            send_timeout=float(config["SEND_TIMEOUT"]),
         )
 
 
@@ -145,7 +150,16 @@ class BufferedWSGI:
             replayed = True
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-        await self.bridge()({**scope, "headers": headers}, replay, send)
+        async def timed_send(message: Message) -> None:
+            async with asyncio.timeout(self.limits.send_timeout):
+                await send(message)
+
+        try:
+            await self.bridge()({**scope, "headers": headers}, replay, timed_send)
+        except TimeoutError:
+            # Raised through uvicorn, which closes the connection of a response it has begun.
+            log.warning("answer not taken by the client within %.0fs", self.limits.send_timeout)
+            raise
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

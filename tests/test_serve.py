@@ -25,7 +25,8 @@ from tests.servers.fixtures import free_port
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 30
 # The deadlines of the `strict` server: short, so that the tests of the deadlines are quick.
-STRICT = {"HEADER_TIMEOUT": "1", "BODY_TIMEOUT": "1", "MAX_BODY_BYTES": "4096"}
+STRICT = {"HEADER_TIMEOUT": "1", "BODY_TIMEOUT": "1", "SEND_TIMEOUT": "1",
+          "MAX_BODY_BYTES": "4096"}
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +257,22 @@ def test_sigterm_does_not_wait_for_slow_clients(tmp_path_factory: pytest.TempPat
     assert time.monotonic() - started < 8
     for sock in slow:
         sock.close()
+
+
+def test_a_client_that_stops_reading_is_closed_after_the_send_deadline(strict: str) -> None:
+    # Twenty pipelined reads of the catalogue (about 0.5 MB each) that the client never takes:
+    # once the socket buffers are full the next part waits, and the deadline ends the connection.
+    one = len(requests.get(f"{strict}/fhir/Questionnaire", timeout=30).content)
+    where = urlsplit(strict)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /fhir/Questionnaire HTTP/1.1\r\nHost: t\r\n\r\n" * 20)
+        time.sleep(4)
+        received = 0
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert received < 10 * one
+    assert requests.get(f"{strict}/healthz", timeout=5).status_code == 200

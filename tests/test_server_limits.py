@@ -10,6 +10,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from mit_fhir.server_limits import BufferedWSGI, ReadLimits
 
 
@@ -83,3 +85,26 @@ def test_requests_beyond_the_pending_limit_are_503_while_the_first_is_read() -> 
     assert dict(refused.sent[0]["headers"])[b"retry-after"] == b"1"
     assert json.loads(refused.body)["issue"][0]["code"] == "transient"
     assert not any(e.sent for e in stalled)
+
+
+def test_an_answer_the_client_does_not_take_ends_at_the_send_deadline() -> None:
+    app = BufferedWSGI(echo_environ, 2, ReadLimits(send_timeout=0.2))
+    exchange = Exchange([b"{}"])
+    taken: list[dict[str, Any]] = []
+
+    async def stuck_send(message: dict[str, Any]) -> None:
+        if taken:
+            await asyncio.sleep(3600)  # the client's window is full: the write never drains
+        taken.append(message)
+
+    async def scenario() -> float:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            # wait_for: without the send deadline the test fails at 5 s instead of hanging.
+            await asyncio.wait_for(
+                app(_scope([(b"content-length", b"2")]), exchange.receive, stuck_send), 5)
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(scenario()) < 2  # the deadline (0.2 s), not the test's guard
+    assert app.pending == 0
+    assert taken[0]["status"] == 200
