@@ -87,7 +87,7 @@ def init_app(app: Flask) -> None:
 
 def _begin() -> None:
     given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+    g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     g.request_started = time.perf_counter()
 
 
