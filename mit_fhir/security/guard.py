@@ -211,8 +211,11 @@ def _event_patients(event: dict[str, Any]) -> set[str | None]:
     # None stands for an entity outside the grammar: unknown, so never shown to a patient.
     named: set[str | None] = set()
     for entity in event.get("entity", ()):
+        what = entity.get("what") if isinstance(entity, dict) else None
+        if isinstance(what, dict) and "reference" not in what:
+            continue  # a query or a resource type (display only) names no patient
         try:
-            ref = parse((entity.get("what") or {}).get("reference"))
+            ref = parse((what or {}).get("reference"))
         except BadReference:
             named.add(None)
             continue

@@ -128,3 +128,19 @@ def test_reading_the_audit_trail_grows_it_linearly(
     assert max(growth) < 8000, growth
     assert max(growth) - min(growth) < 200, growth
 
+
+
+def test_a_patient_sees_the_audit_events_of_its_own_searches(
+    secured_app: Flask, api: FlaskClient, tokens: Tokens
+) -> None:
+    """A search's AuditEvent names the query by display only (no reference): that names no
+    patient, so the patient-context filter must not hide the patient's own searches."""
+    add_observations(secured_app, PATIENT, range(2))
+    assert api.get("/fhir/Observation", headers=tokens("patient-app")).status_code == 200
+    trail = api.get("/fhir/AuditEvent?subtype=search-type",
+                    headers=tokens("patient-app")).get_json()
+    queries = [e for entry in trail.get("entry", [])
+               for e in entry["resource"].get("entity", [])
+               if e.get("role", {}).get("code") == "24"]
+    assert queries, trail
+    assert all(OTHER not in orjson.dumps(entry).decode() for entry in trail.get("entry", []))
