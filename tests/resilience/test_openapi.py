@@ -62,7 +62,7 @@ def test_every_described_search_parameter_is_accepted(client: FlaskClient) -> No
             if param["in"] != "query":
                 continue
             value = "date" if param["name"] == "_sort" else "2024-01-01"
-            if param["name"] in ("subject", "patient", "derived-from"):
+            if param["name"] in ("subject", "patient", "derived-from", "agent", "entity", "target"):
                 value = "Patient/x"
             resp = client.get(path, query_string={param["name"]: value})
             assert resp.status_code == 200, (path, param["name"], resp.get_json())
