@@ -57,7 +57,7 @@ def page_size(values: Sequence[str], default: int, maximum: int) -> int:
         return default
     if len(values) > 1:
         raise InvalidRequest("_count may be given once")
-    text = values[0].strip()
+    text = values[0]  # not stripped: " 1" is no more a count than "1 "
     if not re.fullmatch(r"[0-9]{1,9}", text):
         raise InvalidRequest(f"_count must be a whole number from 1 to {maximum}")
     count = int(text)

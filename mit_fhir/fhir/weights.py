@@ -42,10 +42,13 @@ def own_weight(element: Any) -> float | None:
     return None
 
 
-def _claims_weight(element: Any) -> bool:
-    """Whether an element carries a weight extension at all (whatever its value)."""
-    return isinstance(element, dict) and isinstance(element.get("extension"), list) and any(
-        isinstance(e, dict) and e.get("url") in WEIGHT_URLS for e in element["extension"])
+def _claimed_weights(element: Any) -> list[float | None]:
+    """Every weight an element's extensions claim (None for one that is not a number): each
+    is compared, so an equal weight cannot carry a different one past the check."""
+    if not isinstance(element, dict) or not isinstance(element.get("extension"), list):
+        return []
+    return [own_weight({"extension": [e]}) for e in element["extension"]
+            if isinstance(e, dict) and e.get("url") in WEIGHT_URLS]
 
 
 def _dicts(value: Any) -> list[Resource]:
@@ -227,12 +230,13 @@ def check_response(qr: Resource, questionnaire: Resource) -> None:
     for link_id, ans, where in answers(qr):
         coding = ans.get("valueCoding")
         for element, suffix in ((ans, ""), (coding, ".valueCoding")):
-            if not _claims_weight(element):
+            claims = _claimed_weights(element)
+            if not claims:
                 continue
             form = form or FormWeights(questionnaire)
-            claimed, expected = own_weight(element), form(link_id, coding)
-            if claimed is None or expected is None or not math.isclose(
-                    claimed, expected, rel_tol=0.0, abs_tol=1e-9):
+            expected = form(link_id, coding)
+            if expected is None or any(claimed is None or not math.isclose(
+                    claimed, expected, rel_tol=0.0, abs_tol=1e-9) for claimed in claims):
                 issues.append(Issue(
                     f"item '{link_id[:64]}': the answer carries a weight that is not this "
                     "Questionnaire's weight for its option; the form renderer holds another "

@@ -34,7 +34,8 @@ def test_count_in_range_is_the_page_size(values: list[str], expected: int) -> No
 
 
 @pytest.mark.parametrize("value", [
-    "abc", "", " ", "0", "-1", "501", "1000000", "1.5", "1e3", "+5", "0x10", "5,6",
+    "abc", "", " ", " 1", "1 ", "\t7", "0", "-1", "501", "1000000", "1.5", "1e3", "+5",
+    "0x10", "5,6",
     "\u0663",  # ARABIC-INDIC DIGIT THREE: int() would accept it
     "9" * 40,
 ])

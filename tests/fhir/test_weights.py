@@ -97,6 +97,11 @@ CLAIMS: dict[str, tuple[Any, bool]] = {
     "weight where the form has none": (
         _claim("phq-9-difficulty", "coding", weight_ext(0)), False),
     "weight that is not a number": (_claim("phq-9-1", "coding", weight_ext("2")), False),
+    # Found by an outside attack: only the first weight extension used to be compared.
+    "equal ordinalValue then a different itemWeight": (_claim(
+        "phq-9-1", "coding", weight_ext(2, ORDINAL_VALUE) + weight_ext(3)), False),
+    "equal weights twice": (_claim(
+        "phq-9-1", "coding", weight_ext(2, ORDINAL_VALUE) + weight_ext(2)), True),
 }
 
 
