@@ -17,15 +17,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.conftest import FHIR_JSON, drop_database, fresh_database_url, sample
-from tests.resilience.live import live_service
+from tests.conftest import FHIR_JSON, sample
 
 SLOW_CONNECTIONS = 64
 RUN_SECONDS = 25.0
@@ -33,18 +31,6 @@ TRICKLE_SECONDS = 3.0
 PROBE_INTERVAL = 0.1
 PROBE_TIMEOUT = 5.0
 P99_LIMIT = 1.0
-
-
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mit-fhir serve` with its default workers, threads and deadlines, on the run's database."""
-    tmp = tmp_path_factory.mktemp("slow-clients")
-    url = fresh_database_url(tmp, "slow")
-    try:
-        with live_service(tmp, url) as base:
-            yield base
-    finally:
-        drop_database(url)
 
 
 @dataclass
@@ -135,7 +121,8 @@ def _p99(values: list[float]) -> float:
 
 
 @pytest.mark.slow
-def test_healthz_and_submissions_outlast_64_slow_connections(shipped: str) -> None:
+def test_healthz_and_submissions_outlast_64_slow_connections(live_base: str) -> None:
+    shipped = live_base  # tests/resilience/conftest: `mit-fhir serve` as shipped, run's database
     where = urlsplit(shipped)
     slow = SlowClients(where.hostname or "127.0.0.1", where.port or 80, SLOW_CONNECTIONS)
     slow_thread = threading.Thread(target=slow.run, name="slow-clients", daemon=True)
