@@ -1,4 +1,5 @@
-"""The Kubernetes manifests in deploy/: schema-valid offline, and what production needs.
+"""The Kubernetes manifests in deploy/: schema-valid offline, every *_FILE a mounted file, and the
+Secret the deploy guide creates is the one they use (test_kube_play.py runs them).
 
 Schema validation: kubernetes-validate (pinned in constraints.txt) ships the JSON Schemas
 generated from the Kubernetes OpenAPI definitions of each release; its "strict" schemas also
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from mit_fhir.config import SettingsSchema
+from tests.deploy.guide import SECRET_NAME, secret_command, secret_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -26,6 +28,7 @@ DEPLOY = ROOT / "deploy"
 VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 SETTINGS = {f"MIT_FHIR_{name}" for name in SettingsSchema().fields}
 SECRET_SETTINGS = {"MIT_FHIR_DATABASE_URL"}  # their values only by secretKeyRef
+GUIDE_KEYS = secret_keys(secret_command())
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
@@ -157,18 +160,101 @@ def test_secrets_only_by_reference(
     for env in container.get("env", []):
         if env["name"] in SECRET_SETTINGS:
             assert "value" not in env, f"{name}: {env['name']} given in clear"
-            assert env["valueFrom"]["secretKeyRef"]["name"] == "mit-fhir-secrets"
+            assert env["valueFrom"]["secretKeyRef"]["name"] == SECRET_NAME
     config = find("ConfigMap", "mit-fhir-config")["data"]
     assert not SECRET_SETTINGS & config.keys()
-    key_file = config.get("MIT_FHIR_EHR_PRIVATE_KEY_FILE")
-    if key_file and any(e.get("configMapRef") for e in container.get("envFrom", [])):
-        # The private key is a file from the mounted Secret volume, never an env value.
-        mount = next(m for m in container["volumeMounts"] if key_file.startswith(m["mountPath"]))
-        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-        assert volume["secret"]["secretName"] == "mit-fhir-secrets"
-        assert mount["readOnly"] is True
-        relative = key_file[len(mount["mountPath"]):].lstrip("/")
-        assert relative in [i["path"] for i in volume["secret"]["items"]]
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            assert volume["secret"]["secretName"] == SECRET_NAME
+            assert volume["secret"]["defaultMode"] & 0o007 == 0, "secret files readable by all"
+
+
+def settings_of(container: dict[str, Any]) -> dict[str, str]:
+    """The MIT_FHIR_* values a container gets: its ConfigMaps (envFrom), then its own env."""
+    settings: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        settings.update(find("ConfigMap", source["configMapRef"]["name"])["data"])
+    for env in container.get("env", []):
+        if "value" in env:
+            settings[env["name"]] = env["value"]
+    return settings
+
+
+def file_problems(container: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """Every *_FILE setting that no mounted volume provides at that exact path, with the key."""
+    problems = []
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for setting, path in sorted(settings_of(container).items()):
+        if not setting.endswith("_FILE"):
+            continue
+        mounts = [m for m in container.get("volumeMounts", [])
+                  if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        if len(mounts) != 1:
+            problems.append(f"{setting}={path}: {len(mounts)} volume mounts hold it")
+            continue
+        mount, volume = mounts[0], volumes.get(mounts[0]["name"], {})
+        relative = path[len(mount["mountPath"].rstrip("/")) + 1:]
+        source = volume.get("secret") or volume.get("configMap")
+        if source is None:
+            problems.append(f"{setting}={path}: volume {mount['name']} is no Secret/ConfigMap")
+            continue
+        items = {i["path"]: i["key"] for i in source.get("items", [])}
+        if "secret" in volume:
+            keys = set(GUIDE_KEYS)
+        else:
+            keys = set(find("ConfigMap", source["name"])["data"])
+        if not items:  # without items every key is a file named after it
+            items = {key: key for key in keys}
+        if relative not in items:
+            problems.append(f"{setting}={path}: volume {mount['name']} projects no {relative}")
+        elif items[relative] not in keys:
+            problems.append(f"{setting}={path}: {items[relative]} is no key of "
+                            f"{source.get('secretName') or source['name']}")
+        if mount.get("readOnly") is not True:
+            problems.append(f"{setting}={path}: mount {mount['mountPath']} is writable")
+    return problems
+
+
+@pytest.mark.parametrize(("name", "container", "spec"), list(containers()),
+                         ids=[c[0] for c in containers()])
+def test_every_file_setting_is_a_mounted_file(
+    name: str, container: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    """Else the process stops at start-up: "MIT_FHIR_..._FILE: no such file"."""
+    assert file_problems(container, spec) == []
+
+
+def test_the_file_check_finds_a_missing_projection() -> None:
+    """The check above fails where the issue found the manifests failing: no metrics-token."""
+    web = yaml.safe_load(yaml.safe_dump(find("Deployment", "mit-fhir-web")))
+    spec = web["spec"]["template"]["spec"]
+    secret = next(v for v in spec["volumes"] if "secret" in v)["secret"]
+    secret["items"] = [i for i in secret["items"] if i["key"] != "metrics-token"]
+    (problem,) = file_problems(spec["containers"][0], spec)
+    assert "MIT_FHIR_METRICS_TOKEN_FILE" in problem and "projects no metrics-token" in problem
+    secret["items"].append({"key": "metrics-tokens", "path": "metrics-token"})
+    (problem,) = file_problems(spec["containers"][0], spec)
+    assert "metrics-tokens is no key of mit-fhir-secrets" in problem
+
+
+def test_the_secret_the_guide_creates_has_the_keys_the_pods_use() -> None:
+    used = set()
+    for _, container, spec in containers():
+        used |= {e["valueFrom"]["secretKeyRef"]["key"] for e in container.get("env", [])
+                 if "secretKeyRef" in e.get("valueFrom", {})}
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                used |= {i["key"] for i in volume["secret"].get("items", [])}
+    assert used == set(GUIDE_KEYS), "the guide's kubectl command and the manifests disagree"
+    assert GUIDE_KEYS["database-url"] == "literal"
+    assert GUIDE_KEYS["ehr-private-key.pem"] == "file"
+
+
+def test_every_pod_mounts_what_it_is_configured_with() -> None:
+    """Web, worker and the migration Job all read the ConfigMap, so all mount the Secret."""
+    for name, container, _ in containers():
+        assert {s["configMapRef"]["name"] for s in container.get("envFrom", [])} == {
+            "mit-fhir-config"}, name
 
 
 def test_only_known_settings_are_set() -> None:
