@@ -4,14 +4,16 @@
 #   test: $(STAMP) servers container-deps
 #
 # Debian's podman, run as root with runc and the netavark network stack (no Docker engine here),
-# and debootstrap to make the Debian bookworm base image locally (no registry is reachable).
+# debootstrap to make the Debian bookworm base image locally (no registry is reachable), and
+# catatonit, the init of the pods' infra containers that `podman kube play` builds locally
+# (tests/deploy/test_kube_play.py; it also needs kubectl, which the machines come with).
 # Installed once: the stamp lives outside the work tree, so fresh clones on the same machine skip
 # apt entirely, and it is named after the package list, so changing the list installs again.
 
-CONTAINER_PKGS := podman runc netavark debootstrap
+CONTAINER_PKGS := podman runc netavark debootstrap catatonit
 CONTAINER_STAMP := /var/lib/mit-fhir/container-deps-$(shell echo '$(CONTAINER_PKGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: container-deps container-test
+.PHONY: container-deps container-test kube-play-test
 
 container-deps: $(CONTAINER_STAMP)
 
@@ -30,3 +32,8 @@ $(CONTAINER_STAMP):
 # The container test alone (it also runs within `make test`, as tests/deploy/test_container.py).
 container-test: container-deps
 	bash tests/deploy/test_container.sh
+
+# The manifests under `podman kube play` alone (within `make test` it runs in the PostgreSQL pass).
+kube-play-test: container-deps
+	MIT_FHIR_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/deploy/test_kube_play.py
