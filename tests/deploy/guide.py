@@ -34,3 +34,10 @@ def secret_keys(command: str) -> dict[str, str]:
         if match:
             keys[match.group(2)] = match.group(1)
     return keys
+
+
+def install_commands(text: str | None = None) -> list[str]:
+    """The first installation's commands (the block that starts by applying the ConfigMap)."""
+    found = [b for b in shell_blocks(text) if b.startswith("kubectl apply -f deploy/config.yaml")]
+    assert len(found) == 1, f"{GUIDE.name}: expected one first-installation block"
+    return [line for line in found[0].splitlines() if line.strip()]

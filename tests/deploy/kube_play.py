@@ -133,6 +133,22 @@ def unpublish(doc: Doc) -> None:
                 get["port"] = numbers[get["port"]]
 
 
+def readiness_url(doc: Doc) -> str:
+    """Where the kubelet would probe the first container's readiness, on host networking."""
+    container = pod_spec(doc)["containers"][0]
+    get = container["readinessProbe"]["httpGet"]
+    numbers = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    return f"http://127.0.0.1:{numbers.get(get['port'], get['port'])}{get['path']}"
+
+
+def shipped(relative: str) -> list[tuple[str, str]]:
+    """(kind, name) of the objects in one file of the repository (deploy/web.yaml)."""
+    path = ROOT / relative
+    assert path.parent == DEPLOY and path.is_file(), f"no manifest {relative}"
+    return [(d["kind"], d["metadata"]["name"])
+            for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
 def play(podman: Podman, docs: list[Doc], path: Path) -> None:
     """`podman kube play` on host networking (the services it talks to are on loopback)."""
     for doc in docs:

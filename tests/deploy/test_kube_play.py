@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import FHIR_JSON, POSTGRES_URL, database_kind, sample
 from tests.deploy import kube_play as kp
-from tests.deploy.guide import secret_command
+from tests.deploy.guide import install_commands, secret_command
 from tests.ehr.token_server import CLIENT_ID, TokenServer
 from tests.security.issuer import Issuer
 from tests.servers import fixtures
@@ -128,6 +129,44 @@ def _wait(predicate: Any, seconds: float, what: str, on_fail: Any = None) -> Non
         time.sleep(0.5)
 
 
+def _install(podman: kp.Podman, lines: list[str], rendered: dict[tuple[str, str], Any],
+             secret: dict[str, Any], workdir: Path, played: list[Path]) -> None:
+    """Each kubectl line of the guide done with podman; a line it cannot do fails the test."""
+    config: dict[str, Any] | None = None
+    for line in lines:
+        words = shlex.split(line.split("#")[0])
+        if words[:2] == ["kubectl", "apply"]:
+            files = [words[i + 1] for i, word in enumerate(words) if word == "-f"]
+            for key in (k for f in files for k in kp.shipped(f)):
+                doc = rendered[key]
+                if key[0] == "ConfigMap":
+                    config = doc
+                    continue
+                if key[0] not in ("Job", "Deployment"):
+                    continue  # Service, PodDisruptionBudget: nothing podman plays
+                assert config is not None, "the guide applies a workload before its ConfigMap"
+                doc = kp.job_as_pod(doc) if key[0] == "Job" else doc
+                (workdir / key[1]).mkdir()
+                kp.project_secrets(kp.pod_spec(doc), secret, workdir / key[1])
+                played.append(workdir / f"{key[1]}.yaml")
+                kp.play(podman, [config, doc], played[-1])
+        elif words[:3] == ["kubectl", "wait", "--for=condition=complete"]:
+            name = words[-1].removeprefix("job/")
+            spec = rendered[("Job", name)]["spec"]["template"]["spec"]
+            container = kp.container_of(podman, name, spec["containers"][0]["name"])
+            code = podman.run("wait", container, timeout=180).stdout.strip()
+            assert code == "0", f"job {name} exited {code}:\n{kp.logs(podman, container)}"
+        elif words[:3] == ["kubectl", "rollout", "status"]:
+            name = words[3].removeprefix("deployment/")
+            doc = rendered[("Deployment", name)]
+            url = kp.readiness_url(doc)
+            container = kp.container_of(podman, name, kp.pod_spec(doc)["containers"][0]["name"])
+            _wait(lambda u=url: requests.get(u, timeout=3).status_code == 200, 90,
+                  f"{url} 200", lambda c=container: kp.logs(podman, c))
+        else:
+            pytest.fail(f"the test cannot play the guide's line: {line}")
+
+
 def _ensure_image(podman: kp.Podman) -> None:
     if podman.run("image", "exists", kp.IMAGE, check=False).returncode == 0:
         return
@@ -172,31 +211,15 @@ def test_the_manifests_run_under_podman_kube_play(
         (tmp_path / "overlay").mkdir()
         docs = kp.render(tmp_path / "overlay", _overlay(web_port, worker_port, settings))
         by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-        config = by_kind[("ConfigMap", "mit-fhir-config")]
 
         # The Secret, from the guide's command; then what podman needs of it.
         secret = kp.make_secret(secret_command(), secrets_dir, postgres_database)
         kp.create_podman_secret(podman, secret)
 
-        # The migration Job (as a Pod), to completion.
-        job = kp.job_as_pod(by_kind[("Job", "mit-fhir-migrate")])
-        (tmp_path / "job").mkdir()
-        kp.project_secrets(kp.pod_spec(job), secret, tmp_path / "job")
-        played.append(tmp_path / "job.yaml")
-        kp.play(podman, [config, job], played[-1])
-        migrate = kp.container_of(podman, "mit-fhir-migrate", "migrate")
-        code = podman.run("wait", migrate, timeout=180).stdout.strip()
-        assert code == "0", f"db upgrade exited {code}:\n{kp.logs(podman, migrate)}"
+        # The guide's first installation, line by line.
+        _install(podman, install_commands(), by_kind, secret, tmp_path, played)
         with create_engine(postgres_database).connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-        # Web and worker.
-        for name in ("mit-fhir-web", "mit-fhir-worker"):
-            deployment = by_kind[("Deployment", name)]
-            (tmp_path / name).mkdir()
-            kp.project_secrets(kp.pod_spec(deployment), secret, tmp_path / name)
-            played.append(tmp_path / f"{name}.yaml")
-            kp.play(podman, [config, deployment], played[-1])
         web = kp.container_of(podman, "mit-fhir-web", "mit-fhir")
         worker = kp.container_of(podman, "mit-fhir-worker", "worker")
 

@@ -19,7 +19,13 @@ import pytest
 import yaml
 
 from mit_fhir.config import SettingsSchema
-from tests.deploy.guide import SECRET_NAME, secret_command, secret_keys
+from tests.deploy.guide import (
+    SECRET_NAME,
+    install_commands,
+    secret_command,
+    secret_keys,
+    shell_blocks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -265,3 +271,24 @@ def test_only_known_settings_are_set() -> None:
     mit = {n for n in names if n.startswith("MIT_FHIR_")}
     assert mit - SETTINGS == set()
     assert names - mit <= set(), f"variables that are no MIT_FHIR_* setting: {names - mit}"
+
+
+def test_the_guide_applies_files_that_exist_in_a_working_order() -> None:
+    """The guide's kubectl lines name real files and objects: ConfigMap, Job, wait, workloads."""
+    applied: list[str] = []
+    for block in shell_blocks():
+        for line in block.splitlines():
+            words = line.split("#")[0].split()
+            if words[:2] == ["kubectl", "apply"] and "-f" in words and words[-1] != "-":
+                files = [words[i + 1] for i, w in enumerate(words) if w == "-f"]
+                for name in files:
+                    assert (ROOT / name).is_file(), f"the guide applies a missing {name}"
+                applied += files
+            if words[:2] == ["kubectl", "wait"]:
+                find("Job", words[-1].removeprefix("job/"))
+            if words[:3] == ["kubectl", "rollout", "status"]:
+                find("Deployment", words[3].removeprefix("deployment/"))
+    install = [w for line in install_commands() for w in line.split() if w.startswith("deploy/")]
+    assert install == ["deploy/config.yaml", "deploy/migrate-job.yaml", "deploy/web.yaml",
+                       "deploy/worker.yaml"]
+    assert {f"deploy/{p.name}" for p in DEPLOY.glob("*.yaml")} <= set(applied)
