@@ -13,10 +13,14 @@ on host networking the containers' `ports` are left out (podman 4.3 would publis
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from tests.deploy.guide import ROOT, SECRET_NAME
 
 DEPLOY = ROOT / "deploy"
 IMAGE = "localhost/mit-fhir:test"
+LOCK = Path("/tmp/mit-fhir-kube-play.lock")
 # Debian's podman in this sandbox: runc, and limits the kernel lets a container have (the same
 # as tests/deploy/test_container.sh passes with --ulimit; kube play has no such option).
 CONTAINERS_CONF = """[containers]
@@ -52,6 +57,24 @@ class Podman:
             raise AssertionError(f"podman {' '.join(args[:3])}: exit {result.returncode}\n"
                                  f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
         return result
+
+
+@contextlib.contextmanager
+def one_at_a_time(seconds: float = 600) -> Iterator[None]:
+    """The pods and the podman secret have fixed names: one run per machine at a time."""
+    with LOCK.open("a") as lock:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{LOCK} held for {seconds:.0f}s"
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def render(workdir: Path, kustomization: Doc) -> list[Doc]:
@@ -155,7 +178,9 @@ def play(podman: Podman, docs: list[Doc], path: Path) -> None:
         if doc["kind"] != "ConfigMap":
             unpublish(doc)
     path.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
-    podman.run("kube", "play", "--network", "host", "--quiet", str(path), timeout=180)
+    # --replace: pods of the same names left by a run that was killed are removed first.
+    podman.run("kube", "play", "--replace", "--network", "host", "--quiet", str(path),
+               timeout=180)
 
 
 def down(podman: Podman, path: Path) -> None:

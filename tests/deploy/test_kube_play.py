@@ -187,6 +187,11 @@ def test_the_manifests_run_under_podman_kube_play(
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs {', '.join(missing)} (make container-deps)")
         pytest.skip(f"needs {', '.join(missing)} (make container-deps)")
+    with kp.one_at_a_time():
+        _run(medplum_server, postgres_database, tmp_path)
+
+
+def _run(medplum_server: FhirTestServer, postgres_database: str, tmp_path: Path) -> None:
     started = time.monotonic()
     podman = kp.Podman(tmp_path)
     _ensure_image(podman)
