@@ -17,6 +17,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from marshmallow import ValidationError
 
 from mit_fhir.config import SettingsSchema
 from tests.deploy.guide import (
@@ -292,3 +293,17 @@ def test_the_guide_applies_files_that_exist_in_a_working_order() -> None:
     assert install == ["deploy/config.yaml", "deploy/migrate-job.yaml", "deploy/web.yaml",
                        "deploy/worker.yaml"]
     assert {f"deploy/{p.name}" for p in DEPLOY.glob("*.yaml")} <= set(applied)
+
+
+@pytest.mark.parametrize(("name", "container", "spec"), list(containers()),
+                         ids=[c[0] for c in containers()])
+def test_every_value_is_one_the_settings_schema_accepts(
+    name: str, container: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    """A value the service would refuse at start-up (a misspelt choice, a bad number) fails
+    here; the file checks are the test above, the secrets are not in the manifests."""
+    raw = {k.removeprefix("MIT_FHIR_"): v for k, v in settings_of(container).items()}
+    try:
+        SettingsSchema().load(raw)
+    except ValidationError as exc:
+        pytest.fail(f"{name}: {exc.normalized_messages()}")
