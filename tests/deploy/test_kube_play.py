@@ -275,8 +275,14 @@ def _run(medplum_server: FhirTestServer, postgres_database: str, tmp_path: Path)
         resp = requests.post(f"{base}/fhir/QuestionnaireResponse", data=json.dumps(plan),
                              headers=auth, timeout=30)
         assert resp.status_code == 201, resp.text[:500]
-        _wait(lambda: ehr_resources(medplum_server.base_url, "MedicationRequest", PATIENT), 90,
-              "the worker to deliver the MedicationRequest", lambda: kp.logs(podman, worker))
+        def delivered() -> set[str]:  # the medicines' RxNorm codes the EHR holds
+            return {c["code"] for r in ehr_resources(medplum_server.base_url,
+                                                     "MedicationRequest", PATIENT)
+                    for c in r["medicationCodeableConcept"]["coding"]}
+
+        # 38404 topiramate: the first medicine of the plan's sample.
+        _wait(lambda: "38404" in delivered(), 90, "the worker to deliver the MedicationRequest",
+              lambda: kp.logs(podman, worker))
         assert token_server.issued >= 1, "the worker reached the EHR without a token"
         resp = requests.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10)
         assert resp.status_code == 200 and "mit_fhir_ehr_token_refreshes_total" in resp.text
