@@ -223,8 +223,10 @@ def _run(medplum_server: FhirTestServer, postgres_database: str, tmp_path: Path)
 
         # The guide's first installation, line by line.
         _install(podman, install_commands(), by_kind, secret, tmp_path, played)
-        with create_engine(postgres_database).connect() as conn:
+        engine = create_engine(postgres_database)
+        with engine.connect() as conn:  # the Job's migrations, in the run's database
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        engine.dispose()
         web = kp.container_of(podman, "mit-fhir-web", "mit-fhir")
         worker = kp.container_of(podman, "mit-fhir-worker", "worker")
 
