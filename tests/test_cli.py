@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect
 
 from mit_fhir import create_app
 from mit_fhir.cli import main
+from mit_fhir.exits import Exit
 from mit_fhir.store.migrate import is_current
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
@@ -86,7 +87,7 @@ def test_db_upgrade_creates_the_database(run: Any, db_url: str) -> None:
 
 def test_bad_configuration_is_a_clean_error() -> None:
     result = CliRunner().invoke(main, ["db", "upgrade"], env={"MIT_FHIR_LOG_LEVEL": "chatty"})
-    assert result.exit_code == 1
+    assert result.exit_code == Exit.CONFIG == 78
     assert "MIT_FHIR_LOG_LEVEL" in result.output
     assert "Traceback" not in result.output
 

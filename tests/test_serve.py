@@ -146,7 +146,7 @@ def test_serve_refuses_a_bad_configuration() -> None:
         [str(BIN / "mit-fhir"), "serve", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     assert "MIT_FHIR_MAX_BODY_BYTES" in result.stderr
 
 
