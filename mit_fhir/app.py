@@ -41,10 +41,6 @@ log = logging.getLogger("mit_fhir")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
 
 
-# What a Context needs: a command that builds one (cli.py) loads at least these groups.
-CONTEXT_GROUPS = ("database", "content", "logging")
-
-
 def default_database_url() -> str:
     """SQLite in Flask's instance folder, where `create_app` has always put it."""
     instance = Path(Flask(__name__, instance_relative_config=True).instance_path)

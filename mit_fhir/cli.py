@@ -9,18 +9,19 @@ from __future__ import annotations
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask
 
-from mit_fhir.app import CONTEXT_GROUPS, create_context, default_database_url
 from mit_fhir.cli_wording import wording
 from mit_fhir.cohort import reliable_change
-from mit_fhir.config import env_settings, load_settings
-from mit_fhir.context import Context
+from mit_fhir.config import CONTEXT_GROUPS, env_settings, load_settings
 from mit_fhir.exits import COMMON, Commands, Exit, epilog, fail
-from mit_fhir.store.repository import Store
+
+if TYPE_CHECKING:  # mit_fhir.app imports prometheus_client: see server.prepare_metrics_dir
+    from mit_fhir.context import Context
+    from mit_fhir.store.repository import Store
 
 # The store alone (with the log level): db upgrade, export, sync status and retry.
 STORE_GROUPS = ("database", "logging")
@@ -41,13 +42,17 @@ def _settings(uses: tuple[str, ...]) -> dict[str, Any]:
 
 def _context(*extra: str) -> Context:
     """Store (migrated), catalogue and scorer, from the settings they and `extra` groups need."""
+    from mit_fhir.app import create_context
+
     return create_context(_settings(CONTEXT_GROUPS + extra))
 
 
 def _store(*extra: str) -> tuple[Store, dict[str, Any]]:
     """The store, reached and migrated as on start-up, with its settings."""
+    from mit_fhir.app import default_database_url
     from mit_fhir.store.engine import ensure_reachable
     from mit_fhir.store.migrate import upgrade
+    from mit_fhir.store.repository import Store
 
     settings = _settings(STORE_GROUPS + extra)
     store = Store(settings["DATABASE_URL"] or default_database_url())
@@ -119,6 +124,7 @@ def check_config(offline: bool) -> None:
     The database must be at the code's newest migration (run `mit-fhir db upgrade`); nothing
     is changed. A misspelt setting is named with the setting it is probably meant to be.
     """
+    from mit_fhir.app import default_database_url
     from mit_fhir.store.engine import create_store_engine, ensure_reachable, where
     from mit_fhir.store.migrate import revisions
 

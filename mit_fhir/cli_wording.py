@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from marshmallow import Schema, ValidationError, fields, validate
 
-from mit_fhir.app import CONTEXT_GROUPS, create_context
 from mit_fhir.catalogue import Catalogue
-from mit_fhir.config import env_settings, load_settings
-from mit_fhir.context import Context
+from mit_fhir.config import CONTEXT_GROUPS, env_settings, load_settings
 from mit_fhir.exits import COMMON, Commands, Exit, epilog, fail
 from mit_fhir.logs import configure
+
+if TYPE_CHECKING:  # mit_fhir.app imports prometheus_client: see server.prepare_metrics_dir
+    from mit_fhir.context import Context
 
 
 class WordingRow(Schema):
@@ -26,6 +27,8 @@ class WordingRow(Schema):
 
 
 def _context() -> Context:
+    from mit_fhir.app import create_context
+
     settings = load_settings(env_settings(), CONTEXT_GROUPS)
     configure(settings["LOG_LEVEL"])
     return create_context(settings)

@@ -54,6 +54,8 @@ GROUPS = {
     "http": "the HTTP service: `serve` only (limits, inbound security, pages, search)",
 }
 ALL_GROUPS = tuple(GROUPS)
+# What a Context (store, catalogue, scorer: app.create_context) is built from.
+CONTEXT_GROUPS = ("database", "content", "logging")
 
 
 def about(group: str, default: str, description: str) -> dict[str, str]:

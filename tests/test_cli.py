@@ -375,3 +375,13 @@ def test_postgres_spelling_reaches_postgresql(db_url: str) -> None:
         url = scheme + db_url.split("://", 1)[1]
         result = CliRunner().invoke(main, ["db", "upgrade"], env={"MIT_FHIR_DATABASE_URL": url})
         assert result.exit_code == 0, result.output
+
+
+def test_the_command_imports_no_metrics_before_serve_prepares_them() -> None:
+    # prometheus_client reads PROMETHEUS_MULTIPROC_DIR when imported: imported with the command,
+    # before `serve` sets it, each gunicorn worker would count alone and /metrics would miss
+    # the other workers' requests.
+    code = "import sys, mit_fhir.cli; print('prometheus_client' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
