@@ -33,7 +33,7 @@ MEANING = {
     Exit.FAILED: "refused (the message says why)",
     Exit.USAGE: "bad command line (an unknown option, a missing argument)",
     Exit.PARTIAL: "partly done: some input was rejected, the rest was stored",
-    Exit.DATA: "bad input: nothing usable in the file, or a file that cannot be read",
+    Exit.DATA: "bad input: a file or value that cannot be used; nothing was stored",
     Exit.UNAVAILABLE: "the database cannot be reached or opened",
     Exit.TRY_LATER: "the database is not at the code's migration (run `mit-fhir db upgrade`)",
     Exit.CONFIG: "bad configuration (a MIT_FHIR_* setting; the message names it)",
