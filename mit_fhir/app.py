@@ -32,6 +32,7 @@ from mit_fhir.errors import FhirError, Issue, operation_outcome
 from mit_fhir.outcomes import Scorer
 from mit_fhir.scoring.parameters import ParameterError, load_parameters
 from mit_fhir.security import audit, guard, headers
+from mit_fhir.store.engine import ensure_reachable
 from mit_fhir.store.migrate import upgrade
 from mit_fhir.store.repository import Store
 
@@ -40,20 +41,19 @@ log = logging.getLogger("mit_fhir")
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build a configured application: settings, store (migrated), catalogue, routes."""
-    app = Flask(__name__, instance_relative_config=True)
-    raw = env_settings()
-    raw.update(test_config or {})
-    settings = load_settings(raw)
-    if not settings["DATABASE_URL"]:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-        settings["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'mit-fhir.sqlite3'}"
-    app.config.update(settings)
-    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
-    logging.getLogger("mit_fhir").setLevel(settings["LOG_LEVEL"])
+def default_database_url() -> str:
+    """SQLite in Flask's instance folder, where `create_app` has always put it."""
+    instance = Path(Flask(__name__, instance_relative_config=True).instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{instance / 'mit-fhir.sqlite3'}"
 
+
+def create_context(settings: dict[str, Any]) -> Context:
+    """Store (reached, then migrated), catalogue and scorer from validated settings."""
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = default_database_url()
     store = Store(settings["DATABASE_URL"])
+    ensure_reachable(store.engine)
     upgrade(store.engine)
     catalogue = Catalogue.from_directory(Path(settings["QUESTIONNAIRE_DIR"]))
     try:
@@ -61,11 +61,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             settings["PSYCHOMETRICS_FILE"], Path(settings["PROFILE_DIR"]) / "psychometrics.json"
         )
     except ParameterError as exc:
+        store.dispose()
         raise ConfigError(f"invalid configuration: MIT_FHIR_PSYCHOMETRICS_FILE: {exc}") from None
     scorer = Scorer(parameters, settings["RCI_METHOD"])
-    app.extensions["mit_fhir"] = Context(
-        store=store, catalogue=catalogue, scorer=scorer, settings=settings
-    )
+    return Context(store=store, catalogue=catalogue, scorer=scorer, settings=settings)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build a configured application: settings, store (migrated), catalogue, routes."""
+    app = Flask(__name__, instance_relative_config=True)
+    raw = env_settings()
+    raw.update(test_config or {})
+    settings = load_settings(raw)
+    logging.getLogger("mit_fhir").setLevel(settings["LOG_LEVEL"])
+    app.extensions["mit_fhir"] = create_context(settings)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
 
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,

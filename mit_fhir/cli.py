@@ -1,45 +1,96 @@
-"""The `mit-fhir` command: serve, database, wording, cohort analysis, bulk import/export, config."""
+"""The `mit-fhir` command: serve, database, wording, cohort analysis, bulk import/export, config.
+
+Each command loads only the settings groups it uses (config.py), so a command that serves no
+HTTP needs no HTTP settings; exits.py holds the exit statuses every --help lists.
+"""
 
 from __future__ import annotations
 
-import csv
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask
-from marshmallow import Schema, ValidationError, fields, validate
 
+from mit_fhir.cli_wording import wording
 from mit_fhir.cohort import reliable_change
-from mit_fhir.config import ConfigError, env_settings, load_settings
+from mit_fhir.config import CONTEXT_GROUPS, env_settings, load_settings
+from mit_fhir.exits import COMMON, Commands, Exit, epilog, fail
+
+if TYPE_CHECKING:  # mit_fhir.app imports prometheus_client: see server.prepare_metrics_dir
+    from mit_fhir.context import Context
+    from mit_fhir.store.repository import Store
+
+# The store alone (with the log level): db upgrade, export, sync status and retry.
+STORE_GROUPS = ("database", "logging")
 
 
-@click.group()
+@click.group(cls=Commands)
 def main() -> None:
     """mit-fhir: MIT instruments and formulation forms as FHIR R4, with scores and change flags."""
+
+
+def _settings(uses: tuple[str, ...]) -> dict[str, Any]:
+    from mit_fhir.logs import configure
+
+    settings = load_settings(env_settings(), uses)
+    configure(settings["LOG_LEVEL"])
+    return settings
+
+
+def _context(*extra: str) -> Context:
+    """Store (migrated), catalogue and scorer, from the settings they and `extra` groups need."""
+    from mit_fhir.app import create_context
+
+    return create_context(_settings(CONTEXT_GROUPS + extra))
+
+
+def _store(*extra: str) -> tuple[Store, dict[str, Any]]:
+    """The store, reached and migrated as on start-up, with its settings."""
+    from mit_fhir.app import default_database_url
+    from mit_fhir.store.engine import ensure_reachable
+    from mit_fhir.store.migrate import upgrade
+    from mit_fhir.store.repository import Store
+
+    settings = _settings(STORE_GROUPS + extra)
+    store = Store(settings["DATABASE_URL"] or default_database_url())
+    ensure_reachable(store.engine)
+    upgrade(store.engine)
+    return store, settings
 
 
 def _app() -> Flask:
     from mit_fhir.app import create_app
     from mit_fhir.logs import configure
 
-    try:
-        app = create_app()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    app = create_app()
     configure(app.config["LOG_LEVEL"])
     return app
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+SERVE_HELP = """Serve the FHIR API: gunicorn's master, uvicorn workers, Flask in threads.
+
+Every MIT_FHIR_* setting is validated. --workers processes each run --threads threads for the
+requests (the event loop reads a request whole before a thread takes it); the sync worker runs
+beside them when MIT_FHIR_EHR_BASE_URL is set. `make run` serves on HOST=127.0.0.1 PORT=8080
+in development mode (e.g. `make run PORT=9000`). gunicorn's control socket is off unless
+--control-socket names this instance's own path (its default path is one per host).
+"""
+
+
+@main.command(help=SERVE_HELP, epilog=epilog(*COMMON))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind (development mode: loopback only)")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the FHIR API in production: gunicorn's master, uvicorn workers, Flask in threads."""
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes (about one per CPU core)")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="threads per worker running the app (requests answered at once per worker)")
+@click.option("--control-socket", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="enable gunicorn's control socket (gunicornc) at this instance's own path")
+def serve(host: str, port: int, workers: int, threads: int, control_socket: Path | None) -> None:
     from mit_fhir.security.guard import is_loopback
     from mit_fhir.server import prepare_metrics_dir
     from mit_fhir.server import serve as run
@@ -47,10 +98,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     prepare_metrics_dir()  # before the app (and prometheus_client) is imported
     app = _app()
     if app.config["AUTH"] == "none" and not _binds_loopback_only(host, is_loopback):
-        raise click.ClickException(
-            f"MIT_FHIR_AUTH=none is development mode without authentication: it serves on "
-            f"loopback only, not on {host} (configure MIT_FHIR_AUTH=jwt to serve beyond it)")
-    run(app, host, port, workers, threads)
+        fail(f"MIT_FHIR_AUTH=none is development mode without authentication: it serves on "
+             f"loopback only, not on {host} (configure MIT_FHIR_AUTH=jwt to serve beyond it)",
+             Exit.CONFIG)
+    run(app, host, port, workers, threads, control_socket)
 
 
 def _binds_loopback_only(host: str, is_loopback: Any) -> bool:
@@ -65,15 +116,36 @@ def _binds_loopback_only(host: str, is_loopback: Any) -> bool:
     return bool(addresses) and all(is_loopback(a) for a in addresses)
 
 
-@main.command("check-config")
-def check_config() -> None:
-    """Validate the MIT_FHIR_* configuration; exit 1 with the reason when it is wrong."""
+@main.command("check-config", epilog=epilog(*COMMON, Exit.TRY_LATER))
+@click.option("--offline", is_flag=True, help="check the settings only, without connecting")
+def check_config(offline: bool) -> None:
+    """Validate every MIT_FHIR_* setting, then reach the database and compare its migration.
+
+    The database must be at the code's newest migration (run `mit-fhir db upgrade`); nothing
+    is changed. A misspelt setting is named with the setting it is probably meant to be.
+    """
+    from mit_fhir.app import default_database_url
+    from mit_fhir.store.engine import create_store_engine, ensure_reachable, where
+    from mit_fhir.store.migrate import revisions
+
+    settings = load_settings(env_settings())
+    if offline:
+        click.echo(f"configuration ok ({len(settings)} settings; database not checked)")
+        return
+    engine = create_store_engine(settings["DATABASE_URL"] or default_database_url())
     try:
-        settings = load_settings(env_settings())
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
-    click.echo(f"configuration ok ({len(settings)} settings)")
+        ensure_reachable(engine)
+        current, head = revisions(engine)
+    finally:
+        engine.dispose()
+    if head is None:
+        fail("this installation has no migration scripts (a broken install)", Exit.FAILED)
+    if current != head:
+        state = f"at migration {current}" if current else "empty (no migration applied)"
+        fail(f"the database ({where(engine.url)}) is {state}; the code needs {head}: "
+             "run `mit-fhir db upgrade`", Exit.TRY_LATER)
+    click.echo(f"configuration ok ({len(settings)} settings; {where(engine.url)} "
+               f"at migration {head})")
 
 
 @main.group()
@@ -81,16 +153,19 @@ def db() -> None:
     """Database schema."""
 
 
-@db.command("upgrade")
+@db.command("upgrade", epilog=epilog(*COMMON))
 def db_upgrade() -> None:
-    """Apply the Alembic migrations (also done on start-up)."""
-    _app()
+    """Apply the Alembic migrations (also done on start-up); needs only the database URL."""
+    _store()
     click.echo("database is at the newest migration")
 
 
-@main.command()
+@main.command(epilog=epilog(*COMMON))
 def worker() -> None:
-    """Deliver the outbox to the host EHR until interrupted (also started by `serve`)."""
+    """Deliver the outbox to the host EHR until interrupted (also started by `serve`).
+
+    Reads the database, MIT_FHIR_EHR_* and MIT_FHIR_SYNC_* settings; no HTTP settings.
+    """
     import signal
     import threading
 
@@ -98,15 +173,13 @@ def worker() -> None:
     from mit_fhir.ehr.factory import build_client
     from mit_fhir.sync.worker import SyncSettings, Worker
 
-    app = _app()
-    settings = app.config
+    store, settings = _store("outbox", "sync")
     if not settings.get("EHR_BASE_URL"):
-        raise click.ClickException("MIT_FHIR_EHR_BASE_URL is not set: nothing to sync to")
+        fail("MIT_FHIR_EHR_BASE_URL is not set: nothing to sync to", Exit.CONFIG)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    sync_worker = Worker(app.extensions["mit_fhir"].store, build_client(dict(settings)),
-                         SyncSettings.from_config(dict(settings)))
+    sync_worker = Worker(store, build_client(settings), SyncSettings.from_config(settings))
     click.echo(f"sync worker {sync_worker.worker_id} started", err=True)
     metrics.serve_worker_metrics(settings.get("WORKER_METRICS_PORT"))
     sync_worker.run(stop)
@@ -117,7 +190,7 @@ def sync_group() -> None:
     """The outbox of writes to the host EHR."""
 
 
-@sync_group.command("status")
+@sync_group.command("status", epilog=epilog(*COMMON))
 def sync_status() -> None:
     """Print the status document (as GET /sync/status)."""
     import json
@@ -125,12 +198,12 @@ def sync_status() -> None:
 
     from mit_fhir.sync import outbox
 
-    app = _app()
-    with app.extensions["mit_fhir"].store.transaction() as conn:
+    store, _ = _store()
+    with store.transaction() as conn:
         click.echo(json.dumps(outbox.status(conn, time.time()), indent=2))
 
 
-@sync_group.command("retry")
+@sync_group.command("retry", epilog=epilog(*COMMON))
 @click.argument("ids", nargs=-1, type=int)
 def sync_retry(ids: tuple[int, ...]) -> None:
     """Re-queue failed and conflict rows: the given outbox ids, or all of them."""
@@ -138,93 +211,10 @@ def sync_retry(ids: tuple[int, ...]) -> None:
 
     from mit_fhir.sync import outbox
 
-    app = _app()
-    with app.extensions["mit_fhir"].store.transaction() as conn:
+    store, _ = _store()
+    with store.transaction() as conn:
         count = outbox.requeue(conn, time.time(), ids or None)
     click.echo(f"re-queued {count} item(s)")
-
-
-class WordingRow(Schema):
-    """One line of a licensed-wording CSV."""
-
-    linkId = fields.String(required=True, validate=validate.Length(min=1, max=128))  # noqa: N815
-    text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-
-
-@main.group()
-def wording() -> None:
-    """Licensed item wording for licensed instruments (loaded by a licensed site, never shipped)."""
-
-
-@wording.command("template")
-@click.argument("questionnaire_id")
-def wording_template(questionnaire_id: str) -> None:
-    """Print a CSV (linkId,text) listing the licensed-text slots to fill in."""
-    from mit_fhir.catalogue import licensed_slots
-
-    q = _questionnaire(questionnaire_id)
-    out = csv.writer(sys.stdout)
-    out.writerow(["linkId", "text"])
-    for link_id in licensed_slots(q):
-        out.writerow([link_id, ""])
-
-
-@wording.command("load")
-@click.argument("questionnaire_id")
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--language", default=None, help="BCP-47 code; default: the form's language")
-def wording_load(questionnaire_id: str, csv_file: Path, language: str | None) -> None:
-    """Load item wording from CSV_FILE (columns linkId,text) into the served Questionnaire."""
-    from mit_fhir.catalogue import load_wording
-    from mit_fhir.errors import FhirError
-
-    app = _app()
-    q = _questionnaire(questionnaire_id, app)
-    texts: dict[str, str] = {}
-    with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"linkId", "text"} <= set(reader.fieldnames):
-            raise click.UsageError("the CSV needs a header with the columns linkId,text")
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                clean = WordingRow().load({"linkId": row["linkId"], "text": row["text"]})
-            except ValidationError as exc:
-                raise click.UsageError(f"line {line_no}: {exc.normalized_messages()}") from None
-            if clean["linkId"] in texts:
-                raise click.UsageError(f"line {line_no}: linkId {clean['linkId']} repeats")
-            texts[clean["linkId"]] = clean["text"]
-    if not texts:
-        # Loading nothing would silently wipe the language's wording; `wording clear` does that.
-        raise click.UsageError("the CSV has no rows: nothing loaded (use 'wording clear')")
-    try:
-        with app.extensions["mit_fhir"].store.transaction() as conn:
-            count = load_wording(conn, q, texts, language or q.get("language", "en"))
-    except FhirError as exc:
-        lines = "; ".join(i.diagnostics for i in exc.issues[:10])
-        raise click.UsageError(f"{exc.message}: {lines}") from None
-    click.echo(f"loaded {count} item texts into {questionnaire_id}")
-
-
-@wording.command("clear")
-@click.argument("questionnaire_id")
-@click.option("--language", default=None)
-def wording_clear(questionnaire_id: str, language: str | None) -> None:
-    """Remove the site's wording for a Questionnaire (one language)."""
-    from mit_fhir.catalogue import load_wording
-
-    app = _app()
-    q = _questionnaire(questionnaire_id, app)
-    with app.extensions["mit_fhir"].store.transaction() as conn:
-        load_wording(conn, q, {}, language or q.get("language", "en"))
-    click.echo(f"cleared the wording of {questionnaire_id}")
-
-
-def _questionnaire(qid: str, app: Flask | None = None) -> dict[str, Any]:
-    app = app or _app()
-    q: dict[str, Any] | None = app.extensions["mit_fhir"].catalogue.get(qid)
-    if q is None:
-        raise click.BadParameter(f"no Questionnaire '{qid}' in the catalogue")
-    return q
 
 
 @main.group()
@@ -232,28 +222,26 @@ def demo() -> None:
     """The demonstration patient (the MIT case report's 18 months; synthetic values tagged)."""
 
 
-@demo.command("load")
+@demo.command("load", epilog=epilog(*COMMON))
 @click.option("--to-ehr", is_flag=True,
               help="also queue the demo data for the EHR when MIT_FHIR_EHR_BASE_URL is set")
 def demo_load(to_ehr: bool) -> None:
     """Load the demo patient through the normal submission path; loading again adds nothing."""
     from mit_fhir.demo import DemoError, load_demo
 
-    app = _app()
-    context = app.extensions["mit_fhir"]
+    context = _context("outbox")
     if context.sync_enabled and not to_ehr:
-        raise click.ClickException(
-            "MIT_FHIR_EHR_BASE_URL is set: the demo patient would be sent to the EHR; "
-            "pass --to-ehr if that EHR is a test system")
+        fail("MIT_FHIR_EHR_BASE_URL is set: the demo patient would be sent to the EHR; "
+             "pass --to-ehr if that EHR is a test system", Exit.FAILED)
     try:
         result = load_demo(context)
     except DemoError as exc:
-        raise click.ClickException(f"the demo data do not fit the catalogue: {exc}") from None
+        fail(f"the demo data do not fit the catalogue: {exc}", Exit.FAILED)
     click.echo(f"demo patient Patient/{result.patient}: {len(result.created)} response(s) "
                f"loaded, {len(result.present)} already present")
 
 
-@main.command("import")
+@main.command("import", epilog=epilog(*COMMON, Exit.PARTIAL, Exit.DATA, Exit.INTERRUPTED))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10000),
               help="lines (then responses) per database transaction")
@@ -264,22 +252,21 @@ def import_file(file: Path, batch_size: int, progress: bool | None) -> None:
 
     Other resource types are skipped; blank lines are ignored. Run it again after an
     interruption to resume; a file imported before reports its responses as already imported.
-    Exit status 1 when some lines were rejected (each is listed with its line number).
+    Rejected lines are listed with their numbers: exit 3 when others were stored (or were
+    already), 65 when none was.
     """
     from mit_fhir.bulk.importer import Importer, rejections
 
-    app = _app()
-    context = app.extensions["mit_fhir"]
+    context = _context("outbox")
     importer = Importer(context, file, batch_size=batch_size, progress=progress)
     try:
         summary = importer.run()
     except KeyboardInterrupt:
         click.echo("interrupted: run the same command again to resume", err=True)
-        sys.exit(130)
+        sys.exit(Exit.INTERRUPTED)
     except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz, a read error
-        raise click.ClickException(
-            f"cannot read {file.name} ({type(exc).__name__}: {exc}); nothing was stored, "
-            "import the file again once it is complete") from None
+        fail(f"cannot read {file.name} ({type(exc).__name__}: {exc}); nothing was stored, "
+             "import the file again once it is complete", Exit.DATA)
     if summary.resumed_at_line is not None:
         click.echo(f"resumed an interrupted import (after line {summary.resumed_at_line})")
     click.echo(f"{summary.file_name} (sha256 {summary.digest[:12]}): {summary.lines} lines")
@@ -290,10 +277,10 @@ def import_file(file: Path, batch_size: int, progress: bool | None) -> None:
     for line, reason in rejections(context, summary.digest):
         click.echo(f"  line {line}: {reason}")
     if summary.rejected:
-        sys.exit(1)
+        sys.exit(Exit.PARTIAL if summary.accepted + summary.duplicates else Exit.DATA)
 
 
-@main.command("export")
+@main.command("export", epilog=epilog(*COMMON))
 @click.option("--since", "since", required=True,
               help="FHIR date or dateTime: Observations whose meta.lastUpdated is at or after it")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -306,7 +293,7 @@ def export_observations(since: str, output: Path | None) -> None:
         instant = since_instant(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    store = _app().extensions["mit_fhir"].store
+    store, _ = _store()
     if output is None:
         count = export(store, instant, sys.stdout)
     else:
@@ -315,4 +302,5 @@ def export_observations(since: str, output: Path | None) -> None:
     click.echo(f"exported {count} Observation(s)", err=True)
 
 
+main.add_command(wording)
 main.add_command(reliable_change, "reliable-change")

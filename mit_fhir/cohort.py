@@ -22,6 +22,7 @@ import click
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from mit_fhir.config import PROJECT_ROOT, env_settings
+from mit_fhir.exits import Exit, epilog
 from mit_fhir.scoring.parameters import ParameterSet, load_parameters
 from mit_fhir.scoring.reliable_change import (
     Category,
@@ -38,9 +39,9 @@ MISSING = frozenset({"", "na", "nan", "null", "none"})
 
 
 class InputError(click.ClickException):
-    """Bad input: reported on stderr with exit status 2."""
+    """Bad input (the CSV or the parameters given): reported on stderr, exit status 65."""
 
-    exit_code = 2
+    exit_code = int(Exit.DATA)
 
 
 class OptionsSchema(Schema):
@@ -241,7 +242,7 @@ def _write(
         writer.writerow([category, n])
 
 
-@click.command("reliable-change")
+@click.command("reliable-change", epilog=epilog(Exit.OK, Exit.USAGE, Exit.DATA))
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--pre-column", required=True, help="Column of pre-treatment scores.")
 @click.option("--post-column", required=True, help="Column of post-treatment scores.")

@@ -135,7 +135,8 @@ class SyncSupervisor:
                 self.process.kill()
 
 
-def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
+def serve(app: Flask, host: str, port: int, workers: int, threads: int,
+          control_socket: Path | None = None) -> None:
     """Run the app under gunicorn until interrupted (with the sync worker when configured)."""
     from mit_fhir import metrics  # not at module level: see prepare_metrics_dir
 
@@ -165,7 +166,8 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     GunicornServer(
         app,
         {
-            **gunicorn_options(host, port, workers, threads, app.config["LOG_LEVEL"], limits),
+            **gunicorn_options(host, port, workers, threads, app.config["LOG_LEVEL"], limits,
+                               control_socket),
             "post_fork": post_fork,
             "child_exit": child_exit,
             "when_ready": when_ready,
@@ -178,11 +180,27 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
 GRACEFUL_TIMEOUT = 20
 
 
+def control_options(path: Path | None) -> dict[str, Any]:
+    """gunicorn's control socket: off, or at a path this instance owns.
+
+    gunicorn (25.1 on) opens it by default at $XDG_RUNTIME_DIR/gunicorn.ctl or
+    ~/.gunicorn/gunicorn.ctl: one path per user and host, so a second instance took the first
+    one's socket over (and removed it on exit), and `gunicornc` then steered the wrong one.
+    """
+    if path is None:
+        return {"control_socket_disable": True}
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {"control_socket": str(path), "control_socket_disable": False}
+
+
 def gunicorn_options(host: str, port: int, workers: int, threads: int,
                      log_level: str = "INFO",
-                     limits: ReadLimits | None = None) -> dict[str, Any]:
+                     limits: ReadLimits | None = None,
+                     control_socket: Path | None = None) -> dict[str, Any]:
     """gunicorn's settings for `serve` (the HTTP benchmark's bare endpoint uses them too)."""
     return {
+        **control_options(control_socket),
         "bind": f"{host}:{port}",
         "workers": workers,
         # Not gunicorn's: a2wsgi's pool in each worker (GunicornServer.load reads it).

@@ -175,7 +175,7 @@ def test_instrument_with_published_difference_rejects_other_methods():
         "hsu-lin-lord",
         input="pre,post\n2.1,0.2\n1.5,1.4\n",
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 65
     assert "hsu-lin-lord needs reliability and sd" in result.stderr
 
 
@@ -194,16 +194,16 @@ def test_instrument_with_published_difference_rejects_other_methods():
         (["--pre-column", "pre", "--instrument", "nope"], CSV, "instrument 'nope'"),
     ],
 )
-def test_bad_input_exits_2_with_a_clear_message(args, data, message):
+def test_bad_input_exits_65_with_a_clear_message(args, data, message):
     base = ["-", "--post-column", "post", "--direction", "lower-is-better"]
     if "--reliability" not in args and "--instrument" not in args:
         base += ["--reliability", "0.9"]
     result = run(*base, *args, input=data)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 65, result.output
     assert message in result.stderr
 
 
 def test_needs_reliability_or_instrument():
     result = run("-", "--pre-column", "pre", "--post-column", "post", input=CSV)
-    assert result.exit_code == 2
+    assert result.exit_code == 65
     assert "give --instrument or --reliability" in result.stderr

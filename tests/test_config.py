@@ -5,12 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from click.testing import CliRunner
+from sqlalchemy import create_engine
 
 from mit_fhir import create_app
 from mit_fhir.cli import main
-from mit_fhir.config import PROJECT_ROOT, ConfigError, env_settings, load_settings
-from mit_fhir.store.migrate import is_current
+from mit_fhir.config import (
+    GROUPS,
+    PROJECT_ROOT,
+    ConfigError,
+    SettingsSchema,
+    env_settings,
+    load_settings,
+)
+from mit_fhir.store.migrate import alembic_config, is_current, revisions
+from tests.servers.fixtures import free_port
 
 
 def test_defaults_require_an_issuer_unless_development_mode_is_chosen() -> None:
@@ -99,22 +109,101 @@ def test_create_app_reads_the_environment(
         app.extensions["mit_fhir"].store.dispose()
 
 
-def _check(env: dict[str, str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["check-config"], env=env)
+def _check(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["check-config", *args], env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
 def test_check_config_passes_a_good_configuration(database_url: str) -> None:
-    code, out, _err = _check({"MIT_FHIR_DATABASE_URL": database_url,
-                              "MIT_FHIR_LOG_LEVEL": "WARNING"})
+    env = {"MIT_FHIR_DATABASE_URL": database_url, "MIT_FHIR_LOG_LEVEL": "WARNING"}
+    code, _out, err = _check(env)
+    assert code == 75  # not migrated yet: the code's head is not the database's revision
+    assert "empty (no migration applied)" in err and "mit-fhir db upgrade" in err
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    code, out, _err = _check(env)
     assert code == 0
     assert "configuration ok" in out
+    engine = create_engine(database_url)
+    assert f"at migration {revisions(engine)[1]}" in out
+    engine.dispose()
+
+
+def test_check_config_names_a_database_behind_the_code(database_url: str) -> None:
+    env = {"MIT_FHIR_DATABASE_URL": database_url}
+    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    engine = create_engine(database_url)
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:  # what a database the migrate Job has not reached looks like
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "-1")
+    current, head = revisions(engine)
+    engine.dispose()
+    assert current != head
+    code, _out, err = _check(env)
+    assert code == 75
+    assert f"is at migration {current}; the code needs {head}" in err
+
+
+def test_check_config_offline_does_not_connect() -> None:
+    unreachable = f"postgresql://mit:hunter2@127.0.0.1:{free_port()}/mit"
+    code, out, _err = _check({"MIT_FHIR_DATABASE_URL": unreachable, "MIT_FHIR_AUTH": "none"})
+    assert code == 69
+    code, out, _err = _check({"MIT_FHIR_DATABASE_URL": unreachable, "MIT_FHIR_AUTH": "none"},
+                             "--offline")
+    assert code == 0
+    assert "database not checked" in out
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://mit:hunter2@127.0.0.1:{port}/mit",  # nothing listens there
+    "postgres://mit:hunter2@db-typo.invalid:5432/mit",  # a misspelt host
+])
+def test_check_config_fails_in_one_line_on_an_unreachable_database(url: str) -> None:
+    url = url.format(port=free_port())
+    code, out, err = _check({"MIT_FHIR_DATABASE_URL": url})
+    assert code == 69
+    assert "configuration ok" not in out
+    assert len(err.strip().splitlines()) == 1
+    assert "hunter2" not in err
+    host = url.split("@")[1].split(":")[0]
+    assert f"PostgreSQL at {host}" in err
+    assert ("Connection refused" in err) or ("failed to resolve host" in err)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("postgresql+psycopg2://mit@db/mit", "'postgresql+psycopg2' is not supported"),
+    ("mysql://mit@db/mit", "'mysql' is not supported"),
+    ("db.example.org:5432", "not a database URL"),
+])
+def test_other_drivers_are_refused_with_the_spelling_to_use(url: str, message: str) -> None:
+    code, _out, err = _check({"MIT_FHIR_DATABASE_URL": url})
+    assert code == 78
+    assert f"MIT_FHIR_DATABASE_URL: {message}" in err
+    assert "postgresql://USER@HOST:PORT/DATABASE (psycopg 3)" in err
+
+
+@pytest.mark.parametrize(("typo", "meant"), [
+    ("DATABSE_URL", "DATABASE_URL"),
+    ("AUTH_ISSUR", "AUTH_ISSUER"),
+    ("SMART_CLIENTID", "SMART_CLIENT_ID"),
+])
+def test_a_misspelt_setting_is_named_with_the_near_one(typo: str, meant: str) -> None:
+    code, _out, err = _check({f"MIT_FHIR_{typo}": "x"}, "--offline")
+    assert code == 78
+    assert f"MIT_FHIR_{typo}: unknown setting (did you mean MIT_FHIR_{meant}?)" in err
+
+
+def test_a_name_near_nothing_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"AUTH": "none", "COLOUR": "blue"})
+    assert "MIT_FHIR_COLOUR: unknown setting" in str(info.value)
+    assert "did you mean" not in str(info.value)
 
 
 @pytest.mark.parametrize(("name", "value"), BAD)
 def test_check_config_fails_naming_the_variable(name: str, value: str) -> None:
     code, out, err = _check({f"MIT_FHIR_{name}": value})
-    assert code == 1
+    assert code == 78
     assert f"MIT_FHIR_{name}" in err
     assert "configuration ok" not in out
 
@@ -150,3 +239,34 @@ def test_origins_are_normalised() -> None:
                               "FRAME_ANCESTORS": "https://ehr.example.org"})
     assert settings["CORS_ORIGINS"] == "https://a.example.org,http://localhost:3000"
     assert settings["FRAME_ANCESTORS"] == "https://ehr.example.org"
+
+
+# Settings grouped by what uses them: a command validates only its groups ------------------
+STORE_ONLY = ("database", "logging")
+
+
+def test_the_store_groups_need_no_http_settings() -> None:
+    raw = {"AUTH": "jwt", "METRICS_TOKEN_FILE": "/var/run/secrets/mit-fhir/metrics-token",
+           "DATABASE_URL": "postgres://mit@db:5432/mit"}
+    with pytest.raises(ConfigError, match="MIT_FHIR_METRICS_TOKEN_FILE: no such file"):
+        load_settings(raw)  # serve validates everything
+    settings = load_settings(raw, STORE_ONLY)
+    assert set(settings) == {"DATABASE_URL", "LOG_LEVEL"}  # the others are not even read
+    assert settings["DATABASE_URL"] == "postgresql+psycopg://mit@db:5432/mit"
+
+
+def test_a_group_still_validates_its_own_settings() -> None:
+    with pytest.raises(ConfigError, match="MIT_FHIR_LOG_LEVEL"):
+        load_settings({"LOG_LEVEL": "chatty"}, STORE_ONLY)
+    with pytest.raises(ConfigError, match="MIT_FHIR_EHR_BEARER_TOKEN_FILE: required when"):
+        load_settings({"EHR_BASE_URL": "http://ehr/fhir", "EHR_AUTH": "bearer"},
+                      (*STORE_ONLY, "outbox", "sync"))
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({"BOGUS": "1"}, STORE_ONLY)  # a typo is an error whatever the command
+
+
+def test_every_setting_has_a_group_a_default_and_a_description() -> None:
+    for name, field in SettingsSchema._declared_fields.items():
+        assert field.metadata.get("group") in GROUPS, name
+        assert field.metadata.get("default"), name
+        assert len(field.metadata.get("description", "")) > 10, name

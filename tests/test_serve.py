@@ -39,15 +39,17 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _serve(tmp_path_factory, "serve-strict", **STRICT)
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str) -> Iterator[str]:
+def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str,
+           environ: dict[str, str] | None = None, **settings: str) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp(name)
     port = free_port()
-    env = service_env(DATABASE_URL=fresh_database_url(tmp, name), **settings)
+    env = {**service_env(DATABASE_URL=fresh_database_url(tmp, name), **settings),
+           **(environ or {})}
     log_path = service_log(name)
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [str(BIN / "mit-fhir"), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"],
+         "--workers", "2", *args],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -146,8 +148,62 @@ def test_serve_refuses_a_bad_configuration() -> None:
         [str(BIN / "mit-fhir"), "serve", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     assert "MIT_FHIR_MAX_BODY_BYTES" in result.stderr
+
+
+def test_serve_on_an_unreachable_database_is_one_line() -> None:
+    env = service_env(DATABASE_URL=f"postgres://mit:hunter2@127.0.0.1:{free_port()}/mit")
+    result = subprocess.run(
+        [str(BIN / "mit-fhir"), "serve", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 69  # EX_UNAVAILABLE
+    assert result.stderr.strip().splitlines() == [
+        "Error: cannot reach the database (PostgreSQL at 127.0.0.1:"
+        + result.stderr.split("127.0.0.1:", 1)[1].strip()]
+    assert "Connection refused" in result.stderr and "hunter2" not in result.stderr
+
+
+# gunicorn's control socket: one per instance, or none ------------------------------------
+def _master_of(path: Path) -> int:
+    from gunicorn.ctl.client import ControlClient
+
+    with ControlClient(str(path), timeout=10) as client:
+        return int(client.send_command("show all")["arbiter"]["pid"])
+
+
+def test_two_instances_on_one_host_keep_their_own_control_sockets(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    # gunicorn's default is one path per user and host ($XDG_RUNTIME_DIR/gunicorn.ctl, else
+    # ~/.gunicorn/gunicorn.ctl): point both at this test's directories to see them unused.
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir()
+    shared = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    sockets = [tmp_path / "a" / "gunicorn.ctl", tmp_path / "b" / "gunicorn.ctl"]
+    first = _serve(tmp_path_factory, "serve-ctl-a", "--control-socket", str(sockets[0]),
+                   environ=shared)
+    second = _serve(tmp_path_factory, "serve-ctl-b", "--control-socket", str(sockets[1]),
+                    environ=shared)
+    plain = _serve(tmp_path_factory, "serve-ctl-none", environ=shared)
+    try:
+        bases = [next(first), next(second), next(plain)]
+        masters = [_master_of(path) for path in sockets]
+        for master, base in zip(masters, bases, strict=False):
+            # Each socket answers for the master serving its own instance's port.
+            cmdline = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
+            assert str(urlsplit(base).port).encode() in cmdline
+        assert not (runtime / "gunicorn.ctl").exists()  # the third opened none
+        assert not (home / ".gunicorn").exists()
+        with pytest.raises(StopIteration):
+            next(second)  # SIGTERM: the second removes its own socket, not the first's
+        assert not sockets[1].exists()
+        assert _master_of(sockets[0]) == masters[0]
+    finally:
+        for service in (first, second, plain):
+            service.close()
 
 
 # What a client can get wrong on the wire: each answer is an OperationOutcome, never a 500 ------

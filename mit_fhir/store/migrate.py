@@ -38,8 +38,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def is_current(engine: Engine) -> bool:
     """True when the database is at the newest migration (False when none are installed)."""
+    current, head = revisions(engine)
+    # An install without its migration scripts (head None) is broken, not "current".
+    return head is not None and current == head
+
+
+def revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's migration revision, the code's newest); None where there is none."""
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    if head is None:  # an install without its migration scripts is broken, not "current"
-        return False
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        return MigrationContext.configure(conn).get_current_revision(), head

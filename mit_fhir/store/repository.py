@@ -20,7 +20,6 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    create_engine,
     delete,
     event,
     func,
@@ -32,6 +31,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from mit_fhir.errors import Conflict, InvalidRequest, PreconditionFailed, ServiceUnavailable
+from mit_fhir.store.engine import create_store_engine
 from mit_fhir.store.schema import resource, search_index
 from mit_fhir.store.writer_lock import WriterLock
 
@@ -70,24 +70,9 @@ class Store:
     """Owns the engine; every write happens inside `transaction()`."""
 
     def __init__(self, url: str) -> None:
-        # hide_parameters: a database error's text would otherwise quote the row (a response,
-        # a crisis contact's phone) and reach the logs through the exception.
-        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
-        else:
-            # A pooled connection the server closed (restart, failover, idle timeout) is
-            # replaced before use instead of failing a request.
-            kwargs["pool_pre_ping"] = True
-            if url.startswith("postgresql+psycopg"):
-                # No server-side prepared statements: after five runs PostgreSQL may switch a
-                # prepared search to a generic plan, blind to the parameter values, which drives
-                # from the least selective criterion (seconds per search instead of
-                # milliseconds). Also what a transaction-pooling PgBouncer needs.
-                kwargs["connect_args"] = {"prepare_threshold": None}
-        self.engine: Engine = create_engine(url, **kwargs)
+        self.engine: Engine = create_store_engine(url)
         self.writer_lock: WriterLock | None = None
-        if url.startswith("sqlite"):
+        if self.engine.url.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             database = self.engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
