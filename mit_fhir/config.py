@@ -161,7 +161,8 @@ def load_settings(raw: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"invalid configuration: {problems}") from None
     for name in ("QUESTIONNAIRE_DIR", "PROFILE_DIR"):
         if not Path(settings[name]).is_dir():
-            raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: not a directory")
+            raise ConfigError(f"invalid configuration: MIT_FHIR_{name}: not a directory: "
+                              f"{settings[name]}")
     for name in ("PSYCHOMETRICS_FILE", "EHR_BEARER_TOKEN_FILE", "EHR_PRIVATE_KEY_FILE",
                  "AUTH_JWKS_FILE", "METRICS_TOKEN_FILE", "SMART_CLIENT_SECRET_FILE"):
         if settings[name] and not Path(settings[name]).is_file():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from mit_fhir.config import ConfigError, load_settings
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "mit_fhir"
@@ -98,3 +99,12 @@ def test_the_wheel_has_every_migration_template_and_data_file(built: Built) -> N
     dist_info = "-".join(built.wheel.name.split("-")[:2]) + ".dist-info"
     assert {n.split("/")[0] for n in names} == {"mit_fhir", dist_info}
     assert [n for n in names if "/vendor/" in n] == []
+
+
+@pytest.mark.parametrize("name", ["QUESTIONNAIRE_DIR", "PROFILE_DIR"])
+def test_a_missing_content_directory_is_named_with_its_path(tmp_path: Path, name: str) -> None:
+    missing = tmp_path / "site-packages" / "questionnaires"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"AUTH": "none", name: str(missing)})
+    assert str(caught.value) == (f"invalid configuration: MIT_FHIR_{name}: not a directory: "
+                                 f"{missing}")
