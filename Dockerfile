@@ -40,10 +40,13 @@ RUN --mount=type=secret,id=cacert \
  && rm -rf mit_fhir build ./*.egg-info README.md
 COPY README.md ./
 COPY mit_fhir ./mit_fhir
+# Then the installers themselves go: the runtime has neither pip nor setuptools, only what runs.
 RUN /opt/venv/bin/pip install --no-cache-dir --quiet --no-deps --no-build-isolation . \
- && /opt/venv/bin/pip check
+ && /opt/venv/bin/pip check \
+ && /opt/venv/bin/pip uninstall --yes --quiet setuptools \
+ && /opt/venv/bin/python -m pip uninstall --yes --quiet pip
 
-# --- runtime: no compilers, no tests, no dev tools; runs as an unprivileged numeric user -------
+# --- runtime: no compilers, no tests or test tools, no installers; an unprivileged numeric user --
 FROM ${BASE}
 RUN groupadd --system --gid 10001 mitfhir \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /srv/mit-fhir \
