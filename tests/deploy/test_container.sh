@@ -13,14 +13,14 @@
 # Needs root, podman, runc and debootstrap (`make container-deps` installs them).
 # Environment: MIT_FHIR_BASE_IMAGE, MIT_FHIR_NODE_BASE_IMAGE (use existing images instead),
 # DEBIAN_MIRROR, MIT_FHIR_CACERT (CA bundle handed to pip and npm as a build secret),
-# MIT_FHIR_KEEP_CONTAINER=1 (leave the container running for a look), MIT_FHIR_TEST_IMAGE (the tag
+# MIT_FHIR_KEEP_CONTAINER=1 (leave the container running for a look), CONTAINER_TEST_IMAGE (the tag
 # to build, default localhost/mit-fhir:test).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BASE_IMAGE=${MIT_FHIR_BASE_IMAGE:-localhost/mit-fhir-base:bookworm}
 NODE_BASE_IMAGE=${MIT_FHIR_NODE_BASE_IMAGE:-localhost/mit-fhir-node-base:bookworm}
-IMAGE=${MIT_FHIR_TEST_IMAGE:-localhost/mit-fhir:test}
+IMAGE=${CONTAINER_TEST_IMAGE:-localhost/mit-fhir:test}
 NAME=mit-fhir-test-$$
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACERT=${MIT_FHIR_CACERT:-/etc/ssl/certs/ca-certificates.crt}
