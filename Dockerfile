@@ -55,8 +55,6 @@ RUN groupadd --system --gid 10001 mitfhir \
  && chown 10001:10001 /srv/mit-fhir/data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=assets /static/vendor /srv/mit-fhir/static/vendor
-COPY questionnaires /srv/mit-fhir/questionnaires
-COPY profiles /srv/mit-fhir/profiles
 WORKDIR /srv/mit-fhir
 # `mit-fhir serve` keeps its Prometheus multiprocess files in a fresh directory under /tmp (or in
 # PROMETHEUS_MULTIPROC_DIR, emptied at start-up): give /tmp an emptyDir or a tmpfs when the root
@@ -64,8 +62,6 @@ WORKDIR /srv/mit-fhir
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MIT_FHIR_QUESTIONNAIRE_DIR=/srv/mit-fhir/questionnaires \
-    MIT_FHIR_PROFILE_DIR=/srv/mit-fhir/profiles \
     MIT_FHIR_UI_ASSETS_DIR=/srv/mit-fhir/static/vendor \
     MIT_FHIR_DATABASE_URL=sqlite:////srv/mit-fhir/data/mit-fhir.sqlite3
 USER 10001:10001

@@ -8,10 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-# In a checkout (and in the container, which copies the same tree) the content folders sit beside
-# the package; MIT_FHIR_QUESTIONNAIRE_DIR / MIT_FHIR_PROFILE_DIR point elsewhere when needed.
-PROJECT_ROOT = PACKAGE_ROOT.parent
+from mit_fhir import paths
 
 RCI_METHODS = (
     "jacobson-truax",
@@ -53,8 +50,8 @@ class SettingsSchema(Schema):
         load_default=256, validate=validate.Range(min=1, max=10_000)
     )
     BASE_URL = fields.Url(load_default=None, allow_none=True, require_tld=False)
-    QUESTIONNAIRE_DIR = fields.String(load_default=str(PROJECT_ROOT / "questionnaires"))
-    PROFILE_DIR = fields.String(load_default=str(PROJECT_ROOT / "profiles"))
+    QUESTIONNAIRE_DIR = fields.String(load_default=str(paths.QUESTIONNAIRE_DIR))
+    PROFILE_DIR = fields.String(load_default=str(paths.PROFILE_DIR))
     PSYCHOMETRICS_FILE = fields.String(load_default=None, allow_none=True)
     # None: each score's default method from the psychometric data file.
     RCI_METHOD = fields.String(

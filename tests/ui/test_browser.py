@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.ui import i18n
 from tests.conftest import ROOT, load_json
 from tests.ui.conftest import AppServer, create_in_ehr, run_app_server, screenshot
@@ -209,7 +210,7 @@ def test_weights_of_the_fixture_are_those_of_the_catalogue() -> None:
 def test_a_decimal_score_shown_live_equals_the_services(app_server: AppServer,
                                                         medplum_server: Any,
                                                         page: Any) -> None:
-    bsl = load_json(ROOT / "questionnaires" / "bsl-23.json")
+    bsl = load_json(QUESTIONNAIRE_DIR / "bsl-23.json")
     items = [i for i in bsl["item"] if i["type"] == "choice" and not i.get("readOnly")]
     assert len(items) == 23
     patient = create_in_ehr(medplum_server.base_url,
