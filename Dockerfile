@@ -40,10 +40,13 @@ RUN --mount=type=secret,id=cacert \
  && rm -rf mit_fhir build ./*.egg-info README.md
 COPY README.md ./
 COPY mit_fhir ./mit_fhir
+# Then the installers themselves go: the runtime has neither pip nor setuptools, only what runs.
 RUN /opt/venv/bin/pip install --no-cache-dir --quiet --no-deps --no-build-isolation . \
- && /opt/venv/bin/pip check
+ && /opt/venv/bin/pip check \
+ && /opt/venv/bin/pip uninstall --yes --quiet setuptools \
+ && /opt/venv/bin/python -m pip uninstall --yes --quiet pip
 
-# --- runtime: no compilers, no tests, no dev tools; runs as an unprivileged numeric user -------
+# --- runtime: no compilers, no tests or test tools, no installers; an unprivileged numeric user --
 FROM ${BASE}
 RUN groupadd --system --gid 10001 mitfhir \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /srv/mit-fhir \
@@ -52,8 +55,6 @@ RUN groupadd --system --gid 10001 mitfhir \
  && chown 10001:10001 /srv/mit-fhir/data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=assets /static/vendor /srv/mit-fhir/static/vendor
-COPY questionnaires /srv/mit-fhir/questionnaires
-COPY profiles /srv/mit-fhir/profiles
 WORKDIR /srv/mit-fhir
 # `mit-fhir serve` keeps its Prometheus multiprocess files in a fresh directory under /tmp (or in
 # PROMETHEUS_MULTIPROC_DIR, emptied at start-up): give /tmp an emptyDir or a tmpfs when the root
@@ -61,8 +62,6 @@ WORKDIR /srv/mit-fhir
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MIT_FHIR_QUESTIONNAIRE_DIR=/srv/mit-fhir/questionnaires \
-    MIT_FHIR_PROFILE_DIR=/srv/mit-fhir/profiles \
     MIT_FHIR_UI_ASSETS_DIR=/srv/mit-fhir/static/vendor \
     MIT_FHIR_DATABASE_URL=sqlite:////srv/mit-fhir/data/mit-fhir.sqlite3
 USER 10001:10001

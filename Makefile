@@ -1,30 +1,40 @@
-# mit-fhir: `make run` serves the catalogue on http://127.0.0.1:8080; `make test` runs the suite,
-# once per database in TEST_DATABASES (SQLite, then PostgreSQL at MIT_FHIR_TEST_POSTGRES_URL,
-# default postgresql+psycopg://root@127.0.0.1:5432/test; `make test TEST_DATABASES=sqlite`).
+# mit-fhir: `make run` installs the runtime only and serves the catalogue on http://127.0.0.1:8080;
+# `make test` adds the test tools and runs the suite, once per database in TEST_DATABASES
+# (SQLite, then PostgreSQL at MIT_FHIR_TEST_POSTGRES_URL, default
+# postgresql+psycopg://root@127.0.0.1:5432/test; `make test TEST_DATABASES=sqlite`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 TEST_DATABASES ?= sqlite postgresql
 
-.PHONY: install run test lint bench bench-deps clean
+.PHONY: install install-test run test lint bench bench-deps clean
 
 include tests/servers/servers.mk
 include tests/deploy/deploy.mk
 include ui/ui.mk
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+# Two steps: the runtime alone (`make install`, `make run`), then the test and audit tools on
+# top of it (`make test`, `lint`, `bench`: playwright, kubernetes-validate... about 450 MB more).
+$(RUNTIME_STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $@
 
-install: $(STAMP)
+$(STAMP): $(RUNTIME_STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(RUNTIME_STAMP)
+
+install-test: $(STAMP)
 
 # Development mode: no authentication, so the service answers (and binds) on loopback only.
-run: $(STAMP) ui-assets
+run: $(RUNTIME_STAMP) ui-assets
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir demo load
 	MIT_FHIR_AUTH=none $(BIN)/mit-fhir serve --host $(HOST) --port $(PORT)
 

@@ -16,12 +16,13 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from benchmarks.timing import median_seconds, ms
 from mit_fhir.fhir.extract import extract
 from mit_fhir.fhir.scoring import ScoringPlan
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run() -> dict[str, float]:
-    questionnaire = orjson.loads((ROOT / "questionnaires" / "scl-90-r.json").read_bytes())
+    questionnaire = orjson.loads((QUESTIONNAIRE_DIR / "scl-90-r.json").read_bytes())
     body = (ROOT / "tests" / "data" / "samples" / "scl-90-r" / "complete.json").read_bytes()
     plan = ScoringPlan(questionnaire)  # compiled once per Questionnaire, as the service does
     ref = {"reference": "QuestionnaireResponse/bench"}

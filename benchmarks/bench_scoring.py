@@ -26,6 +26,7 @@ from fhirpathpy.models import models
 from benchmarks.timing import median_seconds, ms
 from mit_fhir.fhir.scoring import ScoringPlan, _plain
 from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 10.0
@@ -80,7 +81,7 @@ class FhirpathpyScorer:
 def scored_instruments() -> list[str]:
     """Every catalogue Questionnaire id that has at least one calculatedExpression."""
     return sorted(
-        p.stem for p in (ROOT / "questionnaires").glob("*.json")
+        p.stem for p in QUESTIONNAIRE_DIR.glob("*.json")
         if EXT_CALCULATED_EXPRESSION.encode() in p.read_bytes()
     )
 
@@ -121,7 +122,7 @@ class InstrumentTiming:
 
 def time_instrument(qid: str, repeat: int, reference_repeat: int) -> InstrumentTiming:
     """Check both engines agree on every sample, then time the complete one with each."""
-    questionnaire = orjson.loads((ROOT / "questionnaires" / f"{qid}.json").read_bytes())
+    questionnaire = orjson.loads((QUESTIONNAIRE_DIR / f"{qid}.json").read_bytes())
     qr = orjson.loads((ROOT / "tests" / "data" / "samples" / qid / "complete.json").read_bytes())
     plan = ScoringPlan(questionnaire)
     reference = FhirpathpyScorer(plan)

@@ -21,8 +21,9 @@ from typing import IO, Any
 import click
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from mit_fhir.config import PROJECT_ROOT, env_settings
+from mit_fhir.config import env_settings
 from mit_fhir.exits import Exit, epilog
+from mit_fhir.paths import PROFILE_DIR
 from mit_fhir.scoring.parameters import ParameterSet, load_parameters
 from mit_fhir.scoring.reliable_change import (
     Category,
@@ -299,7 +300,7 @@ def reliable_change(
         if options.get("instrument"):
             # The same files the service uses: MIT_FHIR_PROFILE_DIR, MIT_FHIR_PSYCHOMETRICS_FILE.
             settings = env_settings()
-            profiles = Path(settings.get("PROFILE_DIR", PROJECT_ROOT / "profiles"))
+            profiles = Path(settings.get("PROFILE_DIR", PROFILE_DIR))
             override = parameters_file or settings.get("PSYCHOMETRICS_FILE")
             catalogue = load_parameters(override, profiles / "psychometrics.json")
         params, method = build_parameters(options, pairs, catalogue)

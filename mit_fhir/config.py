@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from mit_fhir import paths
 from mit_fhir.config_checks import CHECKS, ConfigError
 
 __all__ = ["GROUPS", "ConfigError", "SettingsSchema", "env_settings", "load_settings"]
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-# In a checkout (and in the container, which copies the same tree) the content folders sit beside
-# the package; MIT_FHIR_QUESTIONNAIRE_DIR / MIT_FHIR_PROFILE_DIR point elsewhere when needed.
-PROJECT_ROOT = PACKAGE_ROOT.parent
 
 RCI_METHODS = (
     "jacobson-truax",
@@ -104,12 +100,12 @@ class SettingsSchema(Schema):
                        "public FHIR base used in `Location` and `fullUrl` (e.g. "
                        "`https://ehr.example.org/mit/fhir`)"))
     QUESTIONNAIRE_DIR = fields.String(
-        load_default=str(PROJECT_ROOT / "questionnaires"),
-        metadata=about("content", "`questionnaires/` of the checkout",
+        load_default=str(paths.QUESTIONNAIRE_DIR),
+        metadata=about("content", "`mit_fhir/questionnaires/` of the package",
                        "where the catalogue is read from"))
     PROFILE_DIR = fields.String(
-        load_default=str(PROJECT_ROOT / "profiles"),
-        metadata=about("content", "`profiles/` of the checkout",
+        load_default=str(paths.PROFILE_DIR),
+        metadata=about("content", "`mit_fhir/profiles/` of the package",
                        "CodeSystems, profiles and `psychometrics.json`"))
     PSYCHOMETRICS_FILE = fields.String(
         load_default=None, allow_none=True,

@@ -37,7 +37,7 @@ def check_content(settings: dict[str, Any]) -> None:
     """The catalogue and profile folders exist; a site's parameter file exists."""
     for name in ("QUESTIONNAIRE_DIR", "PROFILE_DIR"):
         if not Path(settings[name]).is_dir():
-            raise refuse(name, "not a directory")
+            raise refuse(name, f"not a directory: {settings[name]}")
     _files(settings, "PSYCHOMETRICS_FILE")
 
 

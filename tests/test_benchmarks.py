@@ -20,8 +20,9 @@ from sqlalchemy.pool import NullPool
 from benchmarks import bench_http, bench_scoring
 from benchmarks.load import body, constant_rate, template
 from mit_fhir.fhir.scoring import ScoringPlan
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.store.schema import resource
-from tests.conftest import ROOT, database_kind, drop_database, fresh_database_url, sample
+from tests.conftest import database_kind, drop_database, fresh_database_url, sample
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None,
                                reason="wrk is missing: `make bench-deps` installs it")
@@ -42,7 +43,7 @@ def test_scoring_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scoring_benchmark_refuses_different_results() -> None:
-    q = orjson.loads((ROOT / "questionnaires" / "phq-9.json").read_bytes())
+    q = orjson.loads((QUESTIONNAIRE_DIR / "phq-9.json").read_bytes())
     plan = ScoringPlan(q)
     reference = bench_scoring.FhirpathpyScorer(plan)
     assert bench_scoring.check_identical("phq-9", plan, reference) == 6

@@ -9,11 +9,10 @@ from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import create_engine
 
-from mit_fhir import create_app
+from mit_fhir import create_app, paths
 from mit_fhir.cli import main
 from mit_fhir.config import (
     GROUPS,
-    PROJECT_ROOT,
     ConfigError,
     SettingsSchema,
     env_settings,
@@ -31,8 +30,8 @@ def test_defaults_require_an_issuer_unless_development_mode_is_chosen() -> None:
     assert settings["DATABASE_URL"] is None
     assert settings["MAX_BODY_BYTES"] == 1_048_576
     assert settings["LOG_LEVEL"] == "INFO"
-    assert Path(settings["QUESTIONNAIRE_DIR"]) == PROJECT_ROOT / "questionnaires"
-    assert Path(settings["PROFILE_DIR"]) == PROJECT_ROOT / "profiles"
+    assert Path(settings["QUESTIONNAIRE_DIR"]) == paths.QUESTIONNAIRE_DIR
+    assert Path(settings["PROFILE_DIR"]) == paths.PROFILE_DIR
 
 
 def test_values_are_converted() -> None:

@@ -35,12 +35,11 @@ from mit_fhir.fhir.urls import (
     EXT_VARIABLE,
     extension,
 )
-from tests.conftest import DATA, ROOT, SAMPLES, load_json
+from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
+from tests.conftest import DATA, SAMPLES, load_json
 
 Resource = dict[str, Any]
 
-QUESTIONNAIRE_DIR = ROOT / "questionnaires"
-PROFILE_DIR = ROOT / "profiles"
 NOT_FHIR = {"psychometrics.json"}  # the psychometric data file is the project's own format
 EXT_SOURCE_CITATION = f"{BASE}/StructureDefinition/source-citation"
 

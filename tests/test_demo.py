@@ -14,6 +14,7 @@ from mit_fhir.cli import main
 from mit_fhir.demo import DATA_FILE, TAGS, DemoError, demo_data, demo_responses, load_demo
 from mit_fhir.fhir.answer_weights import answers_for_total, weighted_items
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
+from mit_fhir.paths import PROFILE_DIR
 
 DEMO = "demo-mit-1"
 
@@ -154,9 +155,8 @@ def test_cli_demo_load_is_idempotent_and_refuses_a_real_ehr(database_url: str,
 
 
 def test_the_tags_are_the_codes_of_the_data_source_code_system() -> None:
-    from tests.conftest import ROOT
 
-    code_system = json.loads((ROOT / "profiles" / "CodeSystem-data-source.json").read_text())
+    code_system = json.loads((PROFILE_DIR / "CodeSystem-data-source.json").read_text())
     assert code_system["url"] == CS_DATA_SOURCE
     assert {c["code"]: c["display"] for c in code_system["concept"]} == TAGS
 

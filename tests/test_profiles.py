@@ -26,11 +26,11 @@ from fhirpathpy import evaluate
 from fhirpathpy.models import models
 
 from mit_fhir import create_app
+from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
 from tests.conftest import fresh_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
-PROFILES = ROOT / "profiles"
-QUESTIONNAIRES = ROOT / "questionnaires"
+PROFILES = PROFILE_DIR
+QUESTIONNAIRES = QUESTIONNAIRE_DIR
 SAMPLES = Path(__file__).resolve().parent / "data" / "samples"
 BASE = "https://mit-fhir.org/fhir"
 SD_BASE = f"{BASE}/StructureDefinition"

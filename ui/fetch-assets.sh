@@ -1,11 +1,12 @@
 #!/bin/sh
 # The SMART pages' browser files, for `make ui-assets` and the Dockerfile's assets stage alike.
-# Usage: sh ui/fetch-assets.sh UI_DIR OUT_DIR [--with-test-tools]
+# Usage: sh ui/fetch-assets.sh UI_DIR OUT_DIR
 #
 # LHC-Forms: the prebuilt files of the npm package (no build), fetched with `npm pack` and
-# checked against a pinned SHA-256. Chart.js, its date adapter and annotation plugin (and, for
-# the browser tests only, axe-core): `npm ci` from UI_DIR/package-lock.json. Everything lands in
-# OUT_DIR, which the service serves at /app/vendor/ (MIT_FHIR_UI_ASSETS_DIR).
+# checked against a pinned SHA-256. Chart.js, its date adapter and annotation plugin: `npm ci`
+# from UI_DIR/package-lock.json. They land in OUT_DIR, which the service serves at /app/vendor/
+# (MIT_FHIR_UI_ASSETS_DIR). axe-core, which the lock file also installs, is the browser tests'
+# (they read it from UI_DIR/node_modules): it is never copied into OUT_DIR, so it never ships.
 set -eu
 UI_DIR=$1
 OUT=$2
@@ -30,8 +31,4 @@ cp "$modules/chartjs-adapter-date-fns/dist/chartjs-adapter-date-fns.bundle.min.j
   "$modules/chartjs-adapter-date-fns/LICENSE.md" "$OUT/chartjs-adapter-date-fns/"
 cp "$modules/chartjs-plugin-annotation/dist/chartjs-plugin-annotation.min.js" \
   "$modules/chartjs-plugin-annotation/LICENSE.md" "$OUT/chartjs-plugin-annotation/"
-if [ "${3:-}" = --with-test-tools ]; then
-  mkdir -p "$OUT/axe-core"
-  cp "$modules/axe-core/axe.min.js" "$modules/axe-core/LICENSE" "$OUT/axe-core/"
-fi
 find "$OUT" -name '*.map' -delete

@@ -4,8 +4,9 @@
 #   run: ... ui-assets        test: ... ui-assets chromium
 #
 # ui/fetch-assets.sh (shared with the Dockerfile's assets stage) fetches LHC-Forms' prebuilt
-# files (checked by SHA-256) and `npm ci`s Chart.js and its plugins, plus axe-core for the browser
-# tests, into mit_fhir/ui/static/vendor (gitignored), which the pages serve at /app/vendor/.
+# files (checked by SHA-256) and `npm ci`s Chart.js and its plugins into mit_fhir/ui/static/vendor
+# (gitignored), which the pages serve at /app/vendor/. axe-core, for the browser tests only, stays
+# in ui/node_modules (tests/ui/test_browser.py reads it there): the pages never serve it.
 # Chromium: Debian's package (never Playwright's own browser download), installed with apt-get
 # when /usr/bin/chromium is missing.
 
@@ -20,7 +21,7 @@ NPM ?= npm
 ui-assets: $(UI_STAMP)
 
 $(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json $(UI_DIR)/fetch-assets.sh
-	NPM=$(NPM) sh $(UI_DIR)/fetch-assets.sh $(UI_DIR) $(UI_VENDOR) --with-test-tools
+	NPM=$(NPM) sh $(UI_DIR)/fetch-assets.sh $(UI_DIR) $(UI_VENDOR)
 	touch $@
 
 chromium:

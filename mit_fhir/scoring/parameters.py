@@ -17,6 +17,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from mit_fhir.paths import PSYCHOMETRICS_FILE
 from mit_fhir.scoring.reliable_change import (
     CutoffType,
     Direction,
@@ -26,7 +27,7 @@ from mit_fhir.scoring.reliable_change import (
     ReliableChangeParameters,
 )
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "profiles" / "psychometrics.json"
+DEFAULT_FILE = PSYCHOMETRICS_FILE
 
 NUMBER_FIELDS = (
     "reliability",

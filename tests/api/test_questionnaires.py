@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import ROOT
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 
 CATALOGUE = [
     "ders", "ders-16", "scl-90-r", "bpd-criteria", "bsl-23", "phq-9", "gad-7",
@@ -37,7 +37,7 @@ def test_read_serves_the_catalogue_file(client: FlaskClient, qid: str) -> None:
     resp = client.get(f"/fhir/Questionnaire/{qid}")
     assert resp.status_code == 200
     assert resp.mimetype == "application/fhir+json"
-    on_disk = json.loads((ROOT / "questionnaires" / f"{qid}.json").read_text(encoding="utf-8"))
+    on_disk = json.loads((QUESTIONNAIRE_DIR / f"{qid}.json").read_text(encoding="utf-8"))
     assert resp.get_json() == on_disk
 
 

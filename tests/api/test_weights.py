@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import DATA, ROOT, FhirActions, load_json, sample, stored_counts
+from mit_fhir.paths import QUESTIONNAIRE_DIR
+from tests.conftest import DATA, FhirActions, load_json, sample, stored_counts
 from tests.fhir.test_weights import ORDINAL_VALUE, SUM, choice, response, site_form, weight_ext
 from tests.fhir.test_weights import weighted_options as options
 
@@ -47,7 +48,7 @@ def test_a_phq9_whose_codings_carry_the_forms_own_weights_is_stored_with_its_rea
     fhir: FhirActions, client: FlaskClient
 ) -> None:
     qr = sample("phq-9")
-    form = {i["linkId"]: i for i in load_json(ROOT / "questionnaires" / "phq-9.json")["item"]}
+    form = {i["linkId"]: i for i in load_json(QUESTIONNAIRE_DIR / "phq-9.json")["item"]}
     for item in qr["item"]:
         code = item["answer"][0]["valueCoding"]["code"]
         opt = next(o for o in form[item["linkId"]]["answerOption"]

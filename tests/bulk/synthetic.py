@@ -13,14 +13,14 @@ import orjson
 from mit_fhir.catalogue import walk_items
 from mit_fhir.fhir.enable_when import enabled
 from mit_fhir.fhir.validate import collect_answers
-from tests.conftest import ROOT
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from tests.fhir.test_scoring import INSTRUMENTS, random_response
 
 START = datetime(2019, 1, 1, tzinfo=UTC)
 
 
 def form(qid: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads((ROOT / "questionnaires" / f"{qid}.json").read_bytes())
+    data: dict[str, Any] = orjson.loads((QUESTIONNAIRE_DIR / f"{qid}.json").read_bytes())
     return data
 
 

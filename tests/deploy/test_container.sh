@@ -7,18 +7,20 @@
 # 2. Builds the image (the Dockerfile's layer cache makes a rebuild after a source edit fast).
 # 3. Runs it with a read-only root filesystem and checks: /healthz, /readyz, a Questionnaire read,
 #    a QuestionnaireResponse submission (201), /metrics, the HEALTHCHECK, that no process in the
-#    container runs as root, and that the image holds no compiler and no tests.
+#    container runs as root, and that the image holds no compiler, no tests, no test or audit
+#    library (setup.cfg's `test` extra), no installer and no axe-core.
 #
 # Needs root, podman, runc and debootstrap (`make container-deps` installs them).
 # Environment: MIT_FHIR_BASE_IMAGE, MIT_FHIR_NODE_BASE_IMAGE (use existing images instead),
 # DEBIAN_MIRROR, MIT_FHIR_CACERT (CA bundle handed to pip and npm as a build secret),
-# MIT_FHIR_KEEP_CONTAINER=1 (leave the container running for a look).
+# MIT_FHIR_KEEP_CONTAINER=1 (leave the container running for a look), CONTAINER_TEST_IMAGE (the tag
+# to build, default localhost/mit-fhir:test).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BASE_IMAGE=${MIT_FHIR_BASE_IMAGE:-localhost/mit-fhir-base:bookworm}
 NODE_BASE_IMAGE=${MIT_FHIR_NODE_BASE_IMAGE:-localhost/mit-fhir-node-base:bookworm}
-IMAGE=localhost/mit-fhir:test
+IMAGE=${CONTAINER_TEST_IMAGE:-localhost/mit-fhir:test}
 NAME=mit-fhir-test-$$
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACERT=${MIT_FHIR_CACERT:-/etc/ssl/certs/ca-certificates.crt}
@@ -94,6 +96,35 @@ podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck --entrypoint /b
   test -s /srv/mit-fhir/static/vendor/lforms/fhir/R4/lformsFHIR.min.js
   test -s /srv/mit-fhir/static/vendor/chart.js/chart.umd.min.js
 ' || fail "runtime image content"
+
+# No test or audit library: none of the distributions setup.cfg's `test` extra lists (read from it,
+# so a tool added there is checked too), no installer (pip, setuptools, wheel), and no axe-core,
+# which the browser tests inject themselves: the pages never ship it.
+TEST_EXTRAS=$("${PYTHON:-python3}" - "$ROOT/setup.cfg" <<'PY'
+import configparser, re, sys
+cfg = configparser.ConfigParser()
+cfg.read(sys.argv[1])
+for line in cfg["options.extras_require"]["test"].split("\n"):
+    if line.strip():
+        print(re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~;]", line.strip())[0]).lower())
+PY
+)
+[ "$(echo "$TEST_EXTRAS" | wc -w)" -ge 5 ] || fail "setup.cfg's test extra not read: $TEST_EXTRAS"
+# shellcheck disable=SC2086  # one argument per distribution name
+podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck --entrypoint python3 "$IMAGE" -c '
+import importlib.metadata as md, re, sys
+have = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in md.distributions()}
+found = sorted(have & (set(sys.argv[1:]) | {"pip", "setuptools", "wheel"}))
+if found:
+    sys.exit("found " + ", ".join(found))
+if "mit-fhir" not in have:
+    sys.exit("mit-fhir is not installed")
+' $TEST_EXTRAS || fail "the image has test, audit or install tools"
+podman run --rm "${RUN_OPTS[@]}" --network none --no-healthcheck --entrypoint /bin/sh "$IMAGE" -c '
+  found=$(find / -xdev \( -iname axe.js -o -iname axe.min.js -o -name axe-core \) -print 2>/dev/null | head -n 3)
+  if [ -n "$found" ]; then echo "found $found"; exit 1; fi
+' || fail "the image ships axe-core"
+log "ok: no axe-core, installer or test tool ($(echo "$TEST_EXTRAS" | wc -w) test extras checked)"
 
 # --- 3. run it ---------------------------------------------------------------------------------
 # The image's own CMD (0.0.0.0:8080) in a network namespace of its own with loopback only

@@ -15,12 +15,13 @@ from mit_fhir.fhir.medication_plan import medication_requests, stopped
 from mit_fhir.fhir.plans import PlanError, Planned
 from mit_fhir.fhir.urls import CS_MIT_FORMS, RXNORM, US_CORE_CAREPLAN_CATEGORY
 from mit_fhir.fhir.validate import check_against
-from tests.conftest import DATA, ROOT, load_json, sample
+from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
+from tests.conftest import DATA, load_json, sample
 from tests.fhir.test_extract import compare_golden
 
 GOLDEN = DATA / "golden" / "plans"
-MED_FORM = load_json(ROOT / "questionnaires" / "medication-plan.json")
-CRISIS_FORM = load_json(ROOT / "questionnaires" / "crisis-contact-plan.json")
+MED_FORM = load_json(QUESTIONNAIRE_DIR / "medication-plan.json")
+CRISIS_FORM = load_json(QUESTIONNAIRE_DIR / "crisis-contact-plan.json")
 TEAM_REF = {"reference": "CareTeam/crisis-team"}
 Resource = dict[str, Any]
 
@@ -389,7 +390,7 @@ def test_every_resource_is_valid_r4_and_follows_us_core(key: str, resource: Reso
 def test_crisis_plan_category_is_the_code_system_concept() -> None:
     plan, _ = crisis(sample("crisis-contact-plan"))
     coding = plan.resource["category"][1]["coding"][0]
-    cs = load_json(ROOT / "profiles" / "CodeSystem-mit-forms.json")
+    cs = load_json(PROFILE_DIR / "CodeSystem-mit-forms.json")
 
     def concepts(nodes: list[Resource]) -> list[Resource]:
         return [c for n in nodes for c in (n, *concepts(n.get("concept", [])))]

@@ -10,7 +10,8 @@ import pytest
 from mit_fhir.catalogue import walk_items
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION, EXT_MAX_VALUE, EXT_MIN_VALUE, extension
-from tests.conftest import DATA, ROOT, load_json
+from mit_fhir.paths import QUESTIONNAIRE_DIR
+from tests.conftest import DATA, load_json
 
 INSTRUMENTS = [
     "ders", "ders-16", "scl-90-r", "bpd-criteria", "bsl-23", "phq-9", "gad-7",
@@ -52,7 +53,7 @@ def same(a: Any, b: Any) -> bool:
 
 @pytest.mark.parametrize("qid", INSTRUMENTS)
 def test_compiled_scores_equal_fhirpathpy_on_generated_responses(qid: str) -> None:
-    q = load_json(ROOT / "questionnaires" / f"{qid}.json")
+    q = load_json(QUESTIONNAIRE_DIR / f"{qid}.json")
     plan = ScoringPlan(q)
     rng = random.Random(f"equivalence-{qid}")
     # fhirpathpy takes ~0.2 s per SCL-90-R response: 12 responses keep this under a minute.

@@ -9,7 +9,8 @@ from flask.testing import FlaskClient
 
 from mit_fhir.fhir.plans import PlanError, plan_patient
 from mit_fhir.fhir.references import reference_type
-from tests.conftest import ROOT, load_json, sample
+from mit_fhir.paths import QUESTIONNAIRE_DIR
+from tests.conftest import load_json, sample
 from tests.fhir.test_validate import problems, response
 
 BAD = ["Patient/p1\n", "Patient/p1 ", "Patient/p1?x", "Patient/p1#", "Patient/p1/../p2",
@@ -29,7 +30,7 @@ def test_a_relative_patient_reference_is_a_subject() -> None:
 
 @pytest.mark.parametrize("subject", BAD)
 def test_a_plan_form_subject_outside_the_grammar_is_refused(subject: Any) -> None:
-    form = load_json(ROOT / "questionnaires" / "medication-plan.json")
+    form = load_json(QUESTIONNAIRE_DIR / "medication-plan.json")
     qr = {"questionnaire": form["url"], "status": "completed", "subject": {"reference": subject}}
     with pytest.raises(PlanError, match="subject"):
         plan_patient(qr, form, "medication-plan")

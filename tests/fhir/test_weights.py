@@ -20,13 +20,14 @@ from mit_fhir.errors import InvalidRequest, Unprocessable
 from mit_fhir.fhir.extract import extract
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION, EXT_VARIABLE
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.submissions import validated
-from tests.conftest import DATA, ROOT, load_json, sample
+from tests.conftest import DATA, load_json, sample
 
 Resource = dict[str, Any]
 ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
 ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
-CATALOGUE = Catalogue.from_directory(ROOT / "questionnaires")
+CATALOGUE = Catalogue.from_directory(QUESTIONNAIRE_DIR)
 PHQ9 = CATALOGUE.by_id["phq-9"]
 LHC = DATA / "lhc-forms"
 SYSTEM = "http://example.org/answers"

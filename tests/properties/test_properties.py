@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from mit_fhir.catalogue import Catalogue
 from mit_fhir.fhir.scoring import ScoringPlan
+from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
 from mit_fhir.scoring import reliable_change as rc
 from mit_fhir.scoring.parameters import load_parameters
-from tests.conftest import FHIR_JSON, ROOT, drop_database, fresh_database_url, stored_counts
+from tests.conftest import FHIR_JSON, drop_database, fresh_database_url, stored_counts
 from tests.properties.ranges import Range, score_ranges
 from tests.properties.strategies import mutated, responses
 from tests.resilience.live import build_app
@@ -30,7 +31,7 @@ from tests.resilience.live import build_app
 EXAMPLES = 30
 BOUNDED = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                    suppress_health_check=list(HealthCheck))
-CATALOGUE = Catalogue.from_directory(ROOT / "questionnaires")
+CATALOGUE = Catalogue.from_directory(QUESTIONNAIRE_DIR)
 FORMS = sorted(CATALOGUE.by_id)
 
 
@@ -85,7 +86,7 @@ def test_any_valid_response_extracts_and_its_scores_stay_in_range(
 
 
 def _scored_forms() -> list[tuple[str, str, Range]]:
-    params = load_parameters(None, ROOT / "profiles" / "psychometrics.json")
+    params = load_parameters(None, PROFILE_DIR / "psychometrics.json")
     out = []
     for qid in params.instruments():
         for link_id, bounds in score_ranges(CATALOGUE.by_id[qid]).items():
@@ -101,7 +102,7 @@ def _scored_forms() -> list[tuple[str, str, Range]]:
 def test_the_reliable_change_index_changes_sign_when_pre_and_post_swap(
     qid: str, link_id: str, bounds: Range
 ) -> None:
-    params = load_parameters(None, ROOT / "profiles" / "psychometrics.json").get(qid, link_id)
+    params = load_parameters(None, PROFILE_DIR / "psychometrics.json").get(qid, link_id)
     rcp = params.to_parameters()
     value = st.floats(bounds.low, bounds.high, allow_nan=False)
 

@@ -7,10 +7,11 @@ from typing import Any
 from mit_fhir.catalogue import Catalogue
 from mit_fhir.context import Context
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.submissions import submit
-from tests.conftest import ROOT, load_json
+from tests.conftest import load_json
 
-DERS = load_json(ROOT / "questionnaires" / "ders.json")
+DERS = load_json(QUESTIONNAIRE_DIR / "ders.json")
 WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
 
 
@@ -62,4 +63,4 @@ def medication_request(patient: str, rxnorm: str, name: str, dose: str, start: s
 
 
 def catalogue() -> Catalogue:
-    return Catalogue.from_directory(ROOT / "questionnaires")
+    return Catalogue.from_directory(QUESTIONNAIRE_DIR)

@@ -8,14 +8,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.ui import i18n
-from mit_fhir.ui.blueprint import bp
 from tests.conftest import ROOT, load_json
 from tests.ui.conftest import AppServer, create_in_ehr, run_app_server, screenshot
 from tests.ui.helpers import catalogue, ders_items, medication_request, submit_ders, weight
 from tests.ui.smart_ehr import SmartEhr
 
-AXE = bp.static_folder + "/vendor/axe-core/axe.min.js"  # type: ignore[operator]
+# axe-core belongs to the tests, not to the pages: `make ui-assets` npm-installs it in ui/ only.
+AXE = str(ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js")
 
 
 def launch(page: Any, server: AppServer, patient: str, view: str = "forms") -> None:
@@ -209,7 +210,7 @@ def test_weights_of_the_fixture_are_those_of_the_catalogue() -> None:
 def test_a_decimal_score_shown_live_equals_the_services(app_server: AppServer,
                                                         medplum_server: Any,
                                                         page: Any) -> None:
-    bsl = load_json(ROOT / "questionnaires" / "bsl-23.json")
+    bsl = load_json(QUESTIONNAIRE_DIR / "bsl-23.json")
     items = [i for i in bsl["item"] if i["type"] == "choice" and not i.get("readOnly")]
     assert len(items) == 23
     patient = create_in_ehr(medplum_server.base_url,

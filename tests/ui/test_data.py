@@ -6,13 +6,14 @@ import json
 
 from flask import Flask
 
+from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.submissions import submit
 from mit_fhir.ui import data, i18n, presentation
-from tests.conftest import ROOT, load_json, sample
+from tests.conftest import load_json, sample
 from tests.ui.helpers import medication_request, submit_ders
 
-CONTRACT = load_json(ROOT / "questionnaires" / "mit-contract.json")
-DERS = load_json(ROOT / "questionnaires" / "ders.json")
+CONTRACT = load_json(QUESTIONNAIRE_DIR / "mit-contract.json")
+DERS = load_json(QUESTIONNAIRE_DIR / "ders.json")
 
 
 def texts(node: object) -> list[str]:
