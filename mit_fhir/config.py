@@ -66,12 +66,15 @@ class SettingsSchema(Schema):
     DATABASE_URL = fields.String(
         load_default=None, allow_none=True,
         metadata=about("database", "`sqlite:///instance/mit-fhir.sqlite3`",
-                       "SQLAlchemy URL of the store"))
+                       "URL of the store: `postgresql://USER@HOST:PORT/DATABASE` (also "
+                       "`postgres://`; both use the installed psycopg 3) or `sqlite:///PATH`; "
+                       "other drivers are refused"))
     MAX_BODY_BYTES = fields.Integer(
         load_default=1_048_576, validate=validate.Range(min=1024, max=64 * 1_048_576),
         metadata=about("content", "`1048576`",
                        "largest accepted request body (1 KiB to 64 MiB); larger bodies get 413 "
-                       "(under `serve`, before a thread takes the request)"))
+                       "(under `serve`, before a thread takes the request); also the longest "
+                       "line `mit-fhir import` reads"))
     # `mit-fhir serve` reads each request whole before a thread takes it (server_limits.py).
     HEADER_TIMEOUT = fields.Float(
         load_default=10.0, validate=validate.Range(min=0.5, max=300),
