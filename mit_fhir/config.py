@@ -350,10 +350,15 @@ class SettingsSchema(Schema):
                        "all, else 400)"))
 
 
+# The test suite's own variables (tests/conftest.py); a developer exports them in the same shell.
+TEST_PREFIX = "MIT_FHIR_TEST_"
+
+
 def env_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The MIT_FHIR_* variables of an environment, without the prefix."""
+    """The MIT_FHIR_* variables of an environment, without the prefix (MIT_FHIR_TEST_* are not)."""
     environ = dict(os.environ) if environ is None else environ
-    return {k[len("MIT_FHIR_") :]: v for k, v in environ.items() if k.startswith("MIT_FHIR_")}
+    return {k[len("MIT_FHIR_") :]: v for k, v in environ.items()
+            if k.startswith("MIT_FHIR_") and not k.startswith(TEST_PREFIX)}
 
 
 KNOWN: dict[str, fields.Field] = dict(SettingsSchema._declared_fields)

@@ -269,3 +269,12 @@ def test_every_setting_has_a_group_a_default_and_a_description() -> None:
         assert field.metadata.get("group") in GROUPS, name
         assert field.metadata.get("default"), name
         assert len(field.metadata.get("description", "")) > 10, name
+
+
+def test_the_suites_own_variables_are_not_settings() -> None:
+    """A shell that exported MIT_FHIR_TEST_DATABASE can still `make run` (newcomer finding)."""
+    raw = env_settings({"MIT_FHIR_TEST_DATABASE": "postgresql",
+                        "MIT_FHIR_TEST_POSTGRES_URL": "postgresql+psycopg://root@127.0.0.1/test",
+                        "MIT_FHIR_AUTH": "none"})
+    assert raw == {"AUTH": "none"}
+    load_settings(raw)
