@@ -500,8 +500,8 @@ BAND_ORDER = {
     "bsl-23-severity": ["bsl-23-none-low", "bsl-23-mild", "bsl-23-moderate", "bsl-23-high",
                         "bsl-23-very-high", "bsl-23-extreme"],
     "bpd-criteria-threshold": ["bpd-threshold-not-met", "bpd-threshold-met"],
-    "cssrs-screener-triage": ["cssrs-triage-none", "cssrs-triage-low", "cssrs-triage-moderate",
-                              "cssrs-triage-high"],
+    # LOINC LL465-6 (low, moderate, high); "none" has no LOINC answer.
+    "cssrs-screener-triage": ["cssrs-triage-none", "LA9194-7", "LA6751-7", "LA9193-9"],
 }
 BAND_ITEMS = [
     (qid, it)
@@ -870,3 +870,4 @@ def test_lhc_forms_phq9_service_score_matches_fhirpathpy():
         actual = [] if got.value is None else [got.value]
         assert_score(actual, value, f"LHC PHQ-9 {link_id} (ScoringPlan, reason {got.reason!r})")
         assert_score(actual, reference[link_id][0], f"LHC PHQ-9 {link_id} vs fhirpathpy")
+
