@@ -871,3 +871,21 @@ def test_lhc_forms_phq9_service_score_matches_fhirpathpy():
         assert_score(actual, value, f"LHC PHQ-9 {link_id} (ScoringPlan, reason {got.reason!r})")
         assert_score(actual, reference[link_id][0], f"LHC PHQ-9 {link_id} vs fhirpathpy")
 
+
+def test_ders_wording_is_shipped_and_the_ders16_items_are_ders_items():
+    """Issue 13: the DERS items carry their wording; the DERS-16's are the DERS items its
+    copyright names, word for word (docs/instrument-sources.md)."""
+    ders = answerable(QUESTIONNAIRES["ders"])
+    short = answerable(QUESTIONNAIRES["ders-16"])
+    assert len(ders) == 36 and len(short) == 16
+    assert not licensed_slots(QUESTIONNAIRES["ders"])
+    assert not licensed_slots(QUESTIONNAIRES["ders-16"])
+    for it in ders + short:
+        assert not re.search(r"item \d+$", it["text"]) and it["text"].endswith("."), it["text"]
+        assert "\u2019" not in it["text"] and "  " not in it["text"]
+    named = re.search(r"DERS items ([\d, ]+)", QUESTIONNAIRES["ders-16"]["copyright"])
+    assert named is not None
+    numbers = [int(n) for n in named.group(1).replace(" ", "").strip(",").split(",")]
+    assert [it["text"] for it in short] == [ders[n - 1]["text"] for n in numbers]
+    assert "Gratz" in QUESTIONNAIRES["ders"]["copyright"]
+    assert "Bjureberg" in QUESTIONNAIRES["ders-16"]["copyright"]
