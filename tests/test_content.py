@@ -219,7 +219,8 @@ def plain(v: Any) -> Any:
 
 
 def assert_score(actual: list[Any], expected: Any, where: str) -> None:
-    """`expected` None = not computed; numbers within 1e-9; band codes as strings."""
+    """`expected` None = not computed; numbers within 1e-9; a band by its code (the score is
+    the band item's own answerOption Coding, which is what LHC-Forms can show)."""
     if expected is None:
         assert actual == [], f"{where}: expected no value (not computable), got {actual!r}"
         return
@@ -235,8 +236,8 @@ def assert_score(actual: list[Any], expected: Any, where: str) -> None:
             f"{where}: expected {expected!r}, got {value!r}"
         )
     else:
-        assert isinstance(value, str) and value == expected, (
-            f"{where}: expected {expected!r}, got {value!r}"
+        assert isinstance(value, dict) and value.get("code") == expected, (
+            f"{where}: expected the Coding {expected!r}, got {value!r}"
         )
 
 
@@ -443,7 +444,8 @@ def test_sample_is_a_response_to_its_questionnaire(qid: str, name: str):
 def reference_scores(q: Resource, qr: Resource) -> dict[str, list[Any]]:
     """Root variables in order, then each calculatedExpression, all through fhirpathpy."""
     weights = Weights(q)
-    variables: dict[str, list[Any]] = {}
+    # SDC binds %questionnaire to the form (https://hl7.org/fhir/uv/sdc/expressions.html).
+    variables: dict[str, list[Any]] = {"questionnaire": [q]}
     for name, text in root_variables(q):
         variables[name] = reference_evaluate(qr, text, variables, weights)
     return {
@@ -476,14 +478,16 @@ def test_service_scores_match_expected(qid: str, name: str):
 
 @pytest.mark.parametrize(("qid", "name"), EXPECTED, ids=EXPECTED_IDS)
 def test_band_results_are_answer_options_of_the_band(qid: str, name: str):
-    """A band code the expression returns must be one the band item offers (and the CS has)."""
-    q, _qr, expected = load_case(qid, name)
+    """A band the expression returns is the very Coding of one of the band item's options."""
+    q, qr, expected = load_case(qid, name)
+    scores = {s.item.link_id: s.value for s in ScoringPlan(q).evaluate(qr)}
     for it in calculated_items(q):
         value = expected.get(it["linkId"])
         if it["type"] != "choice" or value is None:
             continue
-        codes = {o["valueCoding"]["code"] for o in it.get("answerOption", ())}
-        assert value in codes, f"{it['linkId']}: {value!r} not among {sorted(codes)}"
+        options = {o["valueCoding"]["code"]: o["valueCoding"] for o in it.get("answerOption", ())}
+        assert value in options, f"{it['linkId']}: {value!r} not among {sorted(options)}"
+        assert scores[it["linkId"]] == options[value]
 
 
 # Least to most severe (authoring.md "Band items"; cut-offs in docs/instrument-sources.md). The
@@ -495,8 +499,8 @@ BAND_ORDER = {
     "bsl-23-severity": ["bsl-23-none-low", "bsl-23-mild", "bsl-23-moderate", "bsl-23-high",
                         "bsl-23-very-high", "bsl-23-extreme"],
     "bpd-criteria-threshold": ["bpd-threshold-not-met", "bpd-threshold-met"],
-    "cssrs-screener-triage": ["cssrs-triage-none", "cssrs-triage-low", "cssrs-triage-moderate",
-                              "cssrs-triage-high"],
+    # LOINC LL465-6 (low, moderate, high); "none" has no LOINC answer.
+    "cssrs-screener-triage": ["cssrs-triage-none", "LA9194-7", "LA6751-7", "LA9193-9"],
 }
 BAND_ITEMS = [
     (qid, it)
@@ -536,6 +540,9 @@ def test_expression_is_in_the_compiled_subset(qid: str, where: str, text: str):
         pytest.fail(f"{qid} {where}: {exc}\n{text}")
 
 
+FORM_ITEM = re.compile(r"%questionnaire\.item\.where\(linkId = '[^']+'\)")
+
+
 @pytest.mark.parametrize("qid", SCORED_INSTRUMENTS)
 def test_no_expression_reads_a_calculated_item(qid: str):
     """authoring.md rule 1: scores depend on answers to non-calculated items and variables only."""
@@ -545,6 +552,8 @@ def test_no_expression_reads_a_calculated_item(qid: str):
     texts += [(f"item {it['linkId']}", calc_expression(it) or "") for it in calculated_items(q)]
     problems = []
     for where, text in texts:
+        # Picking a band item's own answerOption Coding reads the form, not a response.
+        text = FORM_ITEM.sub("", text)
         read = calculated & set(STRING_LITERAL.findall(text))
         read |= {c for p in STARTS_WITH.findall(text) for c in calculated if c.startswith(p)}
         if read:
@@ -860,3 +869,22 @@ def test_lhc_forms_phq9_service_score_matches_fhirpathpy():
         actual = [] if got.value is None else [got.value]
         assert_score(actual, value, f"LHC PHQ-9 {link_id} (ScoringPlan, reason {got.reason!r})")
         assert_score(actual, reference[link_id][0], f"LHC PHQ-9 {link_id} vs fhirpathpy")
+
+
+def test_ders_wording_is_shipped_and_the_ders16_items_are_ders_items():
+    """Issue 13: the DERS items carry their wording; the DERS-16's are the DERS items its
+    copyright names, word for word (docs/instrument-sources.md)."""
+    ders = answerable(QUESTIONNAIRES["ders"])
+    short = answerable(QUESTIONNAIRES["ders-16"])
+    assert len(ders) == 36 and len(short) == 16
+    assert not licensed_slots(QUESTIONNAIRES["ders"])
+    assert not licensed_slots(QUESTIONNAIRES["ders-16"])
+    for it in ders + short:
+        assert not re.search(r"item \d+$", it["text"]) and it["text"].endswith("."), it["text"]
+        assert "\u2019" not in it["text"] and "  " not in it["text"]
+    named = re.search(r"DERS items ([\d, ]+)", QUESTIONNAIRES["ders-16"]["copyright"])
+    assert named is not None
+    numbers = [int(n) for n in named.group(1).replace(" ", "").strip(",").split(",")]
+    assert [it["text"] for it in short] == [ders[n - 1]["text"] for n in numbers]
+    assert "Gratz" in QUESTIONNAIRES["ders"]["copyright"]
+    assert "Bjureberg" in QUESTIONNAIRES["ders-16"]["copyright"]
