@@ -86,6 +86,7 @@ class BandPointSchema(Schema):
     date = fields.String(required=True)
     code = fields.String(required=True)
     display = fields.String(allow_none=True, required=True)
+    baseline = fields.Nested(CodingSchema, allow_none=True, required=True)
     observation = fields.String(required=True)
     interpretation = fields.String(allow_none=True, required=True)
     synthetic = fields.Boolean(required=True)
@@ -103,6 +104,8 @@ class InstrumentSchema(Schema):
     label = fields.String(required=True)
     code = fields.Nested(CodingSchema, allow_none=True, required=True)
     unit = fields.String(allow_none=True, required=True)
+    scoreType = fields.String(allow_none=True, required=True,  # noqa: N815
+                              validate=validate.OneOf(["integer", "decimal"]))
     range = fields.Nested(RangeSchema, allow_none=True, required=True)
     direction = fields.String(allow_none=True, required=True)
     cutoffs = fields.List(fields.Nested(CutoffSchema), required=True)
@@ -257,11 +260,21 @@ def _point(obs: Resource) -> Resource:
             "interpretation": _interpretation(obs), "synthetic": synthetic, "source": origin}
 
 
+def _band_baseline(obs: Resource) -> Resource | None:
+    """The baseline's band the service stored beside this band (the band-change extension)."""
+    ext = extension(obs, EXT_BAND_CHANGE)
+    parts = {p["url"]: p for p in (ext or {}).get("extension", [])}
+    coding = parts.get("baselineValue", {}).get("valueCoding")
+    return {k: coding[k] for k in ("system", "code", "display") if k in coding} \
+        if coding else None
+
+
 def _band_point(obs: Resource) -> Resource:
     synthetic, origin = _source(obs)
     coding = obs["valueCodeableConcept"]["coding"][0]
     return {"date": obs["effectiveDateTime"], "code": coding["code"],
-            "display": coding.get("display"), "observation": f"Observation/{obs['id']}",
+            "display": coding.get("display"), "baseline": _band_baseline(obs),
+            "observation": f"Observation/{obs['id']}",
             "interpretation": _interpretation(obs) if extension(obs, EXT_BAND_CHANGE) else None,
             "synthetic": synthetic, "source": origin}
 
@@ -369,6 +382,7 @@ def _instrument(q: Resource, headline: Resource | None, band: Resource | None,
         "label": _label(q, headline),
         "code": _coding(headline) if headline else None,
         "unit": unit,
+        "scoreType": headline.get("type") if headline else None,
         "range": {"low": found[0], "high": found[1]} if found else None,
         "direction": direction,
         "cutoffs": _cutoffs(params, qid, headline["linkId"]) if headline else [],

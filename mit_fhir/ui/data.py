@@ -1,10 +1,13 @@
 """The outcomes page's data: mit_fhir.timeline's document in the shape the page's script reads.
 
-    instrument: code, display, questionnaire, direction, range [low, high] or None,
-                cutoffs [{value, label}], points [{date, value, observation, category,
-                reliable, index, synthetic, band}]
+    instrument: code, display, heading, questionnaire, decimals, direction,
+                range [low, high] or None, clinical {value, above, text} or None,
+                bands [{from, to, label, display}], statistics [{name, value, source,
+                verified}], points [{date, value, text, observation, category, reliable,
+                index, synthetic, source, band, bandChange, alerts}]
     medication: display, code, source ("ehr" | "mit-plan"), periods [{start, stop, dose,
-                status, synthetic}]
+                status, ended, synthetic}]
+    synthetic:  whether any value shown is synthetic (the page then says so at the top)
 
 The timeline is the single source of the numbers (scores, cutoffs from psychometrics.json,
 change verdicts the service stored); this module only renames and labels.
@@ -17,14 +20,9 @@ from typing import Any
 
 from mit_fhir.context import Context
 from mit_fhir.fhir.urls import EXT_RELIABLE_CHANGE
+from mit_fhir.ui import clinical
 
 Resource = dict[str, Any]
-CUTOFF_LABELS = {
-    "published": "published clinical cutoff",
-    "a": "clinical cutoff a (2 SD beyond the clinical mean)",
-    "b": "clinical cutoff b (2 SD within the functional mean)",
-    "c": "clinical cutoff c (between the two populations)",
-}
 
 
 def outcomes_document(context: Context, patient: str,
@@ -37,48 +35,62 @@ def outcomes_document(context: Context, patient: str,
 
 
 def page_document(timeline: Resource) -> dict[str, Any]:
-    """The timeline document renamed for outcomes.js."""
-    instruments = []
-    for ins in timeline["instruments"]:
-        code = (ins.get("code") or {}).get("code") or ins["questionnaire"]["id"]
-        rng = ins.get("range")
-        bands = (ins.get("band") or {}).get("points", [])
-        points = []
-        for n, p in enumerate(ins["points"]):
-            band = _band_at(bands, p["date"])
-            points.append({
-                "date": p["date"], "value": p["value"],
-                "observation": p["observation"].rpartition("/")[2],
-                "category": p["category"] or ("baseline" if n == 0 else None),
-                "reliable": p["reliable"], "index": p["index"], "synthetic": p["synthetic"],
-                "band": band,
-            })
-        instruments.append({
-            "code": code, "display": ins["label"],
-            "questionnaire": ins["questionnaire"].get("title") or ins["questionnaire"]["id"],
-            "direction": ins.get("direction") or "lower-is-better",
-            "range": [rng["low"], rng["high"]] if rng else None,
-            "cutoffs": [{"value": c["value"],
-                         "label": CUTOFF_LABELS.get(c["kind"], "clinical cutoff")
-                         + ("" if c.get("verified", True) else " (norms unverified)")}
-                        for c in ins.get("cutoffs", [])],
-            "points": points,
-        })
+    """The timeline document renamed and worded for outcomes.js."""
+    instruments = [_instrument(ins) for ins in timeline["instruments"]]
     medications = [{
         "display": m["drug"], "code": m.get("code"), "source": m["source"],
         "periods": [{"start": p["start"], "stop": p["stop"], "dose": p.get("dose") or "",
-                     "status": p.get("status"), "synthetic": p.get("synthetic", False)}
+                     "status": p.get("status"), "ended": p.get("ended"),
+                     "synthetic": p.get("synthetic", False)}
                     for p in m["periods"]],
     } for m in timeline["medications"]]
+    synthetic = any(p["synthetic"] for i in instruments for p in i["points"]) or any(
+        p["synthetic"] for m in medications for p in m["periods"])
     return {"patient": timeline["patient"], "instruments": instruments,
-            "medications": medications, "warnings": timeline.get("warnings", [])}
+            "medications": medications, "synthetic": synthetic,
+            "warnings": timeline.get("warnings", [])}
 
 
-def _band_at(bands: list[Resource], date: str) -> str | None:
+def _instrument(ins: Resource) -> Resource:
+    code = (ins.get("code") or {}).get("code") or ins["questionnaire"]["id"]
+    rng = ins.get("range")
+    band = ins.get("band") or {}
+    band_points = band.get("points", [])
+    integer = ins.get("scoreType") != "decimal"
+    places = clinical.decimals([p["value"] for p in ins["points"]], integer)
+    points = []
+    for n, p in enumerate(ins["points"]):
+        at = _band_at(band_points, p["date"])
+        points.append({
+            "date": p["date"], "value": p["value"], "text": clinical.number(p["value"], places),
+            "observation": p["observation"].rpartition("/")[2],
+            "category": p["category"] or ("baseline" if n == 0 else None),
+            "reliable": p["reliable"], "index": p["index"], "synthetic": p["synthetic"],
+            "source": p.get("source"),
+            "band": (at.get("display") or at.get("code")) if at else None,
+            "bandChange": clinical.band_change(at),
+            "alerts": list(p.get("alerts") or []),
+        })
+    cutoffs = ins.get("cutoffs", [])
+    title = ins["questionnaire"].get("title") or ins["questionnaire"]["id"]
+    return {
+        "code": code, "display": ins["label"], "heading": clinical.heading(ins["label"], title),
+        "questionnaire": title, "decimals": places,
+        "direction": ins.get("direction") or "lower-is-better",
+        "range": [rng["low"], rng["high"]] if rng else None,
+        "clinical": clinical.clinical_range(cutoffs[0], integer, places) if cutoffs else None,
+        "bands": clinical.bands(band.get("options", []), *((rng["low"], rng["high"]) if rng
+                                                            else (None, None))),
+        "statistics": clinical.statistics(cutoffs[0], places) if cutoffs else [],
+        "points": points,
+    }
+
+
+def _band_at(bands: list[Resource], date: str) -> Resource | None:
     # The band (severity, threshold met) scored from the same response: same date.
     for band in bands:
         if band["date"] == date:
-            return str(band.get("display") or band.get("code"))
+            return band
     return None
 
 
