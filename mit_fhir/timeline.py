@@ -69,6 +69,17 @@ class CutoffSchema(Schema):
     citations = fields.List(fields.String(), required=True)
 
 
+class ReliableChangeRuleSchema(Schema):
+    method = fields.String(required=True)
+    criticalValue = fields.Float(required=True)  # noqa: N815
+    criticalDifference = fields.Float(allow_none=True, required=True)  # noqa: N815
+    reliability = fields.Float(allow_none=True, required=True)
+    sd = fields.Float(allow_none=True, required=True)
+    sediff = fields.Float(allow_none=True, required=True)
+    verified = fields.Boolean(required=True)
+    citations = fields.List(fields.String(), required=True)
+
+
 class PointSchema(Schema):
     date = fields.String(required=True)
     value = fields.Float(required=True)
@@ -109,6 +120,8 @@ class InstrumentSchema(Schema):
     range = fields.Nested(RangeSchema, allow_none=True, required=True)
     direction = fields.String(allow_none=True, required=True)
     cutoffs = fields.List(fields.Nested(CutoffSchema), required=True)
+    reliableChange = fields.Nested(ReliableChangeRuleSchema, allow_none=True,  # noqa: N815
+                                   required=True)
     points = fields.List(fields.Nested(PointSchema), required=True)
     band = fields.Nested(BandSchema, allow_none=True, required=True)
 
@@ -321,6 +334,33 @@ def _cutoffs(params: ParameterSet, qid: str, link_id: str) -> list[Resource]:
     }]
 
 
+def _rule(params: ParameterSet, qid: str, link_id: str) -> Resource | None:
+    """How the stored verdicts judged reliable change: a published critical difference, or
+    the index's critical value with the reliability and SD it divides by (S_diff)."""
+    if qid not in params.instruments():
+        return None
+    try:
+        score = params.get(qid, link_id)
+        maths = score.to_parameters()
+    except rc.ParameterError:
+        return None
+    published = maths.uses_published_difference
+    names = ("critical_difference",) if published else ("reliability", "sd")
+    used = [score.values[n] for n in names if n in score.values]
+    sediff = None if published else rc.standard_error_of_difference(
+        maths.sd, maths.reliability)  # type: ignore[arg-type]
+    return {
+        "method": str(score.default_method),
+        "criticalValue": rc.critical_value(score.default_method),
+        "criticalDifference": maths.critical_difference if published else None,
+        "reliability": None if published else maths.reliability,
+        "sd": None if published else maths.sd,
+        "sediff": None if sediff is None else round(sediff, 6),
+        "verified": all(v.verified for v in used),
+        "citations": list(dict.fromkeys(v.citation for v in used)),
+    }
+
+
 def _label(questionnaire: Resource, item: Resource | None) -> str:
     """A short name for summaries: the title's abbreviation ("DERS", "SCL-90-R"), plus the
     score's own ("GSI") when the form has several."""
@@ -386,6 +426,7 @@ def _instrument(q: Resource, headline: Resource | None, band: Resource | None,
         "range": {"low": found[0], "high": found[1]} if found else None,
         "direction": direction,
         "cutoffs": _cutoffs(params, qid, headline["linkId"]) if headline else [],
+        "reliableChange": _rule(params, qid, headline["linkId"]) if headline else None,
         "points": [_point(o) for o in _by_date(numeric)],
         "band": {
             "code": _coding(band),

@@ -98,9 +98,31 @@ def band_change(point: Resource | None) -> str | None:
     return f"{before} → {now}"
 
 
-def statistics(cutoff: Resource, places: int) -> list[Resource]:
-    """Rows of the statistics table under the chart: how the clinical range was set."""
-    return [{"name": CUTOFF_KINDS.get(cutoff["kind"], "clinical cutoff"),
-             "value": f"{cutoff['value']:.{max(places, 2)}f}",
-             "source": "; ".join(cutoff.get("citations", [])),
-             "verified": bool(cutoff.get("verified", True))}]
+def _plain(value: float) -> str:
+    return f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def statistics(cutoff: Resource | None, rule: Resource | None) -> list[Resource]:
+    """Rows of the statistics table under the chart: how the clinical range and reliable
+    change were set, with the sources psychometrics.json cites."""
+    rows = []
+    if cutoff:
+        rows.append({"name": CUTOFF_KINDS.get(cutoff["kind"], "clinical cutoff"),
+                     "value": _plain(cutoff["value"]),
+                     "source": "; ".join(cutoff.get("citations", [])),
+                     "verified": bool(cutoff.get("verified", True))})
+    if rule and rule.get("criticalDifference") is not None:
+        rows.append({"name": "reliable change: published critical difference",
+                     "value": f"a change of {_plain(rule['criticalDifference'])} or more",
+                     "source": "; ".join(rule["citations"]), "verified": rule["verified"]})
+    elif rule:
+        crit = f"{rule['criticalValue']:g}"
+        smallest = (f"; a change of more than {rule['criticalValue'] * rule['sediff']:.2f}"
+                    if rule["method"] == "jacobson-truax" else "")
+        rows.append({"name": f"reliable change: |RCI| > {crit} ({rule['method']})",
+                     "value": f"SEdiff {rule['sediff']:.2f} (reliability {rule['reliability']:g}, "
+                              f"SD {rule['sd']:g}){smallest}",
+                     "source": "; ".join(rule["citations"]) + "; RCI = change / SEdiff "
+                               "(Jacobson & Truax 1991, J Consult Clin Psychol 59:12-19)",
+                     "verified": rule["verified"]})
+    return rows

@@ -81,7 +81,8 @@ def _instrument(ins: Resource) -> Resource:
         "clinical": clinical.clinical_range(cutoffs[0], integer, places) if cutoffs else None,
         "bands": clinical.bands(band.get("options", []), *((rng["low"], rng["high"]) if rng
                                                             else (None, None))),
-        "statistics": clinical.statistics(cutoffs[0], places) if cutoffs else [],
+        "statistics": clinical.statistics(cutoffs[0] if cutoffs else None,
+                                          ins.get("reliableChange")),
         "points": points,
     }
 

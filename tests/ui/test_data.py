@@ -100,6 +100,11 @@ def test_the_page_document_comes_from_the_timeline(app: Flask) -> None:
     assert ders["clinical"]["text"] == "clinical range: 106 and above"
     assert ders["statistics"][0]["name"].startswith("cutoff c") and \
         ders["statistics"][0]["value"] == "105.18"
+    # Reliable change: alpha .93 and SD 20.72 give S_diff 7.75 and 15.2 points (as
+    # shared/reference/psychometrics.md works out).
+    assert ders["statistics"][1]["name"] == "reliable change: |RCI| > 1.96 (jacobson-truax)"
+    assert ders["statistics"][1]["value"] == \
+        "SEdiff 7.75 (reliability 0.93, SD 20.72); a change of more than 15.20"
     assert ders["heading"] == "Difficulties in Emotion Regulation Scale (DERS)"
     assert [p["text"] for p in ders["points"]] == ["144", "108", "72"]
     assert [(m["display"], m["source"]) for m in doc["medications"]] == [("topiramate", "ehr")]
@@ -124,6 +129,7 @@ def test_the_case_reports_gsi_and_bpd_criteria_are_charted(app: Flask) -> None:
     assert gsi["clinical"]["text"] == "clinical range: 0.57 and above"
     assert [p["text"] for p in gsi["points"]] == ["2.10", "0.22"]
     assert gsi["heading"] == "Symptom Checklist-90-Revised (SCL-90-R): GSI"
+    assert [r["value"] for r in gsi["statistics"]] == ["0.57", "a change of 0.43 or more"]
     bpd = by_code["bpd-criteria-count"]
     assert [p["value"] for p in bpd["points"]] == [8, 3]
     # No cited numeric cutoff for the criteria count: its DSM-5 threshold is drawn as the

@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from mit_fhir.demo import load_demo
+from mit_fhir.submissions import submit
+from tests.conftest import sample
 from tests.ui.conftest import SCREENSHOTS, AppServer, run_app_server, screenshot
 from tests.ui.smart_ehr import SmartEhr
 from tests.ui.test_browser import axe_violations, launch
@@ -190,13 +192,18 @@ def test_the_page_fits_a_phone_and_reads_on_large_screens(app_server: AppServer,
                 assert axe_violations(page) == []
 
 
-@pytest.fixture(scope="module")
-def open_app(ehr: SmartEhr, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """The app with inbound auth off, so the test can call its CDS service as an EHR would."""
-    yield from run_app_server(ehr, tmp_path_factory.mktemp("ui-cds"), AUTH="none")
+@pytest.fixture
+def open_app(medplum_server: Any, tmp_path: Path) -> Iterator[AppServer]:
+    """The app with inbound auth off, so the test can call its CDS service as an EHR would;
+    registered with an EHR of its own (a registration replaces the shared EHR's)."""
+    ehr = SmartEhr(fhir_backend=medplum_server.base_url).start()
+    try:
+        yield from run_app_server(ehr, tmp_path, AUTH="none")
+    finally:
+        ehr.stop()
 
 
-def test_the_cds_cards_link_opens_the_outcomes_view(open_app: AppServer, page: Any) -> None:
+def test_the_cds_cards_link_opens_the_outcomes_view(open_app: AppServer, browser: Any) -> None:
     patient = load_demo(open_app.app.extensions["mit_fhir"]).patient
     hook = {"hookInstance": "3e0c9c9a-3d5f-4f52-9b57-5f2a8c1d0e11", "hook": "patient-view",
             "context": {"userId": "Practitioner/example", "patientId": patient}}
@@ -207,8 +214,47 @@ def test_the_cds_cards_link_opens_the_outcomes_view(open_app: AppServer, page: A
     (link,) = links
     # What the EHR does with a "smart" link: add its iss and a launch id, then open it.
     launch_id = open_app.ehr.launch(patient)
-    page.goto(f"{link}&{urlencode({'iss': open_app.ehr.iss, 'launch': launch_id})}")
-    page.click("button:has-text('Approve')")
-    page.wait_for_selector(READY, state="attached", timeout=30_000)
-    assert page.url == f"{open_app.url}/app/patients/{patient}/outcomes"
-    assert page.locator("h1").inner_text().startswith("Outcomes and medication")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    try:
+        page = context.new_page()
+        joiner = "&" if "?" in link else "?"
+        page.goto(link + joiner + urlencode({"iss": open_app.ehr.iss, "launch": launch_id}))
+        page.click("button:has-text('Approve')")
+        page.wait_for_selector(READY, state="attached", timeout=30_000)
+        assert page.url == f"{open_app.url}/app/patients/{patient}/outcomes"
+        assert page.locator("h1").inner_text().startswith("Outcomes and medication")
+    finally:
+        context.close()
+
+
+def submit_phq9(context: Any, patient: str, name: str, authored: str) -> None:
+    qr = {**sample("phq-9", name), "authored": authored,
+          "subject": {"reference": f"Patient/{patient}"}}
+    qr.pop("id", None)
+    submit(context, qr)
+
+
+def test_phq9_severity_bands_and_its_clinical_range_are_drawn(app_server: AppServer,
+                                                              page: Any) -> None:
+    context = app_server.app.extensions["mit_fhir"]
+    submit_phq9(context, "phq-bands", "severe", "2024-01-10T10:00:00Z")
+    submit_phq9(context, "phq-bands", "complete", "2024-04-10T10:00:00Z")
+    open_outcomes(page, app_server, "phq-bands")
+    section = page.locator("section.instrument[data-code='44261-6']")
+    assert section.locator("h2").inner_text().startswith("PHQ-9") or \
+        "Patient Health Questionnaire" in section.locator("h2").inner_text()
+    edges = page.evaluate("""() => Object.entries(window.mitFhirCharts['44261-6'].options
+        .plugins.annotation.annotations).filter(([k, a]) => a.type === 'line')
+        .map(([k, a]) => [k, a.yMin])""")
+    assert sorted(y for k, y in edges if k.startswith("edge")) == [5, 10, 15, 20]
+    assert [y for k, y in edges if not k.startswith("edge")] == [10]
+    assert "clinical range: 10 and above" in section.locator("p.note").inner_text()
+    values = section.locator("table[id$='-table'] tbody tr .value").all_inner_texts()
+    assert all(v.isdigit() for v in values)  # integers for the PHQ-9
+    stats = section.locator("table[id$='-stats'] tbody tr td:first-of-type").all_inner_texts()
+    assert stats == ["10", "a change of 6 or more"]  # the IAPT conventions, as cited
+    bands = section.locator("table[id$='-table'] tbody tr .band").all_inner_texts()
+    assert bands[-1] == "Moderate (10-14)"
+    # The synthetic banner stays hidden: nothing here is synthetic.
+    assert not page.locator("#synthetic-banner").is_visible()
+    screenshot(page, "outcomes-phq9-bands")

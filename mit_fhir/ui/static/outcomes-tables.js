@@ -73,11 +73,6 @@ window.mitOutcomes = (function () {
 
   function statisticsTable(ins, id) {
     const rows = ins.statistics.map((s) => [{}, [s.name, s.value, s.source, s.verified ? "yes" : "no"]]);
-    if (ins.points.some((p) => p.index !== null && p.index !== undefined)) {
-      rows.push([{}, ["reliable change index (RCI, column of the table above)", "|RCI| ≥ 1.96",
-        "change from baseline over the standard error of the difference (Jacobson & Truax 1991, " +
-        "J Consult Clin Psychol 59:12-19); parameters and their sources in profiles/psychometrics.json", "yes"]]);
-    }
     return rows.length ? table(id + "-stats", ins.display + ": how the clinical range and reliable change are set",
       ["Statistic", "Value", "Source", "Checked in source"], rows) : null;
   }

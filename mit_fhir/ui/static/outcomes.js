@@ -78,7 +78,7 @@
     const value = Number(c.value);
     const out = {
       line: { type: "line", yMin: value, yMax: value, borderColor: "#cf222e", borderDash: [6, 4], borderWidth: 1.5,
-              label: { display: true, content: c.text, position: "end", backgroundColor: "#ffffff",
+              label: { display: true, content: c.text, position: "start", backgroundColor: "#ffffff",
                        color: "#a40e26", font: { size: 11 } } },
     };
     if (!ins.bands.length) {
@@ -232,6 +232,11 @@
       borderWidth: 2, borderSkipped: false, barPercentage: 0.9, categoryPercentage: 0.9, grouped: false,
     }));
     const canvas = document.getElementById("meds-chart");
+    if (!doc.medications.length) {  // nothing to draw: the note says so, no empty axes
+      canvas.parentElement.hidden = true;
+      document.getElementById("meds-table").hidden = true;
+      return;
+    }
     canvas.parentElement.style.height = (80 + 48 * Math.max(1, labels.length)) + "px";
     canvas.setAttribute("aria-label", "Medication timeline: " + (labels.join("; ") || "none") + ". The table below gives the periods.");
     charts.medications = new Chart(canvas, {
