@@ -4,7 +4,8 @@
                 range [low, high] or None, clinical {value, above, text} or None,
                 bands [{from, to, label, display}], statistics [{name, value, source,
                 verified}], points [{date, value, text, observation, category, reliable,
-                index, synthetic, source, band, bandChange, alerts}]
+                index, synthetic, source, band, bandChange, alerts}],
+                levels [label] or None (a band-only instrument: the y axis's named levels)
     medication: display, code, source ("ehr" | "mit-plan"), periods [{start, stop, dose,
                 status, ended, synthetic}]
     synthetic:  whether any value shown is synthetic (the page then says so at the top)
@@ -52,6 +53,8 @@ def page_document(timeline: Resource) -> dict[str, Any]:
 
 
 def _instrument(ins: Resource) -> Resource:
+    if not ins["points"] and (ins.get("band") or {}).get("points"):
+        return _band_only(ins)
     code = (ins.get("code") or {}).get("code") or ins["questionnaire"]["id"]
     rng = ins.get("range")
     band = ins.get("band") or {}
@@ -83,7 +86,31 @@ def _instrument(ins: Resource) -> Resource:
                                                             else (None, None))),
         "statistics": clinical.statistics(cutoffs[0] if cutoffs else None,
                                           ins.get("reliableChange")),
-        "points": points,
+        "levels": None, "points": points,
+    }
+
+
+def _band_only(ins: Resource) -> Resource:
+    """An instrument scored only as a band (the C-SSRS screener's triage): its options become
+    the levels of the chart's y axis, in the Questionnaire's order (least to most severe)."""
+    band = ins["band"]
+    order = [o["code"] for o in band["options"]]
+    title = ins["questionnaire"].get("title") or ins["questionnaire"]["id"]
+    points = [{
+        "date": p["date"], "value": order.index(p["code"]) if p["code"] in order else None,
+        "text": clinical.short_band(p), "observation": p["observation"].rpartition("/")[2],
+        "category": "baseline" if n == 0 else None, "reliable": None, "index": None,
+        "synthetic": p["synthetic"], "source": p.get("source"),
+        "band": p.get("display") or p["code"], "bandChange": clinical.band_change(p),
+        "alerts": list(p.get("alerts") or []),
+    } for n, p in enumerate(band["points"])]
+    return {
+        "code": band["code"]["code"], "display": ins["label"],
+        "heading": clinical.heading(ins["label"], title), "questionnaire": title,
+        "decimals": 0, "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
+        "clinical": None, "bands": [], "statistics": [],
+        "levels": [clinical.short_band(o) for o in band["options"]],
+        "points": [p for p in points if p["value"] is not None],
     }
 
 

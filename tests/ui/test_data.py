@@ -160,3 +160,17 @@ def test_band_wording_without_numbers_draws_no_bands() -> None:
     options = [{"code": "low", "display": "Low risk (yes to question 1 or 2 only)"},
                {"code": "high", "display": "High risk"}]
     assert clinical.bands(options, 0, 1) == []
+
+
+def test_a_band_only_instrument_is_charted_on_its_own_levels(app: Flask) -> None:
+    """The C-SSRS screener has no numeric score: its triage is charted on the form's levels."""
+    context = app.extensions["mit_fhir"]
+    for name, authored in (("low", "2024-01-10T10:00:00Z"),
+                           ("high-recent-behaviour", "2024-02-10T10:00:00Z")):
+        submit(context, {**sample("cssrs-screener", name), "authored": authored,
+                         "subject": {"reference": "Patient/triage"}})
+    (ins,) = data.outcomes_document(context, "triage")["instruments"]
+    assert ins["levels"] == ["No risk indicated", "Low risk", "Moderate risk", "High risk"]
+    assert [(p["value"], p["text"]) for p in ins["points"]] == [(1, "Low risk"),
+                                                                (3, "High risk")]
+    assert ins["points"][1]["bandChange"] == "low risk → high risk"

@@ -125,7 +125,8 @@
     const parts = [];
     if (ins.clinical) parts.push((ins.bands.length ? "Dashed red line" : "Shaded") + ": the " + ins.clinical.text + ".");
     if (ins.bands.length) parts.push("Bands: " + ins.bands.map((b) => b.display).join("; ") + ".");
-    parts.push((ins.direction === "higher-is-better" ? "Higher" : "Lower") + " is better.");
+    if (ins.levels) parts.push("Levels, as the form itself triages: " + ins.levels.join(", ") + " (least to most severe).");
+    else parts.push((ins.direction === "higher-is-better" ? "Higher" : "Lower") + " is better.");
     if (ins.points.some((p) => p.synthetic)) parts.push("Hollow markers are synthetic values.");
     parts.push("The grey line joins the assessments in date order.");
     return parts.join(" ");
@@ -150,11 +151,13 @@
     if (stats) section.appendChild(stats);
     root.appendChild(section);
 
-    const bottom = ins.range ? ins.range[0] : 0;
+    const levels = ins.levels;  // a band-only instrument: named levels instead of a score
+    const bottom = levels ? -0.5 : ins.range ? ins.range[0] : 0;
     const highest = Math.max(...ins.points.map((p) => p.value), ins.clinical ? Number(ins.clinical.value) : 0,
                              ...ins.bands.slice(1).map((b) => b.from));
     const step = highest > 20 ? 10 : highest > 5 ? 1 : 0.5;
-    const top = Math.min(ins.range ? ins.range[1] : Infinity, Math.ceil((highest * 1.1) / step) * step) || step;
+    const top = levels ? levels.length - 0.5
+      : Math.min(ins.range ? ins.range[1] : Infinity, Math.ceil((highest * 1.1) / step) * step) || step;
     const groups = new Map();
     for (const p of ins.points) {
       const key = categoryOf(p) + "|" + O.origin(p) + "|" + (categoryOf(p) === "none" ? p.bandChange || "" : "");
@@ -193,8 +196,8 @@
         animation: false, maintainAspectRatio: false,
         scales: {
           x: { type: "time", min: range.min, max: range.max, time: { minUnit: "month" }, title: { display: wide, text: "date" } },
-          y: { min: bottom, max: top, title: { display: wide, text: "score" }, afterFit: fixedWidth,
-               ticks: precision === 0 ? { precision: 0 } : {} },
+          y: { min: bottom, max: top, title: { display: wide, text: levels ? "level" : "score" }, afterFit: fixedWidth,
+               ticks: levels ? { stepSize: 1, callback: (v) => levels[v] || "" } : precision === 0 ? { precision: 0 } : {} },
         },
         plugins: {
           annotation: { annotations: { ...bandAnnotations(ins, top), ...clinicalAnnotations(ins, bottom, top) } },
