@@ -258,3 +258,14 @@ def test_phq9_severity_bands_and_its_clinical_range_are_drawn(app_server: AppSer
     # The synthetic banner stays hidden: nothing here is synthetic.
     assert not page.locator("#synthetic-banner").is_visible()
     screenshot(page, "outcomes-phq9-bands")
+
+
+def test_synthetic_medication_periods_are_hollow_bars(app_server: AppServer, demo: str,
+                                                      page: Any) -> None:
+    open_outcomes(page, app_server, demo)
+    fills = page.evaluate("""() => { const c = window.mitFhirCharts.medications;
+        return c.data.datasets.flatMap((d, i) => c.getDatasetMeta(i).data.map((bar, j) =>
+          [d.data[j].period.synthetic, bar.options.backgroundColor])); }""")
+    assert {f for s, f in fills if s} == {"#ffffff"}
+    assert "#ffffff" not in {f for s, f in fills if not s}
+    assert "Hollow bars are synthetic periods." in page.locator("#meds-note").inner_text()

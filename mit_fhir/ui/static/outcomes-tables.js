@@ -63,7 +63,7 @@ window.mitOutcomes = (function () {
       ["Change since baseline", "category", verdict],
       ["Band", "band", (p) => p.band || ""],
       ["RCI", "index", (p) => (p.index === null || p.index === undefined ? "" : Number(p.index).toFixed(2))],
-      ["Risk alerts", "alerts", (p) => (p.alerts || []).map((a) => a.level + ": " + a.message).join("; ")],
+      ["Risk alerts", "risk", (p) => (p.alerts || []).map((a) => a.level + ": " + a.message).join("; ")],
       ["Data", "origin", origin],
     ].filter(([, cls, get], i) => i < 3 || cls === "origin" || ins.points.some((p) => get(p) !== ""));
     return table(id + "-table", ins.display + ": every assessment", columns.map((c) => c[0]),

@@ -17,10 +17,10 @@
       const { ctx } = chart;
       ctx.save();
       ctx.font = "12px system-ui, sans-serif";
-      ctx.fillStyle = "#ffffff";
       ctx.textBaseline = "middle";
       chart.data.datasets.forEach((dataset, i) => {
         chart.getDatasetMeta(i).data.forEach((bar, j) => {
+          ctx.fillStyle = dataset.data[j].period.synthetic ? "#24292f" : "#ffffff";
           const text = dataset.data[j].period.dose || "";
           const left = Math.min(bar.x, bar.base);
           const width = Math.abs(bar.x - bar.base);
@@ -64,7 +64,7 @@
     const out = {};
     ins.bands.forEach((b, k) => {
       out["band" + k] = { type: "box", yMin: b.from, yMax: Math.min(b.to, top), borderWidth: 0,
-        backgroundColor: "rgba(154,71,0," + (0.035 * k).toFixed(3) + ")",
+        backgroundColor: "rgba(154,71,0," + (0.05 * k).toFixed(3) + ")",
         label: { display: true, content: b.label, position: { x: "end", y: "start" }, color: "#57606a",
                  font: { size: 11 } } };
       if (k > 0) out["edge" + k] = { type: "line", yMin: b.from, yMax: b.from, borderColor: "#8c959f", borderWidth: 1 };
@@ -218,7 +218,8 @@
     section.hidden = false;
     const note = document.getElementById("meds-note");
     note.textContent = doc.ehrError ? "Note: " + doc.ehrError + "." :
-      (doc.medications.length ? "A bar ends where its period ended; an ongoing period runs to the edge of the chart, marked ‘ongoing →’." :
+      (doc.medications.length ? "A bar ends where its period ended; an ongoing period runs to the edge of the chart, marked ‘ongoing →’." +
+        (doc.medications.some((m) => m.periods.some((p) => p.synthetic)) ? " Hollow bars are synthetic periods." : "") :
         "No medication recorded in the EHR or the MIT plan.");
     const narrow = window.innerWidth < 600;
     const labels = doc.medications.map((m) => m.display + (narrow ? "" : " · " + (SOURCES[m.source] ? SOURCES[m.source].label : m.source)));
@@ -230,9 +231,11 @@
           x: [Date.parse(p.start), p.stop ? Date.parse(p.stop) : range.max], y: labels[i], period: p, drug: m.display });
       }
     });
+    // Synthetic periods are hollow bars, as synthetic scores are hollow markers.
     const datasets = Object.entries(bySource).map(([src, data]) => ({
-      label: SOURCES[src].label, data, backgroundColor: SOURCES[src].colour, borderColor: "#ffffff",
-      borderWidth: 2, borderSkipped: false, barPercentage: 0.9, categoryPercentage: 0.9, grouped: false,
+      label: SOURCES[src].label, data, borderSkipped: false, barPercentage: 0.9, categoryPercentage: 0.9, grouped: false,
+      backgroundColor: (c) => (c.raw && c.raw.period.synthetic ? "#ffffff" : SOURCES[src].colour),
+      borderColor: (c) => (c.raw && c.raw.period.synthetic ? SOURCES[src].colour : "#ffffff"), borderWidth: 2,
     }));
     const canvas = document.getElementById("meds-chart");
     if (!doc.medications.length) {  // nothing to draw: the note says so, no empty axes
