@@ -64,6 +64,10 @@ def test_a_cssrs_high_triage_is_marked_on_its_levels_chart(app_server: AppServer
         section = page.locator("section.instrument[data-code='93374-7']")
         rows = section.locator("table[id$='-table'] tbody tr .value").all_inner_texts()
         assert rows == ["Low risk", "High risk"]
+        # The y axis names the form's levels, least to most severe.
+        ticks = page.evaluate(
+            "() => window.mitFhirCharts['93374-7'].scales.y.ticks.map(t => t.label)")
+        assert ticks == ["No risk indicated", "Low risk", "Moderate risk", "High risk"]
         items = section.locator(".alerts li").all_inner_texts()
         assert any(t.startswith(LEVEL_WORDS) and "2024-02-10" in t for t in items), items
         screenshot(page, "outcomes-cssrs-alert")

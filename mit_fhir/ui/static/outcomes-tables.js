@@ -59,7 +59,7 @@ window.mitOutcomes = (function () {
   function scoreTable(ins, id) {
     const columns = [
       ["Date", null, (p) => day(p.date)],
-      ["Score", "value", (p) => p.text],
+      [ins.levels ? "Level" : "Score", "value", (p) => p.text],
       ["Change since baseline", "category", verdict],
       ["Band", "band", (p) => p.band || ""],
       ["RCI", "index", (p) => (p.index === null || p.index === undefined ? "" : Number(p.index).toFixed(2))],

@@ -197,7 +197,9 @@
         scales: {
           x: { type: "time", min: range.min, max: range.max, time: { minUnit: "month" }, title: { display: wide, text: "date" } },
           y: { min: bottom, max: top, title: { display: wide, text: levels ? "level" : "score" }, afterFit: fixedWidth,
-               ticks: levels ? { stepSize: 1, callback: (v) => levels[v] || "" } : precision === 0 ? { precision: 0 } : {} },
+               // Named levels: one tick per level at 0, 1, 2 ... (the axis itself runs -0.5 to n-0.5).
+               afterBuildTicks: levels ? (axis) => { axis.ticks = levels.map((_, i) => ({ value: i })); } : undefined,
+               ticks: levels ? { autoSkip: false, callback: (v) => levels[v] || "" } : precision === 0 ? { precision: 0 } : {} },
         },
         plugins: {
           annotation: { annotations: { ...bandAnnotations(ins, top), ...clinicalAnnotations(ins, bottom, top) } },
