@@ -5,6 +5,7 @@
                 bands [{from, to, label, display}], statistics [{name, value, source,
                 verified}], points [{date, value, text, observation, category, reliable,
                 index, synthetic, source, band, bandChange, alerts}],
+                showIndex (whether the RCI column means anything for this score),
                 levels [label] or None (a band-only instrument: the y axis's named levels)
     medication: display, code, source ("ehr" | "mit-plan"), periods [{start, stop, dose,
                 status, ended, synthetic}]
@@ -86,6 +87,9 @@ def _instrument(ins: Resource) -> Resource:
                                                             else (None, None))),
         "statistics": clinical.statistics(cutoffs[0] if cutoffs else None,
                                           ins.get("reliableChange")),
+        # A published critical difference (PHQ-9's 6) judges the raw change: an RCI column
+        # beside it would be a second, unexplained yardstick.
+        "showIndex": not (ins.get("reliableChange") or {}).get("criticalDifference"),
         "levels": None, "points": points,
     }
 
@@ -108,7 +112,7 @@ def _band_only(ins: Resource) -> Resource:
         "code": band["code"]["code"], "display": ins["label"],
         "heading": clinical.heading(ins["label"], title), "questionnaire": title,
         "decimals": 0, "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
-        "clinical": None, "bands": [], "statistics": [],
+        "clinical": None, "bands": [], "statistics": [], "showIndex": False,
         "levels": [clinical.short_band(o) for o in band["options"]],
         "points": [p for p in points if p["value"] is not None],
     }

@@ -140,10 +140,11 @@ def thresholds_bands_and_words(page: Any, app_server: AppServer, demo: str) -> N
     assert "no change computed" not in text and "populations" not in text.split("Statistic")[0]
     # Values at the instrument's precision; the statistics in their own table.
     gsi = page.locator("section.instrument[data-code='scl-90-r-gsi']")
+    ders = page.locator("section.instrument[data-code='ders-total']")
     assert gsi.locator("table[id$='-table'] tbody tr").last.locator(".value").inner_text() == "0.22"
+    assert "RCI" in ders.locator("table[id$='-table'] thead").inner_text()
     assert gsi.locator("table[id$='-stats'] tbody tr").first.locator("td").first.inner_text() \
         == "0.57"
-    ders = page.locator("section.instrument[data-code='ders-total']")
     assert ders.locator("table[id$='-stats']").inner_text().count("cutoff c") == 1
     # No legend entry for the connecting line: the note explains it.
     legend = page.locator("section.instrument ul.legend li").all_inner_texts()
@@ -253,6 +254,9 @@ def test_phq9_severity_bands_and_its_clinical_range_are_drawn(app_server: AppSer
     assert all(v.isdigit() for v in values)  # integers for the PHQ-9
     stats = section.locator("table[id$='-stats'] tbody tr td:first-of-type").all_inner_texts()
     assert stats == ["10", "a change of 6 or more"]  # the IAPT conventions, as cited
+    # Judged by the raw change, not by an index: no RCI column beside it.
+    headers = section.locator("table[id$='-table'] thead th").all_inner_texts()
+    assert "RCI" not in headers and "Band" in headers
     bands = section.locator("table[id$='-table'] tbody tr .band").all_inner_texts()
     assert bands[-1] == "Moderate (10-14)"
     # The synthetic banner stays hidden: nothing here is synthetic.

@@ -65,7 +65,8 @@ window.mitOutcomes = (function () {
       ["RCI", "index", (p) => (p.index === null || p.index === undefined ? "" : Number(p.index).toFixed(2))],
       ["Risk alerts", "risk", (p) => (p.alerts || []).map((a) => a.level + ": " + a.message).join("; ")],
       ["Data", "origin", origin],
-    ].filter(([, cls, get], i) => i < 3 || cls === "origin" || ins.points.some((p) => get(p) !== ""));
+    ].filter(([, cls, get], i) => i < 3 || cls === "origin" ||
+      (cls !== "index" || ins.showIndex) && ins.points.some((p) => get(p) !== ""));
     return table(id + "-table", ins.display + ": every assessment", columns.map((c) => c[0]),
       ins.points.map((p) => [{ "data-observation": p.observation || "", "data-category": categoryOf(p) },
         columns.map((c) => c[2](p)), columns.map((c) => c[1])]));
