@@ -70,6 +70,17 @@ class CutoffSchema(Schema):
     citations = fields.List(fields.String(), required=True)
 
 
+class ReliableChangeRuleSchema(Schema):
+    method = fields.String(required=True)
+    criticalValue = fields.Float(required=True)  # noqa: N815
+    criticalDifference = fields.Float(allow_none=True, required=True)  # noqa: N815
+    reliability = fields.Float(allow_none=True, required=True)
+    sd = fields.Float(allow_none=True, required=True)
+    sediff = fields.Float(allow_none=True, required=True)
+    verified = fields.Boolean(required=True)
+    citations = fields.List(fields.String(), required=True)
+
+
 class AlertSchema(Schema):
     level = fields.String(required=True, validate=validate.OneOf(["warning", "critical"]))
     item = fields.String(required=True)
@@ -95,6 +106,7 @@ class BandPointSchema(Schema):
     date = fields.String(required=True)
     code = fields.String(required=True)
     display = fields.String(allow_none=True, required=True)
+    baseline = fields.Nested(CodingSchema, allow_none=True, required=True)
     observation = fields.String(required=True)
     interpretation = fields.String(allow_none=True, required=True)
     synthetic = fields.Boolean(required=True)
@@ -113,9 +125,13 @@ class InstrumentSchema(Schema):
     label = fields.String(required=True)
     code = fields.Nested(CodingSchema, allow_none=True, required=True)
     unit = fields.String(allow_none=True, required=True)
+    scoreType = fields.String(allow_none=True, required=True,  # noqa: N815
+                              validate=validate.OneOf(["integer", "decimal"]))
     range = fields.Nested(RangeSchema, allow_none=True, required=True)
     direction = fields.String(allow_none=True, required=True)
     cutoffs = fields.List(fields.Nested(CutoffSchema), required=True)
+    reliableChange = fields.Nested(ReliableChangeRuleSchema, allow_none=True,  # noqa: N815
+                                   required=True)
     points = fields.List(fields.Nested(PointSchema), required=True)
     band = fields.Nested(BandSchema, allow_none=True, required=True)
 
@@ -287,11 +303,21 @@ def _point(obs: Resource) -> Resource:
             "interpretation": _interpretation(obs), "synthetic": synthetic, "source": origin}
 
 
+def _band_baseline(obs: Resource) -> Resource | None:
+    """The baseline's band the service stored beside this band (the band-change extension)."""
+    ext = extension(obs, EXT_BAND_CHANGE)
+    parts = {p["url"]: p for p in (ext or {}).get("extension", [])}
+    coding = parts.get("baselineValue", {}).get("valueCoding")
+    return {k: coding[k] for k in ("system", "code", "display") if k in coding} \
+        if coding else None
+
+
 def _band_point(obs: Resource) -> Resource:
     synthetic, origin = _source(obs)
     coding = obs["valueCodeableConcept"]["coding"][0]
     return {"date": obs["effectiveDateTime"], "code": coding["code"],
-            "display": coding.get("display"), "observation": f"Observation/{obs['id']}",
+            "display": coding.get("display"), "baseline": _band_baseline(obs),
+            "observation": f"Observation/{obs['id']}",
             "interpretation": _interpretation(obs) if extension(obs, EXT_BAND_CHANGE) else None,
             "synthetic": synthetic, "source": origin}
 
@@ -336,6 +362,33 @@ def _cutoffs(params: ParameterSet, qid: str, link_id: str) -> list[Resource]:
         "verified": all(v.verified for v in used),
         "citations": list(dict.fromkeys(v.citation for v in used)),
     }]
+
+
+def _rule(params: ParameterSet, qid: str, link_id: str) -> Resource | None:
+    """How the stored verdicts judged reliable change: a published critical difference, or
+    the index's critical value with the reliability and SD it divides by (S_diff)."""
+    if qid not in params.instruments():
+        return None
+    try:
+        score = params.get(qid, link_id)
+        maths = score.to_parameters()
+    except rc.ParameterError:
+        return None
+    published = maths.uses_published_difference
+    names = ("critical_difference",) if published else ("reliability", "sd")
+    used = [score.values[n] for n in names if n in score.values]
+    sediff = None if published else rc.standard_error_of_difference(
+        maths.sd, maths.reliability)  # type: ignore[arg-type]
+    return {
+        "method": str(score.default_method),
+        "criticalValue": rc.critical_value(score.default_method),
+        "criticalDifference": maths.critical_difference if published else None,
+        "reliability": None if published else maths.reliability,
+        "sd": None if published else maths.sd,
+        "sediff": None if sediff is None else round(sediff, 6),
+        "verified": all(v.verified for v in used),
+        "citations": list(dict.fromkeys(v.citation for v in used)),
+    }
 
 
 def _label(questionnaire: Resource, item: Resource | None) -> str:
@@ -399,9 +452,11 @@ def _instrument(q: Resource, headline: Resource | None, band: Resource | None,
         "label": _label(q, headline),
         "code": _coding(headline) if headline else None,
         "unit": unit,
+        "scoreType": headline.get("type") if headline else None,
         "range": {"low": found[0], "high": found[1]} if found else None,
         "direction": direction,
         "cutoffs": _cutoffs(params, qid, headline["linkId"]) if headline else [],
+        "reliableChange": _rule(params, qid, headline["linkId"]) if headline else None,
         "points": [_point(o) for o in _by_date(numeric)],
         "band": {
             "code": _coding(band),

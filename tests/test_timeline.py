@@ -77,6 +77,23 @@ def test_points_carry_the_services_change_flags_in_date_order(app: Flask,
     assert timeline_for(app.extensions["mit_fhir"], "somebody-else")["instruments"] == []
 
 
+def test_band_points_carry_the_stored_baseline_band_and_the_score_its_rule(
+        app: Flask, fhir: FhirActions) -> None:
+    submit(fhir, phq9("p1", "2024-01-01T10:00:00Z", "severe"))
+    submit(fhir, phq9("p1", "2024-04-01T10:00:00Z"))
+    (phq,) = timeline_for(app.extensions["mit_fhir"], "p1")["instruments"]
+    first, second = phq["band"]["points"]
+    assert first["baseline"] is None  # the baseline has nothing to be compared with
+    assert second["baseline"]["code"] == "phq-9-severe" and second["code"] == "phq-9-moderate"
+    assert phq["scoreType"] == "integer"
+    # PHQ-9 change is judged by IAPT's published difference (6), not by an RCI.
+    rule = phq["reliableChange"]
+    shipped = load_parameters().get("phq-9", "phq-9-total")
+    assert rule["criticalDifference"] == shipped.number("critical_difference") == 6
+    assert rule["sediff"] is None
+    assert rule["citations"] == [shipped.values["critical_difference"].citation]
+
+
 def test_cutoff_direction_and_range_come_from_the_parameter_file(app: Flask,
                                                                  tmp_path: Path) -> None:
     context = app.extensions["mit_fhir"]

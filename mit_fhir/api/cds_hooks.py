@@ -24,12 +24,14 @@ from mit_fhir.timeline import timeline_for
 
 discovery_bp = Blueprint("cds_discovery", __name__)
 bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
-LAUNCH_PATH = "/app/launch"
+# The card names the outcomes view, so its SMART link asks the launch for it; the EHR adds
+# `iss` and `launch` to this URL (CDS Hooks Link.type "smart").
+LAUNCH_PATH = "/app/launch?view=outcomes"
 
 
 def launch_url() -> str:
-    """The SMART launch URL of the outcomes view: {service root}/app/launch, the root being
-    MIT_FHIR_BASE_URL without its /fhir, else the request's host."""
+    """The SMART launch URL of the outcomes view: {service root}/app/launch?view=outcomes,
+    the root being MIT_FHIR_BASE_URL without its /fhir, else the request's host."""
     configured = current_app.config.get("BASE_URL")
     root = (configured.rstrip("/").removesuffix("/fhir") if configured
             else request.host_url.rstrip("/"))

@@ -1,10 +1,15 @@
 """The outcomes page's data: mit_fhir.timeline's document in the shape the page's script reads.
 
-    instrument: code, display, questionnaire, direction, range [low, high] or None,
-                cutoffs [{value, label}], points [{date, value, observation, category,
-                reliable, index, synthetic, band}]
+    instrument: code, display, heading, questionnaire, decimals, direction,
+                range [low, high] or None, clinical {value, above, text} or None,
+                bands [{from, to, label, display}], statistics [{name, value, source,
+                verified}], points [{date, value, text, observation, category, reliable,
+                index, synthetic, source, band, bandChange, alerts}],
+                showIndex (whether the RCI column means anything for this score),
+                levels [label] or None (a band-only instrument: the y axis's named levels)
     medication: display, code, source ("ehr" | "mit-plan"), periods [{start, stop, dose,
-                status, synthetic}]
+                status, ended, synthetic}]
+    synthetic:  whether any value shown is synthetic (the page then says so at the top)
 
 The timeline is the single source of the numbers (scores, cutoffs from psychometrics.json,
 change verdicts the service stored); this module only renames and labels.
@@ -17,14 +22,9 @@ from typing import Any
 
 from mit_fhir.context import Context
 from mit_fhir.fhir.urls import EXT_RELIABLE_CHANGE
+from mit_fhir.ui import clinical
 
 Resource = dict[str, Any]
-CUTOFF_LABELS = {
-    "published": "published clinical cutoff",
-    "a": "clinical cutoff a (2 SD beyond the clinical mean)",
-    "b": "clinical cutoff b (2 SD within the functional mean)",
-    "c": "clinical cutoff c (between the two populations)",
-}
 
 
 def outcomes_document(context: Context, patient: str,
@@ -37,48 +37,92 @@ def outcomes_document(context: Context, patient: str,
 
 
 def page_document(timeline: Resource) -> dict[str, Any]:
-    """The timeline document renamed for outcomes.js."""
-    instruments = []
-    for ins in timeline["instruments"]:
-        code = (ins.get("code") or {}).get("code") or ins["questionnaire"]["id"]
-        rng = ins.get("range")
-        bands = (ins.get("band") or {}).get("points", [])
-        points = []
-        for n, p in enumerate(ins["points"]):
-            band = _band_at(bands, p["date"])
-            points.append({
-                "date": p["date"], "value": p["value"],
-                "observation": p["observation"].rpartition("/")[2],
-                "category": p["category"] or ("baseline" if n == 0 else None),
-                "reliable": p["reliable"], "index": p["index"], "synthetic": p["synthetic"],
-                "band": band,
-            })
-        instruments.append({
-            "code": code, "display": ins["label"],
-            "questionnaire": ins["questionnaire"].get("title") or ins["questionnaire"]["id"],
-            "direction": ins.get("direction") or "lower-is-better",
-            "range": [rng["low"], rng["high"]] if rng else None,
-            "cutoffs": [{"value": c["value"],
-                         "label": CUTOFF_LABELS.get(c["kind"], "clinical cutoff")
-                         + ("" if c.get("verified", True) else " (norms unverified)")}
-                        for c in ins.get("cutoffs", [])],
-            "points": points,
-        })
+    """The timeline document renamed and worded for outcomes.js."""
+    instruments = [_instrument(ins) for ins in timeline["instruments"]]
     medications = [{
         "display": m["drug"], "code": m.get("code"), "source": m["source"],
         "periods": [{"start": p["start"], "stop": p["stop"], "dose": p.get("dose") or "",
-                     "status": p.get("status"), "synthetic": p.get("synthetic", False)}
+                     "status": p.get("status"), "ended": p.get("ended"),
+                     "synthetic": p.get("synthetic", False)}
                     for p in m["periods"]],
     } for m in timeline["medications"]]
+    synthetic = any(p["synthetic"] for i in instruments for p in i["points"]) or any(
+        p["synthetic"] for m in medications for p in m["periods"])
     return {"patient": timeline["patient"], "instruments": instruments,
-            "medications": medications, "warnings": timeline.get("warnings", [])}
+            "medications": medications, "synthetic": synthetic,
+            "warnings": timeline.get("warnings", [])}
 
 
-def _band_at(bands: list[Resource], date: str) -> str | None:
+def _instrument(ins: Resource) -> Resource:
+    if not ins["points"] and (ins.get("band") or {}).get("points"):
+        return _band_only(ins)
+    code = (ins.get("code") or {}).get("code") or ins["questionnaire"]["id"]
+    rng = ins.get("range")
+    band = ins.get("band") or {}
+    band_points = band.get("points", [])
+    integer = ins.get("scoreType") != "decimal"
+    places = clinical.decimals([p["value"] for p in ins["points"]], integer)
+    points = []
+    for n, p in enumerate(ins["points"]):
+        at = _band_at(band_points, p["date"])
+        points.append({
+            "date": p["date"], "value": p["value"], "text": clinical.number(p["value"], places),
+            "observation": p["observation"].rpartition("/")[2],
+            "category": p["category"] or ("baseline" if n == 0 else None),
+            "reliable": p["reliable"], "index": p["index"], "synthetic": p["synthetic"],
+            "source": p.get("source"),
+            "band": (at.get("display") or at.get("code")) if at else None,
+            "bandChange": clinical.band_change(at),
+            "alerts": list(p.get("alerts") or []),
+        })
+    cutoffs = ins.get("cutoffs", [])
+    title = ins["questionnaire"].get("title") or ins["questionnaire"]["id"]
+    return {
+        "code": code, "display": ins["label"], "heading": clinical.heading(ins["label"], title),
+        "questionnaire": title, "decimals": places,
+        "direction": ins.get("direction") or "lower-is-better",
+        "range": [rng["low"], rng["high"]] if rng else None,
+        "clinical": clinical.clinical_range(cutoffs[0], integer, places) if cutoffs else None,
+        "bands": clinical.bands(band.get("options", []), *((rng["low"], rng["high"]) if rng
+                                                            else (None, None))),
+        "statistics": clinical.statistics(cutoffs[0] if cutoffs else None,
+                                          ins.get("reliableChange")),
+        # A published critical difference (PHQ-9's 6) judges the raw change: an RCI column
+        # beside it would be a second, unexplained yardstick.
+        "showIndex": not (ins.get("reliableChange") or {}).get("criticalDifference"),
+        "levels": None, "points": points,
+    }
+
+
+def _band_only(ins: Resource) -> Resource:
+    """An instrument scored only as a band (the C-SSRS screener's triage): its options become
+    the levels of the chart's y axis, in the Questionnaire's order (least to most severe)."""
+    band = ins["band"]
+    order = [o["code"] for o in band["options"]]
+    title = ins["questionnaire"].get("title") or ins["questionnaire"]["id"]
+    points = [{
+        "date": p["date"], "value": order.index(p["code"]) if p["code"] in order else None,
+        "text": clinical.short_band(p), "observation": p["observation"].rpartition("/")[2],
+        "category": "baseline" if n == 0 else None, "reliable": None, "index": None,
+        "synthetic": p["synthetic"], "source": p.get("source"),
+        "band": p.get("display") or p["code"], "bandChange": clinical.band_change(p),
+        "alerts": list(p.get("alerts") or []),
+    } for n, p in enumerate(band["points"])]
+    return {
+        "code": band["code"]["code"], "display": ins["label"],
+        "heading": clinical.heading(ins["label"], title), "questionnaire": title,
+        "decimals": 0, "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
+        "clinical": None, "bands": [], "statistics": [], "showIndex": False,
+        "levels": [clinical.short_band(o) for o in band["options"]],
+        "points": [p for p in points if p["value"] is not None],
+    }
+
+
+def _band_at(bands: list[Resource], date: str) -> Resource | None:
     # The band (severity, threshold met) scored from the same response: same date.
     for band in bands:
         if band["date"] == date:
-            return str(band.get("display") or band.get("code"))
+            return band
     return None
 
 

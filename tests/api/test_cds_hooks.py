@@ -90,7 +90,7 @@ def test_the_demo_patients_cards(app: Flask, client: FlaskClient) -> None:
         assert card["source"]["label"]
         (link,) = card["links"]
         assert link == {"label": "Open the outcomes view", "type": "smart",
-                        "url": "http://localhost/app/launch"}
+                        "url": "http://localhost/app/launch?view=outcomes"}
     assert "synthetic demonstration data" in cards[1]["detail"]
     compare_golden(GOLDEN / "cds" / "demo-mit-1-patient-view.json", resp.get_json())
 
@@ -103,7 +103,8 @@ def test_the_launch_url_follows_the_configured_base(database_url: str) -> None:
         cards = call(app.test_client(), hook()).get_json()["cards"]
     finally:
         app.extensions["mit_fhir"].store.dispose()
-    assert {c["links"][0]["url"] for c in cards} == {"https://ehr.example.org/mit/app/launch"}
+    assert {c["links"][0]["url"] for c in cards} == {
+        "https://ehr.example.org/mit/app/launch?view=outcomes"}
 
 
 def submit(client: FlaskClient, qr: dict[str, Any]) -> None:

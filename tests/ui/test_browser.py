@@ -109,19 +109,23 @@ def test_launch_fill_ders_submit_and_see_the_new_point(app_server: AppServer, me
 
         page.click("#to-outcomes")
         page.wait_for_selector("#outcomes[data-ready=true]", state="attached", timeout=30_000)
-        table = page.locator("section.instrument[data-code='ders-total'] table")
-        rows = table.locator("tbody tr")
+        rows = page.locator(
+            "section.instrument[data-code='ders-total'] table[id$='-table'] tbody tr")
         assert rows.count() == 2
-        assert rows.nth(1).locator("td").nth(0).inner_text() == str(expected)
-        assert rows.nth(1).locator(".category").inner_text() == "recovered"
+        assert rows.nth(1).locator(".value").inner_text() == str(expected)
+        assert rows.nth(1).locator(".category").inner_text() == \
+            "reliable improvement, out of the clinical range"
         chart = page.evaluate("""() => {
             const c = window.mitFhirCharts['ders-total'];
             return c.data.datasets.map(d => ({label: d.label, ys: d.data.map(p => p.y),
                                               shape: d.pointStyle || null}));
         }""")
-        recovered = next(d for d in chart if d["label"] == "recovered")
+        recovered = next(
+            d for d in chart
+            if d["label"] == "reliable improvement, out of the clinical range (recorded)")
         assert recovered["ys"] == [expected] and recovered["shape"] == "circle"
-        assert next(d for d in chart if d["label"] == "baseline")["ys"] == [144]
+        assert next(d for d in chart
+                    if d["label"] == "first assessment (baseline) (recorded)")["ys"] == [144]
         screenshot(page, "outcomes-after-ders")
         assert axe_violations(page) == []
         assert errors == []  # no script error, no Content-Security-Policy violation
@@ -166,9 +170,9 @@ def test_psychiatrist_sees_both_medications_on_the_timeline(app_server: AppServe
     # The synthetic point says so in the legend and in the table.
     legend = page.evaluate("() => window.mitFhirCharts['ders-total'].data.datasets"
                            ".map(d => d.label)")
-    assert "unchanged (synthetic)" in legend
-    rows = page.locator("section.instrument[data-code='ders-total'] tbody tr")
-    assert [rows.nth(i).locator("td").last.inner_text() for i in range(3)] == [
+    assert "no reliable change (synthetic)" in legend
+    rows = page.locator("section.instrument[data-code='ders-total'] table[id$='-table'] tbody tr")
+    assert [rows.nth(i).locator(".origin").inner_text() for i in range(3)] == [
         "recorded", "synthetic", "recorded"]
     axes = page.evaluate("""() => [window.mitFhirCharts['ders-total'].scales.x,
         window.mitFhirCharts.medications.scales.x].map(s => [s.min, s.max])""")
@@ -287,12 +291,14 @@ def test_the_demo_patients_outcomes_show_the_case_report_and_both_medications(
     labels = page.evaluate("() => window.mitFhirCharts.medications.data.labels")
     assert all(label.endswith("MIT plan") for label in labels), labels
     # DERS 118 -> 57 as in the case report, the months between labelled synthetic.
-    rows = page.locator("section.instrument[data-code='ders-total'] tbody tr")
-    first, last = rows.first.locator("td"), rows.last.locator("td")
-    assert first.nth(0).inner_text() == "118" and last.nth(0).inner_text() == "57"
-    assert "recovered" in last.nth(1).inner_text().lower()
-    data_cells = [rows.nth(i).locator("td").last.inner_text() for i in range(rows.count())]
-    assert data_cells[0] == data_cells[-1] == "recorded"
+    rows = page.locator("section.instrument[data-code='ders-total'] table[id$='-table'] tbody tr")
+    first, last = rows.first, rows.last
+    assert first.locator(".value").inner_text() == "118"
+    assert last.locator(".value").inner_text() == "57"
+    assert last.locator(".category").inner_text() == \
+        "reliable improvement, out of the clinical range"
+    data_cells = [rows.nth(i).locator(".origin").inner_text() for i in range(rows.count())]
+    assert data_cells[0] == data_cells[-1] == "case report"
     assert set(data_cells[1:-1]) == {"synthetic"}
     legend = page.evaluate("() => window.mitFhirCharts['ders-total'].data.datasets"
                            ".map(d => d.label)")

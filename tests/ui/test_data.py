@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from flask import Flask
 
+from mit_fhir.catalogue import walk_items
 from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.submissions import submit
-from mit_fhir.ui import data, i18n, presentation
-from tests.conftest import load_json, sample
+from mit_fhir.ui import clinical, data, i18n, presentation
+from tests.conftest import ROOT, load_json, sample
 from tests.ui.helpers import medication_request, submit_ders
 
 CONTRACT = load_json(QUESTIONNAIRE_DIR / "mit-contract.json")
@@ -93,8 +95,19 @@ def test_the_page_document_comes_from_the_timeline(app: Flask) -> None:
         (144, "baseline", False), (108, "improved", True), (72, "recovered", False)]
     assert ders["points"][2]["reliable"] is True and ders["points"][2]["index"] < -1.96
     assert ders["range"] == [36, 180]
-    assert ders["cutoffs"][0]["value"] > 100 and ders["direction"] == "lower-is-better"
-    assert ders["cutoffs"][0]["label"].startswith("clinical cutoff c")
+    assert ders["direction"] == "lower-is-better"
+    # Cutoff c is 105.18 on an integer scale: the first clinical score is 106, said plainly;
+    # the statistic itself goes to the table.
+    assert ders["clinical"]["text"] == "clinical range: 106 and above"
+    assert ders["statistics"][0]["name"].startswith("cutoff c") and \
+        ders["statistics"][0]["value"] == "105.18"
+    # Reliable change: alpha .93 and SD 20.72 give S_diff 7.75 and 15.2 points (as
+    # shared/reference/psychometrics.md works out).
+    assert ders["statistics"][1]["name"] == "reliable change: |RCI| > 1.96 (jacobson-truax)"
+    assert ders["statistics"][1]["value"] == \
+        "SEdiff 7.75 (reliability 0.93, SD 20.72); a change of more than 15.20"
+    assert ders["heading"] == "Difficulties in Emotion Regulation Scale (DERS)"
+    assert [p["text"] for p in ders["points"]] == ["144", "108", "72"]
     assert [(m["display"], m["source"]) for m in doc["medications"]] == [("topiramate", "ehr")]
     assert doc["medications"][0]["periods"][0]["dose"] == "50 mg"
 
@@ -113,10 +126,52 @@ def test_the_case_reports_gsi_and_bpd_criteria_are_charted(app: Flask) -> None:
     gsi = by_code["scl-90-r-gsi"]
     assert [(round(p["value"], 3), p["category"]) for p in gsi["points"]] == [
         (2.1, "baseline"), (0.222, "recovered")]
-    assert gsi["cutoffs"][0]["label"] == "published clinical cutoff"
+    # GSI at two decimals: the cutoff reads 0.57 (not 0.6), the last point 0.22.
+    assert gsi["clinical"]["text"] == "clinical range: 0.57 and above"
+    assert [p["text"] for p in gsi["points"]] == ["2.10", "0.22"]
+    assert gsi["heading"] == "Symptom Checklist-90-Revised (SCL-90-R): GSI"
+    assert [r["value"] for r in gsi["statistics"]] == ["0.57", "a change of 0.43 or more"]
     bpd = by_code["bpd-criteria-count"]
     assert [p["value"] for p in bpd["points"]] == [8, 3]
-    # No cited numeric cutoff for the criteria count: its DSM-5 threshold shows as the band.
-    assert bpd["cutoffs"] == []
+    # No cited numeric cutoff for the criteria count: its DSM-5 threshold is drawn as the
+    # boundary between the two bands, read from the band options' own wording.
+    assert bpd["clinical"] is None
+    assert [(b["from"], b["to"]) for b in bpd["bands"]] == [(0, 5), (5, 9)]
     assert [p["band"] is not None for p in bpd["points"]] == [True, True]
-    assert bpd["points"][0]["band"] != bpd["points"][1]["band"]
+    # The last point carries the band change the service stored against the baseline.
+    assert bpd["points"][0]["bandChange"] is None
+    assert bpd["points"][1]["bandChange"] == "threshold met → threshold not met"
+
+
+@pytest.mark.parametrize(("form", "edges"), [
+    ("phq-9", [0, 5, 10, 15, 20]), ("gad-7", [0, 5, 10, 15]), ("bpd-criteria", [0, 5]),
+    ("bsl-23", [0, 0.28, 1.07, 1.87, 2.67, 3.47])])
+def test_band_boundaries_come_from_the_questionnaires_band_options(form: str,
+                                                                    edges: list[float]) -> None:
+    q = load_json(ROOT / "mit_fhir" / "questionnaires" / f"{form}.json")
+    band = next(i for i in walk_items(q["item"]) if i.get("readOnly") and i.get("answerOption"))
+    options = [o["valueCoding"] for o in band["answerOption"]]
+    high = {"phq-9": 27, "gad-7": 21, "bpd-criteria": 9, "bsl-23": 4}[form]
+    found = clinical.bands(options, 0, high)
+    assert [b["from"] for b in found] == edges
+    assert found[-1]["to"] == high and all("(" not in b["label"] for b in found)
+
+
+def test_band_wording_without_numbers_draws_no_bands() -> None:
+    options = [{"code": "low", "display": "Low risk (yes to question 1 or 2 only)"},
+               {"code": "high", "display": "High risk"}]
+    assert clinical.bands(options, 0, 1) == []
+
+
+def test_a_band_only_instrument_is_charted_on_its_own_levels(app: Flask) -> None:
+    """The C-SSRS screener has no numeric score: its triage is charted on the form's levels."""
+    context = app.extensions["mit_fhir"]
+    for name, authored in (("low", "2024-01-10T10:00:00Z"),
+                           ("high-recent-behaviour", "2024-02-10T10:00:00Z")):
+        submit(context, {**sample("cssrs-screener", name), "authored": authored,
+                         "subject": {"reference": "Patient/triage"}})
+    (ins,) = data.outcomes_document(context, "triage")["instruments"]
+    assert ins["levels"] == ["No risk indicated", "Low risk", "Moderate risk", "High risk"]
+    assert [(p["value"], p["text"]) for p in ins["points"]] == [(1, "Low risk"),
+                                                                (3, "High risk")]
+    assert ins["points"][1]["bandChange"] == "low risk → high risk"

@@ -1,19 +1,15 @@
-/* The psychiatrist's view: a chart per instrument (cutoff band, change categories as colour AND
-   shape), the medication timeline on the same time axis, and every number again as a table. */
+/* The psychiatrist's view: a chart per instrument (clinical range, bands, change verdicts as
+   colour AND shape, risk alerts marked and listed), the medication timeline on the same time
+   axis, and every number again as a table (outcomes-tables.js). */
 "use strict";
 (function () {
-  const CATEGORIES = {
-    baseline:     { label: "baseline",     colour: "#24292f", shape: "rect" },
-    recovered:    { label: "recovered",    colour: "#1a7f37", shape: "circle" },
-    improved:     { label: "improved",     colour: "#0550ae", shape: "triangle" },
-    unchanged:    { label: "unchanged",    colour: "#57606a", shape: "rectRot" },
-    deteriorated: { label: "deteriorated", colour: "#9a4700", shape: "crossRot" },
-    harmed:       { label: "harmed",       colour: "#cf222e", shape: "cross" },
-    none:         { label: "no change computed", colour: "#6e7781", shape: "rectRounded" },
-  };
-  const SOURCES = { ehr: { label: "EHR", colour: "#0550ae" }, "mit-plan": { label: "MIT plan", colour: "#8250df" } };
-  const AXIS_WIDTH = 150;  // every chart's y axis is this wide, so the time axes line up
-  const fixedWidth = (scale) => { scale.width = AXIS_WIDTH; };
+  const O = window.mitOutcomes;
+  const { CATEGORIES, SOURCES, day, categoryOf, verdict, element } = O;
+  const DAY = 86400000;
+  // The y axes share one width so the time axes line up; narrower on a phone.
+  const axisWidth = () => Math.min(150, Math.round(window.innerWidth * 0.28));
+  const fixedWidth = (scale) => { scale.width = axisWidth(); };
+  const ALERT = { critical: { colour: "#a40e26", word: "Critical" }, warning: { colour: "#9a4700", word: "Warning" } };
   // Writes each period's dose inside its bar (when it fits): dose changes read at a glance.
   const doseLabels = {
     id: "doseLabels",
@@ -21,10 +17,10 @@
       const { ctx } = chart;
       ctx.save();
       ctx.font = "12px system-ui, sans-serif";
-      ctx.fillStyle = "#ffffff";
       ctx.textBaseline = "middle";
       chart.data.datasets.forEach((dataset, i) => {
         chart.getDatasetMeta(i).data.forEach((bar, j) => {
+          ctx.fillStyle = dataset.data[j].period.synthetic ? "#24292f" : "#ffffff";
           const text = dataset.data[j].period.dose || "";
           const left = Math.min(bar.x, bar.base);
           const width = Math.abs(bar.x - bar.base);
@@ -32,6 +28,12 @@
           const fits = [text, text.split(" ").slice(0, 2).join(" ")]
             .find((t) => t && ctx.measureText(t).width + 8 < width);
           if (fits) ctx.fillText(fits, left + 4, bar.y);
+          // An ongoing period runs to the chart's edge: say so at its end, not by colour.
+          if (!dataset.data[j].period.stop && ctx.measureText("ongoing →").width + 8 < width - (fits ? ctx.measureText(fits).width + 8 : 0)) {
+            ctx.textAlign = "right";
+            ctx.fillText("ongoing →", left + width - 4, bar.y);
+            ctx.textAlign = "left";
+          }
         });
       });
       ctx.restore();
@@ -42,125 +44,175 @@
   const charts = {};
   window.mitFhirCharts = charts;
 
-  const day = (iso) => (iso ? String(iso).slice(0, 10) : "");
-  const categoryOf = (p) => CATEGORIES[p.category] ? p.category : "none";
-
+  // From a small margin before the first assessment or plan to a small margin after the last
+  // dated event: an ongoing medication has no end, so it does not stretch the axis to today.
   function timeRange(doc) {
     const times = [];
     for (const ins of doc.instruments) for (const p of ins.points) times.push(Date.parse(p.date));
     for (const med of doc.medications) for (const p of med.periods) {
       if (p.start) times.push(Date.parse(p.start));
-      times.push(p.stop ? Date.parse(p.stop) : Date.now());
+      if (p.stop) times.push(Date.parse(p.stop));
     }
     const ok = times.filter((t) => !Number.isNaN(t));
     if (!ok.length) return {};
-    const pad = 15 * 86400000;
-    return { min: Math.min(...ok) - pad, max: Math.max(...ok) + pad };
+    const min = Math.min(...ok), max = Math.max(...ok);
+    const pad = Math.min(30 * DAY, Math.max(10 * DAY, (max - min) * 0.03));
+    return { min: min - pad, max: max + pad };
   }
 
-  function element(tag, attrs, text) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-    if (text !== undefined) el.textContent = text;
-    return el;
+  function bandAnnotations(ins, top) {
+    const out = {};
+    ins.bands.forEach((b, k) => {
+      out["band" + k] = { type: "box", yMin: b.from, yMax: Math.min(b.to, top), borderWidth: 0,
+        backgroundColor: "rgba(154,71,0," + (0.05 * k).toFixed(3) + ")",
+        label: { display: true, content: b.label, position: { x: "end", y: "start" }, color: "#57606a",
+                 font: { size: 11 } } };
+      if (k > 0) out["edge" + k] = { type: "line", yMin: b.from, yMax: b.from, borderColor: "#8c959f", borderWidth: 1 };
+    });
+    return out;
+  }
+
+  function clinicalAnnotations(ins, bottom, top) {
+    const c = ins.clinical;
+    if (!c) return {};
+    const value = Number(c.value);
+    const out = {
+      line: { type: "line", yMin: value, yMax: value, borderColor: "#cf222e", borderDash: [6, 4], borderWidth: 1.5,
+              label: { display: true, content: c.text, position: "start", backgroundColor: "#ffffff",
+                       color: "#a40e26", font: { size: 11 } } },
+    };
+    if (!ins.bands.length) {
+      out.range = { type: "box", yMin: c.above ? value : bottom, yMax: c.above ? top : value,
+                    backgroundColor: "rgba(207,34,46,0.08)", borderWidth: 0 };
+    }
+    return out;
+  }
+
+  function alertList(ins, id) {
+    const flagged = ins.points.filter((p) => (p.alerts || []).length);
+    if (!flagged.length) return null;
+    const box = element("div", { class: "alerts", id: id + "-alerts" });
+    box.appendChild(element("h3", {}, "Risk alerts"));
+    const list = element("ul");
+    for (const p of flagged) for (const a of p.alerts) {
+      const li = element("li", { class: "alert-" + a.level });
+      li.appendChild(element("strong", {}, (ALERT[a.level] || ALERT.warning).word + ", " + day(p.date) + ": "));
+      li.appendChild(document.createTextNode(a.message + (a.answer ? " (answer: " + a.answer + ")" : "")));
+      list.appendChild(li);
+    }
+    box.appendChild(list);
+    return box;
+  }
+
+  // The legend as a list under the chart: it wraps on a phone where Chart.js' own legend is
+  // clipped, and screen readers read it. Shape AND colour, hollow for synthetic values.
+  const SYMBOLS = { rect: "■□", circle: "●○", triangle: "▲△", rectRot: "◆◇", crossRot: "✕✕", cross: "✚✚", rectRounded: "▪▫" };
+  function legend(datasets) {
+    const list = element("ul", { class: "legend" });
+    for (const d of datasets.slice(1)) {
+      const li = element("li");
+      const hollow = d.backgroundColor !== d.borderColor;
+      const mark = element("span", { class: "mark", "aria-hidden": "true" }, (SYMBOLS[d.pointStyle] || "●○")[hollow ? 1 : 0]);
+      mark.style.color = d.borderColor;
+      li.appendChild(mark);
+      li.appendChild(document.createTextNode(" " + d.label));
+      list.appendChild(li);
+    }
+    return list;
+  }
+
+  function describe(ins) {
+    const parts = [];
+    if (ins.clinical) parts.push((ins.bands.length ? "Dashed red line" : "Shaded") + ": the " + ins.clinical.text + ".");
+    if (ins.bands.length) parts.push("Bands: " + ins.bands.map((b) => b.display).join("; ") + ".");
+    if (ins.levels) parts.push("Levels, as the form itself triages: " + ins.levels.join(", ") + " (least to most severe).");
+    else parts.push((ins.direction === "higher-is-better" ? "Higher" : "Lower") + " is better.");
+    if (ins.points.some((p) => p.synthetic)) parts.push("Hollow markers are synthetic values.");
+    parts.push("The grey line joins the assessments in date order.");
+    return parts.join(" ");
   }
 
   function scoreChart(ins, index, range) {
     const id = "instrument-" + index;
     const section = element("section", { "aria-labelledby": id + "-title", class: "instrument", "data-code": ins.code });
-    section.appendChild(element("h2", { id: id + "-title" }, ins.display + " (" + ins.questionnaire + ")"));
-    const lower = ins.direction !== "higher-is-better";
-    const cutoff = (ins.cutoffs || [])[0];
-    if (cutoff) {
-      section.appendChild(element("p", { class: "note" },
-        "Shaded: the clinical range (" + (lower ? "at or above " : "at or below ") +
-        "the " + (cutoff.label || "cutoff") + ", " + Number(cutoff.value).toFixed(1) + "). " + (lower ? "Lower" : "Higher") + " is better."));
-    }
+    section.appendChild(element("h2", { id: id + "-title" }, ins.heading));
+    section.appendChild(element("p", { class: "note" }, describe(ins)));
+    const layout = element("div", { class: "chart-row" });
     const box = element("div", { class: "chart" });
     const canvas = element("canvas", { id: id + "-chart", role: "img",
       "aria-label": ins.display + " over time; the table below gives the same numbers" });
     box.appendChild(canvas);
-    section.appendChild(box);
-    section.appendChild(scoreTable(ins, id));
+    layout.appendChild(box);
+    const alerts = alertList(ins, id);
+    if (alerts) layout.appendChild(alerts);
+    section.appendChild(layout);
+    section.appendChild(O.scoreTable(ins, id));
+    const stats = O.statisticsTable(ins, id);
+    if (stats) section.appendChild(stats);
     root.appendChild(section);
 
-    const values = ins.points.map((p) => p.value);
-    const highest = Math.max(...values, cutoff ? cutoff.value : 0);
+    const levels = ins.levels;  // a band-only instrument: named levels instead of a score
+    const bottom = levels ? -0.5 : ins.range ? ins.range[0] : 0;
+    const highest = Math.max(...ins.points.map((p) => p.value), ins.clinical ? Number(ins.clinical.value) : 0,
+                             ...ins.bands.slice(1).map((b) => b.from));
     const step = highest > 20 ? 10 : highest > 5 ? 1 : 0.5;
-    const top = Math.ceil((highest * 1.1) / step) * step;
-    const bottom = ins.range && ins.range[0] !== undefined ? ins.range[0] : 0;
+    const top = levels ? levels.length - 0.5
+      : Math.min(ins.range ? ins.range[1] : Infinity, Math.ceil((highest * 1.1) / step) * step) || step;
     const groups = new Map();
     for (const p of ins.points) {
-      const key = categoryOf(p) + (p.synthetic ? "|synthetic" : "");
+      const key = categoryOf(p) + "|" + O.origin(p) + "|" + (categoryOf(p) === "none" ? p.bandChange || "" : "");
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key).push({ x: Date.parse(p.date), y: p.value, point: p });
     }
     const datasets = [{
-      type: "line", label: ins.display, data: ins.points.map((p) => ({ x: Date.parse(p.date), y: p.value })),
-      borderColor: "#6e7781", borderWidth: 1.5, pointRadius: 0, pointHitRadius: 0, order: 2,
+      type: "line", label: "joins the assessments", data: ins.points.map((p) => ({ x: Date.parse(p.date), y: p.value })),
+      borderColor: "#6e7781", borderWidth: 1.5, pointRadius: 0, pointHitRadius: 0, order: 3,
     }];
     for (const [key, data] of groups) {
-      const [category, synthetic] = key.split("|");
+      const [category, source] = key.split("|");
       const style = CATEGORIES[category];
+      const synthetic = source === "synthetic";
+      const words = category === "none" && data[0].point.bandChange ? data[0].point.bandChange : style.label;
       datasets.push({
-        type: "scatter", label: style.label + (synthetic ? " (synthetic)" : ""), data,
-        pointStyle: style.shape, pointRadius: 7, pointHoverRadius: 9, borderWidth: 2,
-        borderColor: style.colour, backgroundColor: synthetic ? "#ffffff" : style.colour, order: 1,
+        type: "scatter", label: words + " (" + source + ")", data, pointStyle: style.shape,
+        pointRadius: 7, pointHoverRadius: 9, borderWidth: 2, borderColor: style.colour,
+        backgroundColor: synthetic ? "#ffffff" : style.colour, order: 2,
       });
     }
-    const annotations = {};
-    if (cutoff) {
-      annotations.band = lower
-        ? { type: "box", yMin: cutoff.value, yMax: top, backgroundColor: "rgba(207,34,46,0.08)", borderWidth: 0 }
-        : { type: "box", yMin: bottom, yMax: cutoff.value, backgroundColor: "rgba(207,34,46,0.08)", borderWidth: 0 };
-      annotations.cutoff = { type: "line", yMin: cutoff.value, yMax: cutoff.value, borderColor: "#cf222e",
-        borderDash: [6, 4], borderWidth: 1.5,
-        label: { display: true, content: (cutoff.label || "clinical cutoff") + " " + Number(cutoff.value).toFixed(1), position: "end",
-                 backgroundColor: "#ffffff", color: "#a40e26", font: { size: 11 } } };
+    const flagged = ins.points.filter((p) => (p.alerts || []).length);
+    if (flagged.length) {
+      datasets.push({
+        type: "scatter", label: "risk alert (listed beside the chart)", pointStyle: "triangle", pointRadius: 11,
+        borderWidth: 3, borderColor: "#a40e26", backgroundColor: "rgba(255,255,255,0)", order: 1,
+        data: flagged.map((p) => ({ x: Date.parse(p.date), y: p.value, point: p, alert: true })),
+      });
     }
+    layout.before(legend(datasets));
+    const precision = ins.decimals;
+    const wide = window.innerWidth >= 600;  // a phone keeps its width for the plot, not axis titles
     charts[ins.code] = new Chart(canvas, {
       data: { datasets },
       options: {
         animation: false, maintainAspectRatio: false,
         scales: {
-          x: { type: "time", min: range.min, max: range.max, title: { display: true, text: "date" } },
-          y: { min: bottom, max: top, title: { display: true, text: "score" }, afterFit: fixedWidth },
+          x: { type: "time", min: range.min, max: range.max, time: { minUnit: "month" }, title: { display: wide, text: "date" } },
+          y: { min: bottom, max: top, title: { display: wide, text: levels ? "level" : "score" }, afterFit: fixedWidth,
+               // Named levels: one tick per level at 0, 1, 2 ... (the axis itself runs -0.5 to n-0.5).
+               afterBuildTicks: levels ? (axis) => { axis.ticks = levels.map((_, i) => ({ value: i })); } : undefined,
+               ticks: levels ? { autoSkip: false, callback: (v) => levels[v] || "" } : precision === 0 ? { precision: 0 } : {} },
         },
         plugins: {
-          annotation: { annotations },
-          legend: { labels: { usePointStyle: true, color: "#24292f" } },
+          annotation: { annotations: { ...bandAnnotations(ins, top), ...clinicalAnnotations(ins, bottom, top) } },
+          legend: { display: false },
           tooltip: { callbacks: { label: (item) => {
             const p = item.raw.point;
             if (!p) return "";
-            return day(p.date) + ": " + p.value + " — " + CATEGORIES[categoryOf(p)].label +
-              (p.reliable ? ", reliable change" : "") + (p.synthetic ? " (synthetic)" : "");
+            if (item.raw.alert) return p.alerts.map((a) => a.level + ": " + a.message).join("; ");
+            return day(p.date) + ": " + p.text + " — " + verdict(p) + (p.band ? " · " + p.band : "") + " (" + O.origin(p) + ")";
           } } },
         },
       },
     });
-  }
-
-  function scoreTable(ins, id) {
-    const table = element("table", { class: "numbers", id: id + "-table" });
-    table.appendChild(element("caption", {}, ins.display + ": every assessment"));
-    const head = element("thead");
-    const hr = element("tr");
-    for (const h of ["Date", "Score", "Change category", "Reliable", "RCI", "Data"]) hr.appendChild(element("th", { scope: "col" }, h));
-    head.appendChild(hr);
-    table.appendChild(head);
-    const body = element("tbody");
-    for (const p of ins.points) {
-      const row = element("tr", { "data-observation": p.observation || "" });
-      mitFhir.cell(row, day(p.date), true);
-      mitFhir.cell(row, p.value);
-      mitFhir.cell(row, CATEGORIES[categoryOf(p)].label + (p.band ? " · " + p.band : "")).className = "category cat-" + categoryOf(p);
-      mitFhir.cell(row, p.reliable === null || p.reliable === undefined ? "" : (p.reliable ? "yes" : "no"));
-      mitFhir.cell(row, p.index === null || p.index === undefined ? "" : Number(p.index).toFixed(2));
-      mitFhir.cell(row, p.synthetic ? "synthetic" : "recorded");
-      body.appendChild(row);
-    }
-    table.appendChild(body);
-    return table;
   }
 
   function medicationChart(doc, range) {
@@ -168,8 +220,11 @@
     section.hidden = false;
     const note = document.getElementById("meds-note");
     note.textContent = doc.ehrError ? "Note: " + doc.ehrError + "." :
-      (doc.medications.length ? "" : "No medication recorded in the EHR or the MIT plan.");
-    const labels = doc.medications.map((m) => m.display + " · " + (SOURCES[m.source] ? SOURCES[m.source].label : m.source));
+      (doc.medications.length ? "A bar ends where its period ended; an ongoing period runs to the edge of the chart, marked ‘ongoing →’." +
+        (doc.medications.some((m) => m.periods.some((p) => p.synthetic)) ? " Hollow bars are synthetic periods." : "") :
+        "No medication recorded in the EHR or the MIT plan.");
+    const narrow = window.innerWidth < 600;
+    const labels = doc.medications.map((m) => m.display + (narrow ? "" : " · " + (SOURCES[m.source] ? SOURCES[m.source].label : m.source)));
     const bySource = {};
     doc.medications.forEach((m, i) => {
       for (const p of m.periods) {
@@ -178,43 +233,50 @@
           x: [Date.parse(p.start), p.stop ? Date.parse(p.stop) : range.max], y: labels[i], period: p, drug: m.display });
       }
     });
+    // Synthetic periods are hollow bars, as synthetic scores are hollow markers.
     const datasets = Object.entries(bySource).map(([src, data]) => ({
-      label: SOURCES[src].label, data, backgroundColor: SOURCES[src].colour, borderColor: "#ffffff",
-      borderWidth: 2, borderSkipped: false, barPercentage: 0.9, categoryPercentage: 0.9, grouped: false,
+      label: SOURCES[src].label, data, borderSkipped: false, barPercentage: 0.9, categoryPercentage: 0.9, grouped: false,
+      backgroundColor: (c) => (c.raw && c.raw.period.synthetic ? "#ffffff" : SOURCES[src].colour),
+      borderColor: (c) => (c.raw && c.raw.period.synthetic ? SOURCES[src].colour : "#ffffff"), borderWidth: 2,
     }));
     const canvas = document.getElementById("meds-chart");
+    if (!doc.medications.length) {  // nothing to draw: the note says so, no empty axes
+      canvas.parentElement.hidden = true;
+      document.getElementById("meds-table").hidden = true;
+      return;
+    }
     canvas.parentElement.style.height = (80 + 48 * Math.max(1, labels.length)) + "px";
     canvas.setAttribute("aria-label", "Medication timeline: " + (labels.join("; ") || "none") + ". The table below gives the periods.");
     charts.medications = new Chart(canvas, {
       type: "bar", data: { labels, datasets }, plugins: [doseLabels],
       options: {
         indexAxis: "y", animation: false, maintainAspectRatio: false,
-        scales: { x: { type: "time", min: range.min, max: range.max },
+        scales: { x: { type: "time", min: range.min, max: range.max, time: { minUnit: "month" } },
                   y: { ticks: { color: "#24292f" }, afterFit: fixedWidth } },
-        plugins: { legend: { labels: { color: "#24292f" } }, tooltip: { callbacks: { label: (item) => {
-          const p = item.raw.period;
-          return item.raw.drug + ": " + (p.dose || "dose not given") + ", " + day(p.start) + " – " + (day(p.stop) || "ongoing") + " (" + p.status + ")" + (p.synthetic ? " (synthetic)" : "");
-        } } } },
+        plugins: { legend: { labels: { color: "#24292f" } },
+          tooltip: { callbacks: { label: (item) => {
+            const p = item.raw.period;
+            return item.raw.drug + ": " + (p.dose || "dose not given") + ", " + day(p.start) + " – " +
+              (day(p.stop) || "ongoing") + " (" + O.periodState(p) + ")" + (p.synthetic ? " (synthetic)" : "");
+          } } } },
       },
     });
     const body = document.getElementById("meds-rows");
-    doc.medications.forEach((m) => {
-      for (const p of m.periods) {
-        const row = element("tr", { "data-drug": m.code || m.display });
-        mitFhir.cell(row, m.display, true);
-        mitFhir.cell(row, p.dose + (p.synthetic ? " (synthetic)" : ""));
-        mitFhir.cell(row, day(p.start));
-        mitFhir.cell(row, day(p.stop) || "ongoing");
-        mitFhir.cell(row, p.status);
-        mitFhir.cell(row, SOURCES[m.source] ? SOURCES[m.source].label : m.source);
-        body.appendChild(row);
-      }
-    });
+    for (const [attrs, cells] of O.medicationTable(doc)) {
+      const row = element("tr", attrs);
+      cells.forEach((c, i) => mitFhir.cell(row, c, i === 0));
+      body.appendChild(row);
+    }
   }
 
   async function load() {
     const doc = await mitFhir.request("GET", root.dataset.source);
+    document.getElementById("synthetic-banner").hidden = !doc.synthetic;
     const range = timeRange(doc);
+    if (range.min !== undefined) {
+      document.getElementById("period").textContent = "Period shown: " + day(new Date(range.min).toISOString()) +
+        " to " + day(new Date(range.max).toISOString()) + ".";
+    }
     doc.instruments.forEach((ins, i) => scoreChart(ins, i, range));
     medicationChart(doc, range);
     status.textContent = doc.instruments.length
