@@ -21,6 +21,7 @@ from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import sessions, web
 from mit_fhir.ui.tables import ui_session
+from tests.conftest import ROOT, load_json
 from tests.ui.conftest import CLIENT_ID, SCOPE
 from tests.ui.helpers import ders_items, ders_response
 from tests.ui.smart_ehr import SmartEhr
@@ -352,7 +353,11 @@ def test_an_incomplete_response_is_refused_with_the_reason(browser: FlaskClient,
     resp = browser.post("/app/api/forms/ders/responses", json=body, base_url=APP,
                         headers={"X-CSRF-Token": csrf(browser)})
     assert resp.status_code == 422
-    assert "ders-1" in " ".join(resp.json["issues"])
+    # Said as the person sees the form: the question's number and text, not its linkId.
+    text = load_json(ROOT / "questionnaires" / "ders.json")["item"][0]["text"]
+    assert resp.json["issues"] == [f"Question 1 (\u201c{text}\u201d): the answer was not accepted."]
+    assert "ders-1" not in resp.json["error"]
+    assert any("ders-1" in d for d in resp.json["detail"])  # for the service's administrator
 
 
 def test_the_italian_questionnaire_is_built_from_translations(browser: FlaskClient,
