@@ -36,8 +36,8 @@ def radio_buttons(questionnaire: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scale(item: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The answer scale an item can share a grid row on, or None when it cannot be a row:
-    the codes and their wording (weights may differ: reverse-keyed items share the grid)."""
+    """The answer scale an item can share a grid on (its answers' codes and wording), or None
+    when it cannot be a grid row."""
     options = item.get("answerOption") or []
     if item.get("type") != "choice" or item.get("readOnly") or item.get("repeats") \
             or item.get("enableWhen") or item.get("item") \
@@ -48,20 +48,37 @@ def _scale(item: dict[str, Any]) -> tuple[Any, ...] | None:
                   o["valueCoding"].get("display")) for o in options)
 
 
+def _keying(item: dict[str, Any]) -> str:
+    """The answers with their weights: a grid holds rows of one keying only, because
+    LHC-Forms' matrix gives every row the first row's answers, weights included (40.1.3)."""
+    return repr(item.get("answerOption"))
+
+
+def _grid(rows: list[dict[str, Any]], counter: list[int]) -> dict[str, Any]:
+    counter[0] += 1
+    # SDC `table` ("Vertical Answer Table": questions are rows, answers columns), which
+    # LHC-Forms renders as its matrix layout.
+    return {"linkId": f"{GRID_PREFIX}{counter[0]}", "type": "group",
+            "extension": [_control("table", "Vertical Answer Table")], "item": rows}
+
+
 def _grouped(items: list[dict[str, Any]], counter: list[int]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     run: list[dict[str, Any]] = []
 
     def close() -> None:
-        if len(run) >= GRID_MIN_ITEMS:
-            counter[0] += 1
-            # SDC `table` ("Vertical Answer Table": questions are rows, answers columns),
-            # which LHC-Forms renders as its matrix layout.
-            out.append({"linkId": f"{GRID_PREFIX}{counter[0]}", "type": "group",
-                        "extension": [_control("table", "Vertical Answer Table")],
-                        "item": list(run)})
-        else:
+        if len(run) < GRID_MIN_ITEMS:
             out.extend(run)
+        else:
+            # A reverse-keyed item (DERS 1, 2, 6...) starts a grid of its own: the page shows
+            # one scale throughout, its header repeated where the keying changes.
+            block = [run[0]]
+            for item in run[1:]:
+                if _keying(item) != _keying(block[0]):
+                    out.append(_grid(block, counter))
+                    block = []
+                block.append(item)
+            out.append(_grid(block, counter))
         run.clear()
 
     for item in items:
