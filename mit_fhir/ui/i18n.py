@@ -80,7 +80,8 @@ WORDS: dict[str, dict[str, Any]] = {
                         "Select one or more or type a value":
                             "Sceglierne uno o più o scrivere un valore",
                         "MM/DD/YYYY": "MM/GG/AAAA", "MM/DD/YYYY HH:MM:SS": "MM/GG/AAAA HH:MM:SS",
-                        "Yes": "Sì", "No": "No", "Add another": "Aggiungi un altro",
+                        "Yes": "Sì", "No": "No", "Not Answered": "Nessuna risposta",
+                        "Add another": "Aggiungi un altro",
                         "Now": "Adesso", "Today": "Oggi", "OK": "OK",
                         "Instruction": "Istruzioni"}},
 }

@@ -41,7 +41,16 @@ def click_answer(page: Any, link_id: str, answer_weight: int) -> None:
 
 
 def live_score(page: Any, link_id: str) -> str:
-    value: str = page.locator(f'input[id="{link_id}/1"]').input_value()
+    """The renderer's value of a calculated item once its expressions have run: LHC-Forms
+    recalculates asynchronously after each answer, so the value is read when it holds."""
+    field = page.locator(f'input[id="{link_id}/1"]')
+    value: str = field.input_value()
+    for _ in range(20):
+        page.wait_for_timeout(150)
+        again: str = field.input_value()
+        if again == value:
+            return value
+        value = again
     return value
 
 
