@@ -220,7 +220,8 @@ def plain(v: Any) -> Any:
 
 
 def assert_score(actual: list[Any], expected: Any, where: str) -> None:
-    """`expected` None = not computed; numbers within 1e-9; band codes as strings."""
+    """`expected` None = not computed; numbers within 1e-9; a band by its code (the score is
+    the band item's own answerOption Coding, which is what LHC-Forms can show)."""
     if expected is None:
         assert actual == [], f"{where}: expected no value (not computable), got {actual!r}"
         return
@@ -236,8 +237,8 @@ def assert_score(actual: list[Any], expected: Any, where: str) -> None:
             f"{where}: expected {expected!r}, got {value!r}"
         )
     else:
-        assert isinstance(value, str) and value == expected, (
-            f"{where}: expected {expected!r}, got {value!r}"
+        assert isinstance(value, dict) and value.get("code") == expected, (
+            f"{where}: expected the Coding {expected!r}, got {value!r}"
         )
 
 
@@ -444,7 +445,8 @@ def test_sample_is_a_response_to_its_questionnaire(qid: str, name: str):
 def reference_scores(q: Resource, qr: Resource) -> dict[str, list[Any]]:
     """Root variables in order, then each calculatedExpression, all through fhirpathpy."""
     weights = Weights(q)
-    variables: dict[str, list[Any]] = {}
+    # SDC binds %questionnaire to the form (https://hl7.org/fhir/uv/sdc/expressions.html).
+    variables: dict[str, list[Any]] = {"questionnaire": [q]}
     for name, text in root_variables(q):
         variables[name] = reference_evaluate(qr, text, variables, weights)
     return {
@@ -477,14 +479,16 @@ def test_service_scores_match_expected(qid: str, name: str):
 
 @pytest.mark.parametrize(("qid", "name"), EXPECTED, ids=EXPECTED_IDS)
 def test_band_results_are_answer_options_of_the_band(qid: str, name: str):
-    """A band code the expression returns must be one the band item offers (and the CS has)."""
-    q, _qr, expected = load_case(qid, name)
+    """A band the expression returns is the very Coding of one of the band item's options."""
+    q, qr, expected = load_case(qid, name)
+    scores = {s.item.link_id: s.value for s in ScoringPlan(q).evaluate(qr)}
     for it in calculated_items(q):
         value = expected.get(it["linkId"])
         if it["type"] != "choice" or value is None:
             continue
-        codes = {o["valueCoding"]["code"] for o in it.get("answerOption", ())}
-        assert value in codes, f"{it['linkId']}: {value!r} not among {sorted(codes)}"
+        options = {o["valueCoding"]["code"]: o["valueCoding"] for o in it.get("answerOption", ())}
+        assert value in options, f"{it['linkId']}: {value!r} not among {sorted(options)}"
+        assert scores[it["linkId"]] == options[value]
 
 
 # Least to most severe (authoring.md "Band items"; cut-offs in docs/instrument-sources.md). The
@@ -537,6 +541,9 @@ def test_expression_is_in_the_compiled_subset(qid: str, where: str, text: str):
         pytest.fail(f"{qid} {where}: {exc}\n{text}")
 
 
+FORM_ITEM = re.compile(r"%questionnaire\.item\.where\(linkId = '[^']+'\)")
+
+
 @pytest.mark.parametrize("qid", SCORED_INSTRUMENTS)
 def test_no_expression_reads_a_calculated_item(qid: str):
     """authoring.md rule 1: scores depend on answers to non-calculated items and variables only."""
@@ -546,6 +553,8 @@ def test_no_expression_reads_a_calculated_item(qid: str):
     texts += [(f"item {it['linkId']}", calc_expression(it) or "") for it in calculated_items(q)]
     problems = []
     for where, text in texts:
+        # Picking a band item's own answerOption Coding reads the form, not a response.
+        text = FORM_ITEM.sub("", text)
         read = calculated & set(STRING_LITERAL.findall(text))
         read |= {c for p in STARTS_WITH.findall(text) for c in calculated if c.startswith(p)}
         if read:
