@@ -29,7 +29,10 @@ def radio_buttons(questionnaire: dict[str, Any]) -> dict[str, Any]:
     for item in walk_items(out.get("item", [])):
         options = item.get("answerOption") or []
         has_control = any(e.get("url") == ITEM_CONTROL for e in item.get("extension", []))
+        # A calculated band (readOnly) stays a field: LHC-Forms 40.1.3 shows a read-only radio
+        # group's value as no checked button at all, and a field shows its text.
         if item.get("type") in ("choice", "coding") and not item.get("repeats") \
+                and not item.get("readOnly") \
                 and 0 < len(options) <= RADIO_MAX_OPTIONS and not has_control:
             item.setdefault("extension", []).append(_control("radio-button", "Radio Button"))
     return out

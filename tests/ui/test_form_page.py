@@ -229,3 +229,38 @@ def test_development_mode_opens_the_product_and_submits_for_the_demo_patient(
             context.close()
     finally:
         ehr.stop()
+
+
+def band_shown(page: Any, link_id: str) -> str:
+    """The band the page shows in the calculated band's field, once the renderer's
+    expressions have run (it recalculates asynchronously after each answer)."""
+    field = page.locator(f'input[id="{link_id}/1"]')
+    text = None
+    for _ in range(40):
+        page.wait_for_timeout(150)
+        now: str = field.input_value()
+        if now == text:
+            return now
+        text = now
+    return text or ""
+
+
+def test_the_phq9_band_shows_and_changes_while_answering(app_server: AppServer,
+                                                         patient_page: Any) -> None:
+    page = patient_page
+    served = open_form(page, app_server, "phq-9")
+    bands = answers_of(served)["phq-9-severity"]
+    assert band_shown(page, "phq-9-severity") == ""  # nothing until all nine are answered
+    for n in range(1, 10):
+        click_answer(page, f"phq-9-{n}", 1 if n <= 5 else 0)  # total 5
+    assert band_shown(page, "phq-9-severity") == bands["phq-9-mild"][0] == "Mild (5-9)"
+    assert page.locator('input[id="phq-9-total/1"]').input_value() == "5"
+    for n in range(1, 6):
+        click_answer(page, f"phq-9-{n}", 2)  # total 10
+    assert band_shown(page, "phq-9-severity") == bands["phq-9-moderate"][0] \
+        == "Moderate (10-14)"
+    screenshot(page, "phq-9-band-live")
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    # The service computes its own: the same band.
+    assert "Moderate" in page.locator("#scores").inner_text()
