@@ -26,7 +26,10 @@ WORDS: dict[str, dict[str, Any]] = {
            "alerts": "Needs attention now", "critical": "Urgent", "warning": "Warning",
            "loading": "Loading the form…", "ready": "Ready.",
            "restored": "Draft restored (saved {when}).", "saved": "Draft saved at {when}.",
-           "not_saved": "The draft was not saved: {why}", "submitting": "Submitting…",
+           "not_saved": "The draft was not saved: {why}",
+           "draft_lost": "The draft was not saved: the connection was lost. Check the "
+                         "connection and press Save draft again.",
+           "submitting": "Submitting…",
            "submitted": "Submitted: {n} scores recorded.", "not_submitted": "Not submitted: {why}",
            "lost": "Not submitted: the connection was lost before the service answered, so the "
                    "page cannot tell whether the answers arrived. Check the connection and "
@@ -56,6 +59,8 @@ WORDS: dict[str, dict[str, Any]] = {
            "restored": "Bozza ripristinata (salvata {when}).",
            "saved": "Bozza salvata alle {when}.",
            "not_saved": "La bozza non è stata salvata: {why}",
+           "draft_lost": "La bozza non è stata salvata: la connessione si è interrotta. "
+                         "Controllare la connessione e premere di nuovo Salva bozza.",
            "submitting": "Invio in corso…",
            "submitted": "Inviato: {n} punteggi registrati.", "not_submitted": "Non inviato: {why}",
            "lost": "Non inviato: la connessione si è interrotta prima della risposta del "

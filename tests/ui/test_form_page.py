@@ -154,6 +154,7 @@ def test_the_italian_page_is_italian_controls_and_header_included(app_server: Ap
         assert phrase not in shown["attrs"], phrase
         assert not re.search(rf"(^|\n)\s*{re.escape(phrase)}\s*($|\n)", shown["text"]), phrase
     assert "MM/GG/AAAA" in shown["attrs"]  # the date fields' placeholder, in Italian
+    assert axe_violations(page) == []
     assert words["renderer"]["Type a value"] in shown["attrs"]
     screenshot(page, "form-mit-contract-it-controls")
 
@@ -186,6 +187,7 @@ def test_licensed_forms_say_how_the_site_loads_their_wording(app_server: AppServ
         assert f"mit-fhir wording template {qid} > {qid}.csv" in text
         assert f"mit-fhir wording load {qid} {qid}.csv" in text
         screenshot(page, f"form-{qid}-licensed-notice")
+    assert axe_violations(page) == []  # the notice and the SCL-90-R grid, read by axe
     open_form(page, app_server, "phq-9")
     assert page.locator("#licensed").count() == 0  # LOINC's wording ships with the form
     context = app_server.app.extensions["mit_fhir"]
@@ -264,3 +266,30 @@ def test_the_phq9_band_shows_and_changes_while_answering(app_server: AppServer,
     page.wait_for_selector("#result:not([hidden])", timeout=30_000)
     # The service computes its own: the same band.
     assert "Moderate" in page.locator("#scores").inner_text()
+
+
+def test_phq9_item_9_above_0_is_a_warning_on_the_result_panel(app_server: AppServer,
+                                                               patient_page: Any) -> None:
+    page = patient_page
+    open_form(page, app_server, "phq-9")
+    for n in range(1, 10):
+        click_answer(page, f"phq-9-{n}", 1 if n == 9 else 0)
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    alerts = page.locator("#alerts[role=alert] li")
+    assert alerts.count() >= 1
+    item9 = page.locator('#alerts li[data-item="phq-9-9"]')
+    assert item9.count() == 1
+    assert item9.get_attribute("data-level") in ("warning", "critical")
+    # Said in words, not by colour alone.
+    assert item9.inner_text().startswith(("Warning: ", "Urgent: "))
+    assert page.locator("#alerts").is_visible()
+    screenshot(page, "phq-9-item-9-warning")
+    assert axe_violations(page) == []
+    # No alert when item 9 is 0: the panel stays hidden.
+    open_form(page, app_server, "phq-9")
+    for n in range(1, 10):
+        click_answer(page, f"phq-9-{n}", 0)
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    assert page.locator("#alerts").is_hidden()

@@ -136,7 +136,7 @@
       const saved = await mitFhir.request("PUT", root.dataset.draft, response());
       say(fmt(W.saved, { when: saved.saved }));
     } catch (err) {
-      say(why(err) === null ? W.load_failed : fmt(W.not_saved, { why: why(err) }));
+      say(why(err) === null ? W.draft_lost : fmt(W.not_saved, { why: why(err) }));
     } finally {
       saveButton.disabled = false;
     }
