@@ -100,6 +100,23 @@
     }
   }
 
+  // LHC-Forms points aria-controls / aria-describedby of its help and "add another" buttons
+  // at elements that exist only later (a pop-over, the next repetition): a reference to
+  // nothing, which screen readers (and axe) treat as invalid. Missing ids are dropped.
+  const REFS = ["aria-controls", "aria-describedby"];
+  function fixReferences(node) {
+    if (!node.querySelectorAll) return;
+    for (const el of node.querySelectorAll("[aria-controls], [aria-describedby]")) {
+      for (const attr of REFS) {
+        const value = el.getAttribute(attr);
+        if (value === null) continue;
+        const kept = value.split(/\s+/).filter((id) => id && document.getElementById(id));
+        if (kept.length) el.setAttribute(attr, kept.join(" "));
+        else el.removeAttribute(attr);
+      }
+    }
+  }
+
   async function load() {
     say(W.loading);
     // A grid of five answer columns does not fit a phone: there the items stay lists.
@@ -118,8 +135,11 @@
     await LForms.Util.addFormToPage(form, root,
       { prepopulate: false, displayScoreWithAnswerText: false });
     translateControls(root);
+    fixReferences(root);
     new MutationObserver((changes) => {
-      for (const c of changes) for (const n of c.addedNodes) translateControls(n);
+      for (const c of changes) {
+        for (const n of c.addedNodes) { translateControls(n); fixReferences(n); }
+      }
     }).observe(root, { childList: true, subtree: true });
     saveButton.disabled = false;
     submitButton.disabled = false;
