@@ -3,10 +3,12 @@ patient's outcomes timeline (mit_fhir/timeline.py). No Flask here: mit_fhir/api/
 serves it.
 
 One card per instrument whose score changed since the patient's baseline (two assessments or
-more), and one for a latest C-SSRS triage of high risk even without an earlier one. Indicator
-`warning` for a reliable deterioration (categories deteriorated, harmed), a band that got worse
-with no reliable-change verdict, or a high-risk triage; otherwise `info`. Values that are
-synthetic demonstration data are marked so in the summary.
+more): indicator `warning` for a reliable deterioration (categories deteriorated, harmed) or a
+band that got worse with no reliable-change verdict, otherwise `info`. And one card per
+instrument whose most recent assessment raised risk alerts (answers its Questionnaire marks
+critical, mit_fhir/fhir/alerts.py; e.g. PHQ-9 item 9 above 0, a C-SSRS moderate or high triage),
+with the alerts' most severe level as its indicator (`warning` or `critical`), even at the
+first assessment. Values that are synthetic demonstration data are marked so in the summary.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ Resource = dict[str, Any]
 SERVICE_ID = "mit-outcomes"
 HOOK = "patient-view"
 SUMMARY_MAX = 140  # characters, CDS Hooks Card.summary
-# The C-SSRS screener's most severe triage band (questionnaires/cssrs-screener.json; a test
-# checks that it is the last option of the triage item).
-HIGH_RISK_BANDS = frozenset({"cssrs-triage-high"})
+ALERT_LEVELS = ("warning", "critical")  # least to most severe, as fhir/alerts.py
 WORSE_CATEGORIES = frozenset({"deteriorated", "harmed"})
 _PHRASES = {
     "recovered": "reliable improvement, recovered",
@@ -176,8 +176,7 @@ def _card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource
     band_points = band["points"] if band else []
     latest_band = band_points[-1] if band_points else None
     topic: Resource = instrument.get("code") or (band or {}).get("code") or {}
-    high_risk = latest_band is not None and latest_band["code"] in HIGH_RISK_BANDS
-    warning = high_risk
+    warning = False
     if len(points) >= 2:
         first, last = points[0], points[-1]
         head = f"{label} {_value(first)} -> {_value(last)} since {first['date'][:7]}"
@@ -194,10 +193,6 @@ def _card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource
         phrase, interpretation = change
         warning = warning or interpretation == "W"
         summary = f"{label} since {band_points[0]['date'][:7]}: {phrase}"
-    elif high_risk and latest_band is not None:
-        mark = " (synthetic)" if latest_band.get("synthetic") else ""
-        summary = (f"{label}: {_band_words(latest_band['display'], latest_band['code'])}{mark} "
-                   f"on {latest_band['date'][:10]}")
     else:
         return None
     return {
@@ -211,8 +206,40 @@ def _card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource
     }
 
 
+def _alert_card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource | None:
+    """The card of the risk alerts of the instrument's most recent assessment, if any."""
+    band = instrument.get("band") or {}
+    latest = max(instrument["points"] + band.get("points", []),
+                 key=lambda p: p["date"], default=None)
+    if latest is None or not latest.get("alerts"):
+        return None
+    found = latest["alerts"]
+    level = max((a["level"] for a in found), key=ALERT_LEVELS.index)
+    first = max(found, key=lambda a: ALERT_LEVELS.index(a["level"]))
+    mark = " (synthetic)" if latest.get("synthetic") else ""
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    lines = [f"{a['level'].capitalize()}: \u201c{a['item']}\u201d answered "
+             f"\u201c{a['answer']}\u201d. {a['message']}" for a in found]
+    lines.append(f"Assessment of {latest['date'][:10]}{mark}.")
+    topic: Resource = instrument.get("code") or band.get("code") or {}
+    return {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{hook_instance}/alerts/"
+                                                   f"{instrument['questionnaire']['url']}")),
+        "summary": _summary(f"{instrument['label']} {latest['date'][:10]}{mark}: "
+                            f"{first['message']}{more}"),
+        "detail": " ".join(lines),
+        "indicator": level,
+        "source": {"label": "MIT outcomes (mit-fhir)", "topic": dict(topic)},
+        "links": [{"label": "Open the outcomes view", "url": launch_url, "type": "smart"}],
+    }
+
+
 def outcome_cards(timeline: Resource, hook_instance: str, launch_url: str) -> Resource:
-    """The CDS Hooks response for a patient's timeline document: {"cards": [...]}."""
+    """The CDS Hooks response for a patient's timeline document: {"cards": [...]}, the risk
+    alerts first (CDS Hooks leaves the order to the service; the EHR shows them in order)."""
+    alerts = [c for i in timeline["instruments"]
+              if (c := _alert_card(i, hook_instance, launch_url)) is not None]
+    alerts.sort(key=lambda c: -ALERT_LEVELS.index(c["indicator"]))
     cards = [c for i in timeline["instruments"]
              if (c := _card(i, hook_instance, launch_url)) is not None]
-    return {"cards": cards}
+    return {"cards": alerts + cards}

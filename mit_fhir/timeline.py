@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from mit_fhir.care_plans import IDENTIFIER_SYSTEMS
 from mit_fhir.catalogue import Catalogue, walk_items
+from mit_fhir.fhir import alerts
 from mit_fhir.fhir.answer_weights import score_range
 from mit_fhir.fhir.change import EXT_BAND_CHANGE
 from mit_fhir.fhir.extract import CS_DATA_SOURCE, data_source_tags
@@ -69,6 +70,13 @@ class CutoffSchema(Schema):
     citations = fields.List(fields.String(), required=True)
 
 
+class AlertSchema(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(["warning", "critical"]))
+    item = fields.String(required=True)
+    answer = fields.String(required=True)
+    message = fields.String(required=True)
+
+
 class PointSchema(Schema):
     date = fields.String(required=True)
     value = fields.Float(required=True)
@@ -80,6 +88,7 @@ class PointSchema(Schema):
     interpretation = fields.String(allow_none=True, required=True)
     synthetic = fields.Boolean(required=True)
     source = fields.String(allow_none=True, required=True)
+    alerts = fields.List(fields.Nested(AlertSchema), required=True)
 
 
 class BandPointSchema(Schema):
@@ -90,6 +99,7 @@ class BandPointSchema(Schema):
     interpretation = fields.String(allow_none=True, required=True)
     synthetic = fields.Boolean(required=True)
     source = fields.String(allow_none=True, required=True)
+    alerts = fields.List(fields.Nested(AlertSchema), required=True)
 
 
 class BandSchema(Schema):
@@ -180,13 +190,33 @@ def patient_timeline(
     ehr_rows = _ehr_medications(medications_from_ehr or [], ours)
     document = {
         "patient": patient_id,
-        "instruments": _instruments(catalogue, params, observations, plan_for),
+        "instruments": with_alerts(_instruments(catalogue, params, observations, plan_for),
+                                   observations),
         "medications": plan_rows + ehr_rows,
         "ehrMedications": medications_from_ehr is not None,
         "warnings": list(warnings or []),
     }
     dumped: Resource = TimelineSchema().dump(document)
     return dumped
+
+
+def with_alerts(instruments: list[Resource], observations: list[Resource]) -> list[Resource]:
+    """Every point gets the risk alerts of its response, as recorded on the response's panel
+    Observation (mit_fhir/fhir/alerts.py); [] when it raised none."""
+    response_of: dict[str, str] = {}
+    by_response: dict[str, list[Resource]] = {}
+    for obs in observations:
+        responses = [r.get("reference") for r in obs.get("derivedFrom", ())
+                     if str(r.get("reference", "")).startswith("QuestionnaireResponse/")]
+        if not responses:
+            continue
+        response_of[f"Observation/{obs['id']}"] = str(responses[0])
+        if "hasMember" in obs:
+            by_response[str(responses[0])] = [a.as_json() for a in alerts.recorded(obs)]
+    for instrument in instruments:
+        for point in instrument["points"] + (instrument.get("band") or {}).get("points", []):
+            point["alerts"] = by_response.get(response_of.get(point["observation"], ""), [])
+    return instruments
 
 
 @contextmanager

@@ -224,3 +224,23 @@ def test_observations_of_a_tagged_response_carry_the_tag(app: Flask, fhir: FhirA
     assert "tag" not in plain["meta"]
     bundle = fhir.client.get("/fhir/Observation?patient=p5").json
     assert not any("tag" in e["resource"]["meta"] for e in bundle["entry"])
+
+
+def test_every_point_carries_the_alerts_of_its_own_response(app: Flask,
+                                                            fhir: FhirActions) -> None:
+    """Read back from the stored panel: the PHQ-9 with item 9 above 0 has its warning on both
+    its total and its band point; a later one answered "Not at all" has none."""
+    calm = phq9("p-alerts", "2024-02-01T10:00:00Z")
+    for item in calm["item"]:
+        if item["linkId"] == "phq-9-9":
+            item["answer"] = [{"valueCoding": {"system": "http://loinc.org", "code": "LA6568-5"}}]
+    submit(fhir, phq9("p-alerts", "2024-01-01T10:00:00Z"))
+    submit(fhir, calm)
+    document = timeline_for(app.extensions["mit_fhir"], "p-alerts")
+    assert TimelineSchema().validate(document) == {}
+    (phq,) = document["instruments"]
+    for points in (phq["points"], phq["band"]["points"]):
+        first, second = points
+        (alert,) = first["alerts"]
+        assert alert["level"] == "warning" and "better off dead" in alert["item"]
+        assert second["alerts"] == []

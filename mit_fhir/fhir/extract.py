@@ -3,7 +3,8 @@
 One panel Observation per completed response (code = Questionnaire.code, no value) whose
 `hasMember` lists one Observation per calculated item marked `observationExtract`: numeric
 scores as `valueQuantity`, bands as `valueCodeableConcept`, uncomputable scores with
-`dataAbsentReason` and the score rule as its text (never a silent number).
+`dataAbsentReason` and the score rule as its text (never a silent number). The panel carries
+the response's risk alerts (mit_fhir/fhir/alerts.py).
 https://hl7.org/fhir/uv/sdc/STU4/extraction.html#observation-based-extraction
 https://hl7.org/fhir/us/core/STU8/StructureDefinition-us-core-observation-screening-assessment.html
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from mit_fhir.fhir import alerts
 from mit_fhir.fhir.references import reference_type
 from mit_fhir.fhir.scoring import Score, ScoringPlan
 from mit_fhir.fhir.urls import (
@@ -152,7 +154,8 @@ def extract(
     """The Observations of a completed response, or None (drafts and forms without scores)."""
     if qr.get("status") not in EXTRACTABLE_STATUS:
         return None
-    scores = [s for s in plan.evaluate(qr) if s.item.extract]
+    evaluated = plan.evaluate(qr)
+    scores = [s for s in evaluated if s.item.extract]
     if not scores or not questionnaire.get("code"):
         return None
     qr_id = qr.get("id")
@@ -162,6 +165,9 @@ def extract(
     if qr_id:
         panel["identifier"] = [{"system": IDENTIFIER_SYSTEM, "value": f"{qr_id}:panel"}]
     panel["code"] = _concept(questionnaire["code"], questionnaire.get("title"))
+    # The response's risk alerts belong to the assessment as a whole: they go on its panel.
+    alerts.mark(panel, alerts.alerts(questionnaire, qr,
+                                     {s.item.link_id: s.value for s in evaluated}))
     extraction = Extraction(panel)
     for score in scores:
         obs = _common(qr, qr_ref, questionnaire)

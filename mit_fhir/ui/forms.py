@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from mit_fhir.catalogue import licensed_slots, walk_items, with_wording
 from mit_fhir.context import ctx
 from mit_fhir.errors import FhirError
+from mit_fhir.fhir import alerts
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
@@ -181,7 +182,14 @@ def submit_response(qid: str) -> Response:
                                             ui_draft.c.author == _author(data)))
         observations = repository.search(conn, "Observation", [Criterion(
             "derived-from", "eq", (f"QuestionnaireResponse/{stored['id']}",))])
-    return jsonify({"response": stored["id"], "scores": _scores(observations)})
+    return jsonify({"response": stored["id"], "scores": _scores(observations),
+                    "alerts": _alerts(observations)})
+
+
+def _alerts(observations: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The risk alerts the service recorded on the response's panel (fhir/alerts.py)."""
+    return [a.as_json() for obs in observations if "hasMember" in obs
+            for a in alerts.recorded(obs)]
 
 
 def _scores(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mit_fhir import create_app
-from mit_fhir.cds import HIGH_RISK_BANDS, SUMMARY_MAX
+from mit_fhir.cds import SUMMARY_MAX
 from mit_fhir.demo import load_demo
 from tests.conftest import sample
 from tests.fhir.test_extract import GOLDEN, compare_golden
@@ -116,26 +116,78 @@ def test_reliable_deterioration_is_a_warning(client: FlaskClient) -> None:
     for name, when in (("complete", "2024-01-01T10:00:00Z"), ("severe", "2024-04-01T10:00:00Z")):
         submit(client, {**sample("phq-9", name), "authored": when,
                         "subject": {"reference": "Patient/p-worse"}})
-    (card,) = call(client, hook("p-worse")).get_json()["cards"]
+    cards = call(client, hook("p-worse")).get_json()["cards"]
+    (card,) = [c for c in cards if "since" in c["summary"]]
     assert card["summary"] == "PHQ-9 13 -> 20 since 2024-01: reliable deterioration"
     assert card["indicator"] == "warning"
 
 
-def test_a_high_risk_c_ssrs_triage_is_a_warning_even_at_the_first_screen(
+def critical_answer(app: Flask, qid: str, link_id: str) -> list[dict[str, Any]]:
+    """The critical-answer marks of one item of the catalogue's form."""
+    q = app.extensions["mit_fhir"].catalogue.get(qid)
+    (item,) = [i for i in q["item"] if i["linkId"] == link_id]
+    return [e for e in item["extension"] if e["url"].endswith("/critical-answer")]
+
+
+def message(mark: dict[str, Any]) -> str:
+    return str(next(p["valueString"] for p in mark["extension"] if p["url"] == "message"))
+
+
+def test_a_high_risk_c_ssrs_triage_is_a_critical_card_even_at_the_first_screen(
         app: Flask, client: FlaskClient) -> None:
     submit(client, {**sample("cssrs-screener", "high-intent"),
                     "subject": {"reference": "Patient/p-risk"}})
     (card,) = call(client, hook("p-risk")).get_json()["cards"]
+    assert card["indicator"] == "critical"
+    (critical,) = [m for m in critical_answer(app, "cssrs-screener", "cssrs-screener-triage")
+                   if {"url": "level", "valueCode": "critical"} in m["extension"]]
+    assert card["summary"].startswith("C-SSRS screener 20")
+    assert message(critical)[:60] in card["summary"]
+    assert "High risk" in card["detail"]
+
+
+def test_a_moderate_c_ssrs_triage_is_a_warning_card(client: FlaskClient) -> None:
+    submit(client, {**sample("cssrs-screener", "moderate-past-behaviour"),
+                    "subject": {"reference": "Patient/p-moderate"}})
+    (card,) = call(client, hook("p-moderate")).get_json()["cards"]
+    assert card["indicator"] == "warning" and "Moderate risk" in card["detail"]
+
+
+def test_phq9_item_9_above_0_is_a_warning_card_whatever_the_total(
+        app: Flask, client: FlaskClient) -> None:
+    qr = sample("phq-9")
+    (item9,) = [i for i in qr["item"] if i["linkId"] == "phq-9-9"]
+    assert item9["answer"][0]["valueCoding"]["code"] != "LA6568-5"  # not "Not at all"
+    submit(client, {**qr, "subject": {"reference": "Patient/p-item9"}})
+    (card,) = call(client, hook("p-item9")).get_json()["cards"]
+    (mark,) = critical_answer(app, "phq-9", "phq-9-9")
     assert card["indicator"] == "warning"
-    assert card["summary"].startswith("C-SSRS screener: high risk on ")
-    # The constant names the screener's most severe triage band.
-    q = app.extensions["mit_fhir"].catalogue.get("cssrs-screener")
-    (triage,) = [i for i in q["item"] if i["linkId"] == "cssrs-screener-triage"]
-    assert {triage["answerOption"][-1]["valueCoding"]["code"]} == set(HIGH_RISK_BANDS)
+    assert message(mark) in card["detail"] and "better off dead" in card["detail"]
+    assert card["links"][0]["type"] == "smart" and len(card["summary"]) <= SUMMARY_MAX
+
+
+def item_9_not_at_all(qr: dict[str, Any]) -> dict[str, Any]:
+    """The response with PHQ-9 item 9 answered "Not at all" (weight 0)."""
+    qr = copy.deepcopy(qr)
+    for item in qr["item"]:
+        if item["linkId"] == "phq-9-9":
+            item["answer"] = [{"valueCoding": {"system": "http://loinc.org", "code": "LA6568-5",
+                                               "display": "Not at all"}}]
+    return qr
+
+
+def test_only_the_most_recent_assessment_raises_a_card(client: FlaskClient) -> None:
+    first = sample("phq-9")
+    later = item_9_not_at_all(first)
+    for qr, when in ((first, "2024-01-01T10:00:00Z"), (later, "2024-02-01T10:00:00Z")):
+        submit(client, {**qr, "authored": when, "subject": {"reference": "Patient/p-calmer"}})
+    cards = call(client, hook("p-calmer")).get_json()["cards"]
+    assert [c["indicator"] for c in cards if c["indicator"] in ("warning", "critical")] == []
 
 
 def test_no_change_since_baseline_means_no_card(client: FlaskClient) -> None:
-    submit(client, {**sample("phq-9"), "subject": {"reference": "Patient/p-once"}})
+    submit(client, {**item_9_not_at_all(sample("phq-9")),
+                    "subject": {"reference": "Patient/p-once"}})
     assert call(client, hook("p-once")).get_json() == {"cards": []}
 
 

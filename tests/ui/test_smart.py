@@ -17,11 +17,12 @@ from sqlalchemy import select
 
 from mit_fhir import create_app
 from mit_fhir.config import ConfigError, load_settings
+from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import sessions, web
 from mit_fhir.ui.tables import ui_session
-from tests.conftest import ROOT, load_json
+from tests.conftest import ROOT, load_json, sample
 from tests.ui.conftest import CLIENT_ID, SCOPE
 from tests.ui.helpers import ders_items, ders_response
 from tests.ui.smart_ehr import SmartEhr
@@ -496,3 +497,25 @@ def test_a_fill_identifier_not_made_by_the_page_is_refused(
                         base_url=APP, headers={"X-CSRF-Token": csrf(browser)})
     assert resp.status_code == 400 and "urn:uuid" in resp.json["error"]
     assert _page_responses(app) == []
+
+
+def test_the_submission_answers_with_the_alerts_of_the_response(browser: FlaskClient,
+                                                                ehr: SmartEhr) -> None:
+    """The form page's result panel gets the risk alerts: PHQ-9 item 9 above 0 is one."""
+    launched(browser, ehr)
+    qr = {k: v for k, v in sample("phq-9").items() if k not in ("subject", "author")}
+    resp = browser.post("/app/api/forms/phq-9/responses", json=qr, base_url=APP,
+                        headers={"X-CSRF-Token": csrf(browser)})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    item9 = next(i for i in load_json(ROOT / "questionnaires" / "phq-9.json")["item"]
+                 if i["linkId"] == "phq-9-9")
+    (mark,) = [e for e in item9["extension"] if e["url"] == EXT_CRITICAL_ANSWER]
+    given = next(i for i in qr["item"] if i["linkId"] == "phq-9-9")["answer"][0]["valueCoding"]
+    shown = next(o["valueCoding"]["display"] for o in item9["answerOption"]
+                 if o["valueCoding"]["code"] == given["code"])
+    assert resp.json["alerts"] == [{
+        "level": "warning", "item": item9["text"], "answer": shown,
+        "message": next(p["valueString"] for p in mark["extension"] if p["url"] == "message")}]
+    ders = browser.post("/app/api/forms/ders/responses", json=complete_ders(PATIENT),
+                        base_url=APP, headers={"X-CSRF-Token": csrf(browser)})
+    assert ders.status_code == 200 and ders.json["alerts"] == []
