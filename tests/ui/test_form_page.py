@@ -271,15 +271,18 @@ def test_the_phq9_band_shows_and_changes_while_answering(app_server: AppServer,
 def test_phq9_item_9_above_0_is_a_warning_on_the_result_panel(app_server: AppServer,
                                                                patient_page: Any) -> None:
     page = patient_page
-    open_form(page, app_server, "phq-9")
+    served = open_form(page, app_server, "phq-9")
+    ninth = next(i for i in served["item"] if i["linkId"] == "phq-9-9")
     for n in range(1, 10):
         click_answer(page, f"phq-9-{n}", 1 if n == 9 else 0)
     page.click("#submit")
     page.wait_for_selector("#result:not([hidden])", timeout=30_000)
     alerts = page.locator("#alerts[role=alert] li")
     assert alerts.count() >= 1
-    item9 = page.locator('#alerts li[data-item="phq-9-9"]')
+    item9 = page.locator("#alerts li").filter(has_text=ninth["text"])
     assert item9.count() == 1
+    several = answers_of(served)["phq-9-9"]["LA6569-3"][0]
+    assert item9.inner_text().endswith(f"\u201c{ninth['text']}\u201d: {several}")
     assert item9.get_attribute("data-level") in ("warning", "critical")
     # Said in words, not by colour alone.
     assert item9.inner_text().startswith(("Warning: ", "Urgent: "))

@@ -173,7 +173,11 @@
       li.dataset.item = a.item || "";
       const level = document.createElement("strong");
       level.textContent = (a.level === "critical" ? W.critical : W.warning) + ": ";
-      li.append(level, a.message || "");
+      // What it means, then the question and the answer that raised it, as the patient saw them.
+      const where = document.createElement("span");
+      where.className = "alert-answer";
+      where.textContent = a.item ? " \u2014 \u201c" + a.item + "\u201d: " + (a.answer || "") : "";
+      li.append(level, a.message || "", where);
       list.appendChild(li);
     }
     box.hidden = !list.children.length;
