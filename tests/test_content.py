@@ -500,8 +500,8 @@ BAND_ORDER = {
     "bsl-23-severity": ["bsl-23-none-low", "bsl-23-mild", "bsl-23-moderate", "bsl-23-high",
                         "bsl-23-very-high", "bsl-23-extreme"],
     "bpd-criteria-threshold": ["bpd-threshold-not-met", "bpd-threshold-met"],
-    "cssrs-screener-triage": ["cssrs-triage-none", "cssrs-triage-low", "cssrs-triage-moderate",
-                              "cssrs-triage-high"],
+    # LOINC LL465-6 (low, moderate, high); "none" has no LOINC answer.
+    "cssrs-screener-triage": ["cssrs-triage-none", "LA9194-7", "LA6751-7", "LA9193-9"],
 }
 BAND_ITEMS = [
     (qid, it)
@@ -870,3 +870,22 @@ def test_lhc_forms_phq9_service_score_matches_fhirpathpy():
         actual = [] if got.value is None else [got.value]
         assert_score(actual, value, f"LHC PHQ-9 {link_id} (ScoringPlan, reason {got.reason!r})")
         assert_score(actual, reference[link_id][0], f"LHC PHQ-9 {link_id} vs fhirpathpy")
+
+
+def test_ders_wording_is_shipped_and_the_ders16_items_are_ders_items():
+    """Issue 13: the DERS items carry their wording; the DERS-16's are the DERS items its
+    copyright names, word for word (docs/instrument-sources.md)."""
+    ders = answerable(QUESTIONNAIRES["ders"])
+    short = answerable(QUESTIONNAIRES["ders-16"])
+    assert len(ders) == 36 and len(short) == 16
+    assert not licensed_slots(QUESTIONNAIRES["ders"])
+    assert not licensed_slots(QUESTIONNAIRES["ders-16"])
+    for it in ders + short:
+        assert not re.search(r"item \d+$", it["text"]) and it["text"].endswith("."), it["text"]
+        assert "\u2019" not in it["text"] and "  " not in it["text"]
+    named = re.search(r"DERS items ([\d, ]+)", QUESTIONNAIRES["ders-16"]["copyright"])
+    assert named is not None
+    numbers = [int(n) for n in named.group(1).replace(" ", "").strip(",").split(",")]
+    assert [it["text"] for it in short] == [ders[n - 1]["text"] for n in numbers]
+    assert "Gratz" in QUESTIONNAIRES["ders"]["copyright"]
+    assert "Bjureberg" in QUESTIONNAIRES["ders-16"]["copyright"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mit_fhir.fhir.urls import EXT_EQUIVALENT_CODING
+
 # FHIR R4 Questionnaire.item.type -> the answer value[x] element names it accepts.
 # https://hl7.org/fhir/R4/valueset-item-type.html and QuestionnaireResponse invariant qrs-2.
 ACCEPTED_VALUES: dict[str, tuple[str, ...]] = {
@@ -37,3 +39,14 @@ def same_coding(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if a.get("code") != b.get("code"):
         return False
     return not (a.get("system") and b.get("system")) or a.get("system") == b.get("system")
+
+
+def option_codings(option: dict[str, Any]) -> list[dict[str, Any]]:
+    """An answerOption's Coding, then the equivalent codings of the same answer it lists
+    (extension equivalent-coding): a response may answer with any of them."""
+    coding = option.get("valueCoding")
+    if not isinstance(coding, dict):
+        return []
+    return [coding] + [e["valueCoding"] for e in option.get("extension", ())
+                       if e.get("url") == EXT_EQUIVALENT_CODING
+                       and isinstance(e.get("valueCoding"), dict)]

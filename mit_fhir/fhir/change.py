@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mit_fhir.fhir.answers import option_codings
 from mit_fhir.fhir.scoring import Score
 from mit_fhir.fhir.urls import (
     BASE,
@@ -141,23 +142,26 @@ def band_change(
     obs: Resource, score: Score, baseline: Resource | None, previous: Resource | None
 ) -> None:
     """Compare a band (severity, triage, threshold) with the baseline's band."""
-    order = [o.get("code") for o in score.item.options]
-    current = _band(obs)
-    if baseline is None or current not in order:
+    # Ranked by answerOption, any of an option's codes: a baseline stored under the C-SSRS
+    # triage's project code still compares with today's LOINC one.
+    rank = {c.get("code"): i for i, o in enumerate(score.item.item.get("answerOption", ()))
+            for c in option_codings(o)}
+    current = rank.get(_band(obs))
+    if baseline is None or current is None:
         return
-    base = _band(baseline)
-    if base not in order:
+    base = rank.get(_band(baseline))
+    if base is None:
         return
     parts = [
         _sub("baseline", valueReference=_ref(baseline)),
         _sub("baselineValue", valueCoding=_coding(baseline)),
     ]
-    if previous is not None and _band(previous) in order:
+    if previous is not None and rank.get(_band(previous)) is not None:
         parts += [_sub("previous", valueReference=_ref(previous)),
                   _sub("previousValue", valueCoding=_coding(previous))]
     obs.setdefault("extension", []).append({"url": EXT_BAND_CHANGE, "extension": parts})
-    if order.index(current) != order.index(base):
-        better = order.index(current) < order.index(base)
+    if current != base:
+        better = current < base
         obs["interpretation"] = [{"coding": [dict(_INTERPRETATION["B" if better else "W"])]}]
     obs.setdefault("derivedFrom", []).append(_ref(baseline))
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mit_fhir.fhir import alerts
+from mit_fhir.fhir.answers import option_codings
 from mit_fhir.fhir.references import reference_type
 from mit_fhir.fhir.scoring import Score, ScoringPlan
 from mit_fhir.fhir.urls import (
@@ -115,17 +116,19 @@ def _value(score: Score, obs: Resource) -> None:
             "text": score.reason or "the score cannot be computed",
         }
         return
-    options = item.options
-    if options:
+    if item.options:
         code = value.get("code") if isinstance(value, dict) else value
-        match = next((o for o in options if o.get("code") == code), None)
+        # The option's own Coding first, then the other codes of the same band (the C-SSRS
+        # triage's project codes beside LOINC's LL465-6 answers).
+        match = next((codings for codings in map(option_codings, item.item.get("answerOption", ()))
+                      if any(c.get("code") == code for c in codings)), None)
         if match is None:
             obs["dataAbsentReason"] = {
                 "coding": [{"system": DATA_ABSENT_REASON, "code": "error", "display": "Error"}],
                 "text": "the band expression gave a code that is not one of the item's options",
             }
         else:
-            obs["valueCodeableConcept"] = _concept([match], match.get("display"))
+            obs["valueCodeableConcept"] = _concept(match, match[0].get("display"))
         return
     if isinstance(value, bool):
         obs["valueBoolean"] = value

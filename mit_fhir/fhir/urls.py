@@ -11,6 +11,8 @@ CS_RCI_METHOD = f"{BASE}/CodeSystem/rci-method"
 EXT_SCORE_RULE = f"{BASE}/StructureDefinition/score-rule"
 EXT_LICENSED_TEXT_SLOT = f"{BASE}/StructureDefinition/licensed-text-slot"
 EXT_RELIABLE_CHANGE = f"{BASE}/StructureDefinition/reliable-change"
+# On an answerOption: another code of the same answer (the project's own, LOINC's form's).
+EXT_EQUIVALENT_CODING = f"{BASE}/StructureDefinition/equivalent-coding"
 
 SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition"
 EXT_CALCULATED_EXPRESSION = f"{SDC}/sdc-questionnaire-calculatedExpression"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mit_fhir.errors import Issue, Unprocessable
-from mit_fhir.fhir.answers import ACCEPTED_VALUES, same_coding, value_of
+from mit_fhir.fhir.answers import ACCEPTED_VALUES, option_codings, same_coding, value_of
 from mit_fhir.fhir.enable_when import enabled
 from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.structure import check_structure
@@ -121,6 +121,7 @@ class _Checker:
         options = q_item.get("answerOption")
         if options and (kind == "choice" or (kind == "open-choice" and key != "valueString")):
             allowed = [v for o in options if (v := value_of(o)) is not None]
+            allowed += [("valueCoding", c) for o in options for c in option_codings(o)[1:]]
             if not any(_option_matches(key, val, okey, oval) for okey, oval in allowed):
                 self.fail(path, f"item '{link_id}': the answer is not one of its answerOptions")
         if key in ("valueInteger", "valueDecimal"):

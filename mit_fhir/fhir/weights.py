@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mit_fhir.errors import Issue, Unprocessable
+from mit_fhir.fhir.answers import option_codings
 from mit_fhir.fhir.urls import EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE
 
 Resource = dict[str, Any]
@@ -117,6 +118,10 @@ class FormWeights:
                 w = on_coding if w is None else w
                 if w is not None:
                     options.append((coding.get("system"), coding["code"], w))
+                    # The same answer under another code scores the same (GAD-7 item 2's
+                    # LA18938-3 in LOINC's form is the original's "More than half the days").
+                    options += [(c.get("system"), c["code"], w) for c in option_codings(opt)[1:]
+                                if isinstance(c.get("code"), str)]
                     self.nodes[id(opt)] = w
                 if on_coding is not None:
                     self.nodes[id(coding)] = on_coding
