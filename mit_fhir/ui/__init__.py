@@ -8,8 +8,10 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the pages; they authenticate with their own server-side session."""
     from mit_fhir.security import guard
-    from mit_fhir.ui import forms, launch, outcomes  # noqa: F401 - their routes join bp
+    from mit_fhir.ui import forms, landing, launch, outcomes  # noqa: F401 - their routes join bp
     from mit_fhir.ui.blueprint import bp
 
     app.register_blueprint(bp)
+    # `/` is not exempt: in jwt mode the guard answers it before the page could.
+    app.register_blueprint(landing.bp)
     guard.exempt(app, [bp.name])

@@ -9,12 +9,13 @@ from flask import Blueprint, Response, current_app, request, send_from_directory
 
 from mit_fhir.errors import FhirError
 from mit_fhir.ui import smart
-from mit_fhir.ui.web import PageError, load_session, page
+from mit_fhir.ui.web import PageError, load_session, page, set_demo_cookie
 
 HERE = Path(__file__).resolve().parent
 bp = Blueprint("ui", __name__, url_prefix="/app", template_folder=str(HERE / "templates"),
                static_folder=str(HERE / "static"), static_url_path="/static")
 bp.before_request(load_session)
+bp.after_request(set_demo_cookie)
 
 
 @bp.get("/vendor/<path:filename>")

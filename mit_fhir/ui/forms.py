@@ -9,15 +9,16 @@ import orjson
 from flask import Response, jsonify, request
 from sqlalchemy import delete, select
 
-from mit_fhir.catalogue import with_wording
+from mit_fhir.catalogue import licensed_slots, walk_items, with_wording
 from mit_fhir.context import ctx
+from mit_fhir.errors import FhirError
 from mit_fhir.fhir import alerts
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion, now_instant
 from mit_fhir.submissions import submit_once, validated
-from mit_fhir.ui import i18n, presentation
+from mit_fhir.ui import i18n, messages, presentation
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.data import change_of
 from mit_fhir.ui.tables import ui_draft
@@ -48,6 +49,29 @@ def forms() -> Response:
                 languages=i18n.LANGUAGES)
 
 
+def _unworded(questionnaire: dict[str, Any], served: dict[str, Any], lang: str) -> int:
+    """How many licensed-text slots still show the placeholder text in `lang`."""
+    def texts(q: dict[str, Any]) -> dict[str, Any]:
+        return {i["linkId"]: i.get("text") for i in walk_items(
+            i18n.translated(q, lang).get("item", []))}
+
+    before, after = texts(questionnaire), texts(served)
+    return sum(1 for link in licensed_slots(questionnaire) if before[link] == after[link])
+
+
+def _licensed(qid: str, questionnaire: dict[str, Any], lang: str) -> dict[str, Any] | None:
+    """What the form page tells a clinician when the licensed wording is not loaded."""
+    if not licensed_slots(questionnaire):
+        return None
+    with ctx().store.transaction() as conn:
+        missing = _unworded(questionnaire, with_wording(conn, questionnaire), lang)
+    if not missing:
+        return None
+    language = "" if lang == questionnaire.get("language", "en") else f" --language {lang}"
+    return {"missing": missing, "template": f"mit-fhir wording template {qid} > {qid}.csv",
+            "load": f"mit-fhir wording load {qid} {qid}.csv{language}"}
+
+
 @bp.get("/forms/<qid>")
 def form(qid: str) -> Response:
     data = require_session()
@@ -59,7 +83,8 @@ def form(qid: str) -> Response:
     head = i18n.translated({k: questionnaire.get(k) for k in (
         "title", "_title", "copyright", "_copyright", "language")}, lang)
     return page("form.html", title=head["title"] or qid, copyright=head.get("copyright"),
-                qid=qid, lang=lang, patient=patient, words=i18n.WORDS.get(lang, i18n.WORDS["en"]),
+                qid=qid, lang=lang, patient=patient, words=i18n.words(lang),
+                licensed=_licensed(qid, questionnaire, lang),
                 languages={k: v for k, v in i18n.LANGUAGES.items()
                            if k in i18n.languages(questionnaire)})
 
@@ -73,7 +98,22 @@ def questionnaire_json(qid: str) -> Response:
     lang = request.args.get("lang", served.get("language", "en"))
     if lang not in i18n.languages(questionnaire):
         raise PageError("no such translation", 404)
-    return jsonify(presentation.for_renderer(i18n.translated(served, lang)))
+    # grid=0: the page asks for plain lists where a grid would not fit (a phone).
+    grid = request.args.get("grid", "1") != "0"
+    return jsonify(presentation.for_renderer(i18n.translated(served, lang), grid=grid))
+
+
+def _refused(exc: FhirError, qid: str) -> Response:
+    """A refusal of the posted form, each issue naming the question as the person sees it."""
+    lang = request.args.get("lang", "en")
+    questionnaire = _form(qid)
+    if lang not in i18n.languages(questionnaire):
+        lang = questionnaire.get("language", "en")
+    plain = messages.plain(exc, i18n.translated(questionnaire, lang), lang)
+    detail = [i.diagnostics for i in exc.issues]
+    return Response(orjson.dumps({"error": plain[0] if plain else exc.message, "issues": plain,
+                                  "detail": detail}),
+                    exc.status, content_type="application/json")
 
 
 def _prepared(qid: str, data: dict[str, Any], status: str) -> dict[str, Any]:
@@ -128,8 +168,13 @@ def submit_response(qid: str) -> Response:
     patient = patient_of(data)
     authorize("QuestionnaireResponse", "c", patient)
     qr = _prepared(qid, data, "completed")
-    # `authored` is the instant of each attempt: a retry of the same fill differs only there.
-    stored, _ = submit_once(ctx(), qr, set_per_attempt=("authored",))
+    try:
+        # `authored` is the instant of each attempt: a retry of the same fill differs only there.
+        stored, _ = submit_once(ctx(), qr, set_per_attempt=("authored",))
+    except FhirError as exc:
+        if exc.status >= 500:
+            raise
+        return _refused(exc, qid)
     audit.add([stored])
     with ctx().store.transaction() as conn:
         conn.execute(delete(ui_draft).where(ui_draft.c.patient == patient,
@@ -190,7 +235,12 @@ def draft(qid: str) -> Response:
     check_csrf()
     authorize("QuestionnaireResponse", "u", patient)
     qr = _prepared(qid, data, "in-progress")
-    validated(ctx().catalogue, qr)
+    try:
+        validated(ctx().catalogue, qr)
+    except FhirError as exc:
+        if exc.status >= 500:
+            raise
+        return _refused(exc, qid)
     with ctx().store.transaction() as conn:
         conn.execute(delete(ui_draft).where(*key))
         conn.execute(ui_draft.insert().values(

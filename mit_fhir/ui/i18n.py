@@ -12,13 +12,89 @@ from typing import Any
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 LANGUAGES = {"en": "English", "it": "Italiano"}
-# The form page's own words (LHC-Forms and the form bring theirs).
-WORDS = {
+# The pages' own words; `renderer` are LHC-Forms' own strings, which it offers no locale for
+# (40.x keeps them in a module-private table), so form.js replaces them after rendering.
+WORDS: dict[str, dict[str, Any]] = {
     "en": {"save": "Save draft", "submit": "Submit", "scores": "Scores recorded",
-           "copyright": "Copyright and licence", "outcomes": "See the outcomes chart"},
+           "copyright": "Copyright and licence", "outcomes": "See the outcomes chart",
+           "skip": "Skip to content", "forms": "Forms", "outcomes_nav": "Outcomes",
+           "patient": "Patient", "sign_out": "Sign out", "demo": "Development mode: demo patient",
+           "forms_for": "Forms for patient", "score": "Score", "value": "Value",
+           "change": "Change", "reliable": "Reliable", "yes": "yes", "no": "no",
+           "better": "better", "worse": "worse", "no_change": "no change computed",
+           "caption": "Scores computed by the service, with change since the first assessment",
+           "alerts": "Needs attention now", "critical": "Urgent", "warning": "Warning",
+           "loading": "Loading the form…", "ready": "Ready.",
+           "restored": "Draft restored (saved {when}).", "saved": "Draft saved at {when}.",
+           "not_saved": "The draft was not saved: {why}",
+           "draft_lost": "The draft was not saved: the connection was lost. Check the "
+                         "connection and press Save draft again.",
+           "submitting": "Submitting…",
+           "submitted": "Submitted: {n} scores recorded.", "not_submitted": "Not submitted: {why}",
+           "lost": "Not submitted: the connection was lost before the service answered, so the "
+                   "page cannot tell whether the answers arrived. Check the connection and "
+                   "press Submit again: the same answers are never recorded twice.",
+           "load_failed": "The form could not be loaded. Check the connection and reload "
+                          "the page.",
+           "licensed_title": "The wording of this instrument is not loaded",
+           "licensed": "{n} questions show a placeholder (“item 1”, “item 2” "
+                       "…) instead of the instrument's wording, because the wording is "
+                       "licensed and is not shipped with mit-fhir. Do not give this form to a "
+                       "patient until the site has loaded the licensed wording. An "
+                       "administrator prints the list of questions to fill in, then loads "
+                       "the completed file:",
+           "renderer": {}},
     "it": {"save": "Salva bozza", "submit": "Invia", "scores": "Punteggi registrati",
-           "copyright": "Copyright e licenza", "outcomes": "Vedi il grafico degli esiti"},
+           "copyright": "Copyright e licenza", "outcomes": "Vedi il grafico degli esiti",
+           "skip": "Vai al contenuto", "forms": "Questionari", "outcomes_nav": "Esiti",
+           "patient": "Paziente", "sign_out": "Esci",
+           "demo": "Modalità di sviluppo: paziente dimostrativo",
+           "forms_for": "Questionari per il paziente", "score": "Punteggio", "value": "Valore",
+           "change": "Cambiamento", "reliable": "Affidabile", "yes": "sì", "no": "no",
+           "better": "migliorato", "worse": "peggiorato", "no_change": "nessun confronto",
+           "caption": "Punteggi calcolati dal servizio, con il cambiamento dalla prima "
+                      "valutazione",
+           "alerts": "Richiede attenzione subito", "critical": "Urgente", "warning": "Attenzione",
+           "loading": "Caricamento del questionario…", "ready": "Pronto.",
+           "restored": "Bozza ripristinata (salvata {when}).",
+           "saved": "Bozza salvata alle {when}.",
+           "not_saved": "La bozza non è stata salvata: {why}",
+           "draft_lost": "La bozza non è stata salvata: la connessione si è interrotta. "
+                         "Controllare la connessione e premere di nuovo Salva bozza.",
+           "submitting": "Invio in corso…",
+           "submitted": "Inviato: {n} punteggi registrati.", "not_submitted": "Non inviato: {why}",
+           "lost": "Non inviato: la connessione si è interrotta prima della risposta del "
+                   "servizio, quindi la pagina non sa se le risposte sono arrivate. Controllare "
+                   "la connessione e premere di nuovo Invia: le stesse risposte non vengono "
+                   "mai registrate due volte.",
+           "load_failed": "Non è stato possibile caricare il questionario. Controllare la "
+                          "connessione e ricaricare la pagina.",
+           "licensed_title": "Il testo di questo strumento non è caricato",
+           "licensed": "{n} domande mostrano un segnaposto (“item 1”, “item 2” "
+                       "…) al posto del testo dello strumento, perché il testo è "
+                       "protetto da licenza e non è distribuito con mit-fhir. Non "
+                       "somministrare questo questionario a un paziente finché il centro "
+                       "non ha caricato il testo autorizzato. Un amministratore stampa "
+                       "l'elenco delle domande da compilare, poi carica il file completato:",
+           "renderer": {"Type a value": "Scrivere un valore", "Type a number": "Scrivere un numero",
+                        "Select one": "Sceglierne uno",
+                        "Select one or more": "Sceglierne uno o più",
+                        "Search for a value": "Cercare un valore",
+                        "Search for values": "Cercare valori",
+                        "Select one or type a value": "Sceglierne uno o scrivere un valore",
+                        "Select one or more or type a value":
+                            "Sceglierne uno o più o scrivere un valore",
+                        "MM/DD/YYYY": "MM/GG/AAAA", "MM/DD/YYYY HH:MM:SS": "MM/GG/AAAA HH:MM:SS",
+                        "Yes": "Sì", "No": "No", "Not Answered": "Nessuna risposta",
+                        "Add another": "Aggiungi un altro",
+                        "Now": "Adesso", "Today": "Oggi", "OK": "OK",
+                        "Instruction": "Istruzioni"}},
 }
+
+
+def words(lang: str) -> dict[str, Any]:
+    """The pages' words in `lang` (English where the language has none)."""
+    return WORDS.get(lang, WORDS["en"])
 
 
 def translation(element: Any, lang: str) -> str | None:

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from mit_fhir.context import ctx
 from mit_fhir.security.guard import is_loopback
 from mit_fhir.security.scopes import Principal, parse_scopes
-from mit_fhir.ui import sessions, smart
+from mit_fhir.ui import i18n, sessions, smart
 
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -37,6 +37,7 @@ def content_security_policy() -> str:
 
 
 def page(template: str, status: int = 200, **values: Any) -> Response:
+    values.setdefault("words", i18n.words(values.get("lang") or "en"))
     html = render_template(template, csrf=(g.get("ui_session") or {}).get("csrf", ""),
                            context=(g.get("ui_session") or {}), **values)
     resp = Response(html, status, content_type="text/html; charset=utf-8")
@@ -66,6 +67,7 @@ def new_session(token_data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 DEVELOPMENT_SESSION: dict[str, Any] = {"development": True, "csrf": "", "patient": None,
                                         "endpoints": None}
+DEMO_SESSION_SECONDS = 8 * 3600  # a working day of trying the forms
 
 
 def development_mode() -> bool:
@@ -73,14 +75,48 @@ def development_mode() -> bool:
     return current_app.config["AUTH"] == "none" and is_loopback(request.remote_addr)
 
 
+def demo_patient() -> str:
+    """The demo patient `make run` loads (mit_fhir/data/demo.json)."""
+    from mit_fhir.demo import demo_data
+
+    return str(demo_data()["patient"]["id"])
+
+
+def _demo_launch() -> dict[str, Any]:
+    """A launch without an EHR for the demo patient: a real session (cookie, CSRF token) so
+    that a newcomer can fill and submit the forms; set on the response by `set_demo_cookie`."""
+    data = {**DEVELOPMENT_SESSION, "patient": demo_patient(), "demo": True,
+            "csrf": secrets.token_urlsafe(32)}
+    with ctx().store.transaction() as conn:
+        g.demo_cookie = sessions.create(conn, data, DEMO_SESSION_SECONDS)
+    g.ui_session = data
+    return data
+
+
+def set_demo_cookie(resp: BaseResponse) -> BaseResponse:
+    if g.get("demo_cookie"):
+        set_cookie(resp, g.demo_cookie, DEMO_SESSION_SECONDS)
+    return resp
+
+
 def require_session() -> dict[str, Any]:
     """The launched session (tokens refreshed when due), or PageError 401."""
     data: dict[str, Any] | None = g.get("ui_session")
-    if (not data or "access_token" not in data) and development_mode():
-        # `make run` without an EHR: the pages show any patient's stored data (no EHR reads,
-        # no form submissions) to loopback callers only, as the API does in this mode.
-        g.ui_session = DEVELOPMENT_SESSION
+    if data and data.get("development"):
+        # A demo session is only ever honoured where it was made: AUTH=none, on loopback.
+        if not development_mode():
+            raise PageError("No session: open this app from the patient's chart in the EHR.",
+                            401)
         g.principal = Principal.development_user()
+        return data
+    if (not data or "access_token" not in data) and development_mode():
+        g.principal = Principal.development_user()
+        if request.method == "GET" and not request.path.startswith("/app/api/"):
+            # `make run` without an EHR: opening a page is the demo launch.
+            return _demo_launch()
+        # The page's own API without a demo launch: stored data of any patient to loopback
+        # callers only, as the API does in this mode; no CSRF token, so no writes.
+        g.ui_session = DEVELOPMENT_SESSION
         return DEVELOPMENT_SESSION
     if not data or "access_token" not in data:
         raise PageError("No session: open this app from the patient's chart in the EHR.", 401)

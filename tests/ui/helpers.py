@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from mit_fhir.catalogue import Catalogue
+from mit_fhir.catalogue import Catalogue, walk_items
 from mit_fhir.context import Context
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.paths import QUESTIONNAIRE_DIR
@@ -60,6 +61,20 @@ def medication_request(patient: str, rxnorm: str, name: str, dose: str, start: s
         "dosageInstruction": [{"text": dose}],
         "dispenseRequest": {"validityPeriod": validity},
     }
+
+
+@functools.cache
+def answer_codes() -> dict[str, dict[int, str]]:
+    """linkId -> weight -> answer code, for every weighted item of the catalogue."""
+    found: dict[str, dict[int, str]] = {}
+    for questionnaire in catalogue():
+        for item in walk_items(questionnaire.get("item", [])):
+            weighted = {weight(o): o["valueCoding"]["code"] for o in item.get("answerOption", [])
+                        if "valueCoding" in o and any(e["url"] == WEIGHT
+                                                      for e in o.get("extension", []))}
+            if weighted:
+                found[item["linkId"]] = weighted
+    return found
 
 
 def catalogue() -> Catalogue:

@@ -12,7 +12,14 @@ from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.ui import i18n
 from tests.conftest import ROOT, load_json
 from tests.ui.conftest import AppServer, create_in_ehr, run_app_server, screenshot
-from tests.ui.helpers import catalogue, ders_items, medication_request, submit_ders, weight
+from tests.ui.helpers import (
+    answer_codes,
+    catalogue,
+    ders_items,
+    medication_request,
+    submit_ders,
+    weight,
+)
 from tests.ui.smart_ehr import SmartEhr
 
 # axe-core belongs to the tests, not to the pages: `make ui-assets` npm-installs it in ui/ only.
@@ -28,13 +35,23 @@ def launch(page: Any, server: AppServer, patient: str, view: str = "forms") -> N
 
 
 def click_answer(page: Any, link_id: str, answer_weight: int) -> None:
-    label = page.locator(f'label.lhc-answer[id^="{link_id}/1|"]').filter(
-        has_text=re.compile(rf" - {answer_weight}$"))
-    label.click()
+    """Choose the answer of that weight (looked up in the catalogue: the page shows none),
+    in a list (its label) or a grid (its radio button): both carry the answer's code."""
+    code = answer_codes()[link_id][answer_weight]
+    page.locator(f'[id^="{link_id}/"][id$="|{code}"]').first.click()
 
 
 def live_score(page: Any, link_id: str) -> str:
-    value: str = page.locator(f'input[id="{link_id}/1"]').input_value()
+    """The renderer's value of a calculated item once its expressions have run: LHC-Forms
+    recalculates asynchronously after each answer, so the value is read when it holds."""
+    field = page.locator(f'input[id="{link_id}/1"]')
+    value: str = field.input_value()
+    for _ in range(20):
+        page.wait_for_timeout(150)
+        again: str = field.input_value()
+        if again == value:
+            return value
+        value = again
     return value
 
 
@@ -74,7 +91,7 @@ def test_launch_fill_ders_submit_and_see_the_new_point(app_server: AppServer, me
         assert len(items) == 36
         chosen = {link: 1 if n % 3 else 2 for n, link in enumerate(items)}
         # Item 1 by keyboard alone: focus its first answer and select it with Space.
-        page.focus(f'input[name="radiogroup_{items[0]}/1"] >> nth=0')
+        page.focus(f'input[type=radio][name^="{items[0]}/"] >> nth=0')
         page.keyboard.press("Space")
         chosen[items[0]] = weight(ders_items()[0]["answerOption"][0])
         for link in items[1:10]:
@@ -84,7 +101,7 @@ def test_launch_fill_ders_submit_and_see_the_new_point(app_server: AppServer, me
         page.reload()
         page.wait_for_selector("#form[data-ready=true]", timeout=30_000)
         assert "Draft restored" in page.inner_text("#status")
-        restored = page.locator(".lhc-answer.ant-radio-wrapper-checked")
+        restored = page.locator("#form input[type=radio]:checked")
         assert restored.count() == 10
 
         for link in items[10:]:
@@ -206,7 +223,7 @@ def test_italian_form_is_served_translated(app_server: AppServer, medplum_server
 
 
 def test_weights_of_the_fixture_are_those_of_the_catalogue() -> None:
-    # The test clicks answers by the weight LHC-Forms shows; make sure the catalogue agrees.
+    # The test clicks answers by their weight in the catalogue; make sure it has those.
     item = ders_items()[0]
     assert sorted(weight(o) for o in item["answerOption"]) == [1, 2, 3, 4, 5]
 
@@ -247,7 +264,7 @@ def test_every_catalogue_form_renders_in_each_of_its_languages(app_server: AppSe
         for lang in i18n.languages(questionnaire):
             page.goto(f"{app_server.url}/app/forms/{questionnaire['id']}?lang={lang}")
             page.wait_for_selector("#form[data-ready=true]", timeout=30_000)
-            assert page.inner_text("#status") == "Ready."
+            assert page.inner_text("#status") == i18n.words(lang)["ready"]
             rendered.append((questionnaire["id"], lang))
     assert len(rendered) == 23 and ("medication-plan", "it") in rendered
     assert errors == []

@@ -8,6 +8,7 @@ from typing import Any
 
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
+from mit_fhir.ui import i18n, messages
 from mit_fhir.ui.forms import FILL_SYSTEM
 from tests.ui.conftest import AppServer, create_in_ehr, screenshot
 from tests.ui.test_browser import click_answer, launch
@@ -47,7 +48,7 @@ class Posts:
         self.bodies: list[dict[str, Any]] = []
         self.answers: list[dict[str, Any]] = []
         self.lose = lose
-        page.route("**/app/api/forms/*/responses", self._handle)
+        page.route("**/app/api/forms/*/responses?*", self._handle)
 
     def _handle(self, route: Any) -> None:
         self.bodies.append(route.request.post_data_json)
@@ -74,6 +75,12 @@ def test_a_double_click_on_submit_stores_one_response(app_server: AppServer,
     [response] = stored(app_server, patient)
     assert response["identifier"] == {"system": FILL_SYSTEM, "value": fill}
     assert all(i == response["identifier"] for i in posts.identifiers())
+    # The grid's layout group never leaves the page: the service gets the form's own items.
+    sent = [i["linkId"] for i in posts.bodies[0]["item"]]
+    assert [link for link in sent if link.startswith("gad-7-") and link[-1].isdigit()] == GAD7
+    assert not any(link.startswith("mit-grid-") for link in sent)
+    # Item 2 carries LOINC's equivalent coding, so it is a grid block of its own: 3 blocks.
+    assert int(page.get_attribute("#form", "data-grids") or 0) >= 1
     assert page.get_attribute("#form", "data-submitted") == response["id"]
     total = page.locator("#scores tr", has_text="GAD-7 total score").locator(".value")
     assert total.inner_text() == "9"
@@ -86,6 +93,9 @@ def test_a_retry_after_a_lost_answer_returns_the_stored_response(
     page.click("#submit")
     page.wait_for_selector("#status:has-text('Not submitted')")
     screenshot(page, "gad7-answer-lost")
+    # What the person reads: the connection, and that pressing Submit again is safe.
+    assert page.inner_text("#status") == i18n.words("en")["lost"]
+    assert "fetch" not in page.inner_text("#status").lower()
     assert len(stored(app_server, patient)) == 1  # it was stored; the page could not know
     assert page.is_enabled("#submit")
     page.click("#submit")
@@ -130,7 +140,9 @@ def test_a_fill_changed_after_a_lost_answer_is_not_stored_over_the_first(
     page.wait_for_selector("#status:has-text('Not submitted')")
     click_answer(page, "gad-7-1", 3)  # the person changes an answer, then submits again
     page.click("#submit")
-    page.wait_for_selector("#status:has-text('differ from the ones already submitted')")
+    page.wait_for_selector("#status:has-text('differ from the ones already sent')")
+    # Said plainly, with what to do; no internal code or HTTP status.
+    assert page.inner_text("#status") == "Not submitted: " + messages.WORDS["en"]["conflict"]
     screenshot(page, "gad7-changed-fill-refused")
     assert len(stored(app_server, patient)) == 1
     # The page has made the changed answers a new fill: submitting them now stores them.

@@ -48,7 +48,7 @@ def rendered_answers(page: Any, questionnaire: dict[str, Any], qr: dict[str, Any
              await LForms.Util.addFormToPage(q, el, {questionnaireResponse: qr,
                                                      prepopulate: false});
              return LForms.Util.getFormFHIRData('QuestionnaireResponse', 'R4', el);
-           }""", [for_renderer(questionnaire), qr])
+           }""", [for_renderer(questionnaire, grid=False), qr])  # flat, as the samples are
     return {i["linkId"]: i.get("answer") for i in walk_items(out.get("item", []))}
 
 

@@ -5,7 +5,9 @@
   const status = document.getElementById("status");
   const saveButton = document.getElementById("save-draft");
   const submitButton = document.getElementById("submit");
+  const W = JSON.parse(document.getElementById("words").textContent);
   const say = (text) => { status.textContent = text; };
+  const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
 
   // One identifier per fill of the form, sent with every attempt to submit it: the service
   // stores a fill once, so a double submit or a retry after a lost answer cannot store a
@@ -37,35 +39,151 @@
   storage("set", fill);
   root.dataset.fill = fill;
 
+  // The grids are groups the server adds for layout only (presentation.py, linkIds
+  // "mit-grid-N"): responses leave the page without them, drafts come back into them.
+  const GRID = "mit-grid-";
+  const gridOf = {};
+
+  function findGrids(items) {
+    for (const item of items || []) {
+      if (item.linkId.startsWith(GRID)) {
+        for (const row of item.item) gridOf[row.linkId] = item.linkId;
+      } else {
+        findGrids(item.item);
+      }
+    }
+  }
+
+  function flat(items) {
+    const out = [];
+    for (const item of items || []) {
+      if (item.linkId.startsWith(GRID)) out.push(...flat(item.item));
+      else out.push(item.item ? { ...item, item: flat(item.item) } : item);
+    }
+    return out;
+  }
+
+  function nested(items) {
+    const out = [];
+    for (const item of items || []) {
+      const grid = gridOf[item.linkId];
+      const last = out[out.length - 1];
+      if (grid && last && last.linkId === grid) last.item.push(item);
+      else if (grid) out.push({ linkId: grid, item: [item] });
+      else out.push(item.item ? { ...item, item: nested(item.item) } : item);
+    }
+    return out;
+  }
+
   function response() {
-    return LForms.Util.getFormFHIRData("QuestionnaireResponse", "R4", root);
+    const qr = LForms.Util.getFormFHIRData("QuestionnaireResponse", "R4", root);
+    if (qr.item) qr.item = flat(qr.item);
+    return qr;
+  }
+
+  // LHC-Forms has no locale setting for its own controls: their strings are replaced where
+  // they show, now and whenever it renders more (a repeated group, a date picker).
+  const renderer = W.renderer || {};
+  function translateControls(node) {
+    if (!Object.keys(renderer).length) return;
+    const walker = document.createTreeWalker(node, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    for (let n = walker.currentNode; n; n = walker.nextNode()) {
+      if (n.nodeType === Node.TEXT_NODE) {
+        const text = n.nodeValue.trim();
+        if (text in renderer) n.nodeValue = n.nodeValue.replace(text, renderer[text]);
+        continue;
+      }
+      for (const attr of ["placeholder", "aria-label", "title"]) {
+        const value = n.getAttribute(attr);
+        if (value && value.trim() in renderer) n.setAttribute(attr, renderer[value.trim()]);
+      }
+    }
+  }
+
+  // LHC-Forms points aria-controls / aria-describedby of its help and "add another" buttons
+  // at elements that exist only later (a pop-over, the next repetition): a reference to
+  // nothing, which screen readers (and axe) treat as invalid. Missing ids are dropped.
+  const REFS = ["aria-controls", "aria-describedby"];
+  function fixReferences(node) {
+    if (!node.querySelectorAll) return;
+    for (const el of node.querySelectorAll("[aria-controls], [aria-describedby]")) {
+      for (const attr of REFS) {
+        const value = el.getAttribute(attr);
+        if (value === null) continue;
+        const kept = value.split(/\s+/).filter((id) => id && document.getElementById(id));
+        if (kept.length) el.setAttribute(attr, kept.join(" "));
+        else el.removeAttribute(attr);
+      }
+    }
   }
 
   async function load() {
-    say("Loading the form…");
-    const questionnaire = await mitFhir.request("GET", root.dataset.questionnaire);
+    say(W.loading);
+    // A grid of five answer columns does not fit a phone: there the items stay lists.
+    const narrow = window.matchMedia("(max-width: 47.99rem)").matches;
+    const url = root.dataset.questionnaire + (narrow ? "&grid=0" : "");
+    const questionnaire = await mitFhir.request("GET", url);
     const draft = await mitFhir.request("GET", root.dataset.draft);
+    findGrids(questionnaire.item);
+    root.dataset.grids = String(new Set(Object.values(gridOf)).size);
     let form = LForms.Util.convertFHIRQuestionnaireToLForms(questionnaire, "R4");
     if (draft && draft.item) {
-      form = LForms.Util.mergeFHIRDataIntoLForms("QuestionnaireResponse", draft, form, "R4");
+      form = LForms.Util.mergeFHIRDataIntoLForms("QuestionnaireResponse",
+        { ...draft, item: nested(draft.item) }, form, "R4");
     }
-    await LForms.Util.addFormToPage(form, root, { prepopulate: false });
+    // The weights are the scoring key: shown beside the answers they would bias a self-report.
+    await LForms.Util.addFormToPage(form, root,
+      { prepopulate: false, displayScoreWithAnswerText: false });
+    translateControls(root);
+    fixReferences(root);
+    new MutationObserver((changes) => {
+      for (const c of changes) {
+        for (const n of c.addedNodes) { translateControls(n); fixReferences(n); }
+      }
+    }).observe(root, { childList: true, subtree: true });
     saveButton.disabled = false;
     submitButton.disabled = false;
     root.dataset.ready = "true";
-    say(draft && draft.item ? "Draft restored (saved " + draft.authored + ")." : "Ready.");
+    say(draft && draft.item ? fmt(W.restored, { when: draft.authored }) : W.ready);
   }
+
+  // A lost answer (no network, a dropped connection) is a TypeError without a status.
+  const why = (err) => (err.status ? (err.issues && err.issues.length ? err.issues.join(" ") : err.message) : null);
 
   async function saveDraft() {
     saveButton.disabled = true;
     try {
       const saved = await mitFhir.request("PUT", root.dataset.draft, response());
-      say("Draft saved at " + saved.saved + ".");
+      say(fmt(W.saved, { when: saved.saved }));
     } catch (err) {
-      say("The draft was not saved: " + err.message);
+      say(why(err) === null ? W.draft_lost : fmt(W.not_saved, { why: why(err) }));
     } finally {
       saveButton.disabled = false;
     }
+  }
+
+  function showAlerts(alerts) {
+    const box = document.getElementById("alerts");
+    const list = document.getElementById("alert-list");
+    list.replaceChildren();
+    for (const a of alerts || []) {
+      const li = document.createElement("li");
+      li.className = "alert alert-" + (a.level === "critical" ? "critical" : "warning");
+      li.dataset.level = a.level;
+      li.dataset.item = a.item || "";
+      const level = document.createElement("strong");
+      level.textContent = (a.level === "critical" ? W.critical : W.warning) + ": ";
+      // What it means, then the question and the answer that raised it, as the patient saw them.
+      const where = document.createElement("span");
+      where.className = "alert-answer";
+      where.textContent = a.item ? " \u2014 \u201c" + a.item + "\u201d: " + (a.answer || "") : "";
+      li.append(level, a.message || "", where);
+      list.appendChild(li);
+    }
+    box.hidden = !list.children.length;
+    // role=alert only once there is something to say: screen readers announce it then.
+    if (list.children.length) box.setAttribute("role", "alert");
+    else box.removeAttribute("role");
   }
 
   function showScores(scores) {
@@ -76,9 +194,9 @@
       row.dataset.code = s.code;
       mitFhir.cell(row, s.display, true);
       mitFhir.cell(row, s.value).className = "value";
-      mitFhir.cell(row, s.category || "no change computed").className = "category";
+      mitFhir.cell(row, s.category || W.no_change).className = "category";
       mitFhir.cell(row, s.reliable === null || s.reliable === undefined ? "" :
-        (s.reliable ? "yes" : "no") + (s.flag ? " (" + (s.flag === "B" ? "better" : "worse") + ")" : ""));
+        (s.reliable ? W.yes : W.no) + (s.flag ? " (" + (s.flag === "B" ? W.better : W.worse) + ")" : ""));
       body.appendChild(row);
     }
     const section = document.getElementById("result");
@@ -92,27 +210,28 @@
     if (submitting) return;  // a second click or Enter before the first answer
     submitting = true;
     submitButton.disabled = true;
-    say("Submitting…");
+    say(W.submitting);
     try {
       const body = response();
       body.identifier = { system: FILL_SYSTEM, value: fill };
       const result = await mitFhir.request("POST", root.dataset.submit, body);
       storage("drop");  // stored: a reload starts a new fill
       root.dataset.submitted = result.response;
+      showAlerts(result.alerts);
       showScores(result.scores);
-      say("Submitted: " + result.scores.length + " scores recorded.");
+      say(fmt(W.submitted, { n: result.scores.length }));
     } catch (err) {
-      // A lost answer (no network, a dropped connection) is a TypeError without issues.
-      const issues = err.issues || [];
-      say("Not submitted: " + err.message + (issues.length > 1 ? " (" + issues.slice(1).join("; ") + ")" : ""));
+      if (why(err) === null) {
+        say(W.lost);
+      } else {
+        say(fmt(W.not_submitted, { why: why(err) }));
+      }
       if (err.status === 409) {
         // This fill was stored with other answers (changed after a lost answer): what is now
         // on the page is another fill, stored as such only if the person submits it again.
         fill = newFill();
         storage("set", fill);
         root.dataset.fill = fill;
-        say("Not submitted: these answers differ from the ones already submitted from this " +
-            "page. Submit again to record them as a new response.");
       }
       submitButton.disabled = false;
     } finally {
@@ -123,5 +242,5 @@
   document.getElementById("result-title").tabIndex = -1;
   saveButton.addEventListener("click", saveDraft);
   submitButton.addEventListener("click", submit);
-  load().catch((err) => say("The form could not be loaded: " + err.message));
+  load().catch(() => say(W.load_failed));
 })();
