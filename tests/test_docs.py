@@ -21,8 +21,7 @@ REGENERATE = ("regenerate it: python -m mit_fhir.config_docs --markdown, and pas
               "between the settings-table markers of docs/operations/configuration.md")
 # Issue 13's screenshots, which the lead adds to docs/images/ after merging.
 # lead: update after merge: empty this set once the three images are committed.
-PENDING_SCREENSHOTS = {"docs/images/outcomes-1280.png", "docs/images/form-ders-1280.png",
-                       "docs/images/form-phq9-360.png"}
+PENDING_SCREENSHOTS: set[str] = set()
 # A setting read from a settings dict or the app's config: settings["X"], config.get("X").
 SETTING_READ = re.compile(r'(?:settings|config)(?:\.get\(\s*|\[\s*)"([A-Z][A-Z0-9_]+)"')
 ENV_NAME = re.compile(r"\bMIT_FHIR_([A-Z0-9_]*[A-Z0-9])\b")
