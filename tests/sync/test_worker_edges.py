@@ -129,14 +129,27 @@ def _json(status: int, body: Resource, headers: dict[str, str] | None = None) ->
 
 
 class FakeClock:
+    """Frozen time that starts when first read, so after the submissions (whose rows use the
+    real time): a clock frozen at fixture set-up ran behind them on a loaded machine."""
+
     def __init__(self) -> None:
-        self.now = time.time() + 1  # after the submissions, whose rows use the real time
+        self._now: float | None = None
+
+    @property
+    def now(self) -> float:
+        if self._now is None:
+            self._now = time.time() + 1
+        return self._now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._now = value
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self._now = self.now + seconds
 
 
 # Fixtures and helpers ---------------------------------------------------------------------------
