@@ -61,7 +61,8 @@ def test_any_valid_response_extracts_and_its_scores_stay_in_range(
     questionnaire = CATALOGUE.by_id[qid]
     plan = ScoringPlan(questionnaire)
     ranges = score_ranges(questionnaire)
-    bands = {i.link_id: {o["valueCoding"]["code"] for o in i.item.get("answerOption", [])}
+    # A band is the Coding of one of its item's own answer options (what LHC-Forms can show).
+    bands = {i.link_id: [o["valueCoding"] for o in i.item.get("answerOption", [])]
              for i in plan.scores if i.item["type"] == "choice"}
 
     @BOUNDED
