@@ -68,6 +68,10 @@ def test_phq9_item_9_above_0_is_a_warning_whatever_the_total(option: Resource) -
 @pytest.mark.parametrize(("name", "level"), [("high-intent", "critical"),
                                               ("high-recent-behaviour", "critical"),
                                               ("moderate-past-behaviour", "warning"),
+                                              ("intent-q5-omitted", "critical"),
+                                              ("behaviour-recency-omitted", "warning"),
+                                              ("missing", "warning"),
+                                              ("undetermined", None),
                                               ("low", None), ("none", None)])
 def test_the_cssrs_triage_raises_its_level(name: str, level: str | None) -> None:
     got = found(CSSRS, sample("cssrs-screener", name))
