@@ -4,6 +4,7 @@ none only while an unanswered question could still change it (attacker finding F
 from __future__ import annotations
 
 import itertools
+
 import pytest
 
 from mit_fhir.fhir.scoring import ScoringPlan
