@@ -55,7 +55,11 @@ def create_context(settings: dict[str, Any]) -> Context:
     store = Store(settings["DATABASE_URL"])
     ensure_reachable(store.engine)
     upgrade(store.engine)
-    catalogue = Catalogue.from_directory(Path(settings["QUESTIONNAIRE_DIR"]))
+    try:
+        catalogue = Catalogue.from_directory(Path(settings["QUESTIONNAIRE_DIR"]))
+    except ValueError as exc:  # a form the service cannot serve: refused at start, named
+        store.dispose()
+        raise ConfigError(f"invalid configuration: MIT_FHIR_QUESTIONNAIRE_DIR: {exc}") from None
     try:
         parameters = load_parameters(
             settings["PSYCHOMETRICS_FILE"], Path(settings["PROFILE_DIR"]) / "psychometrics.json"

@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy import Connection, delete, select
 
 from mit_fhir.errors import Issue, Unprocessable
+from mit_fhir.fhir.alerts import mark_problems
 from mit_fhir.fhir.urls import EXT_LICENSED_TEXT_SLOT, extension
 from mit_fhir.store.repository import now_instant
 from mit_fhir.store.schema import licensed_wording
@@ -48,6 +49,9 @@ class Catalogue:
             q = orjson.loads(path.read_bytes())
             if q.get("resourceType") != "Questionnaire" or q.get("id") != path.stem:
                 raise ValueError(f"{path.name}: not a Questionnaire whose id is its file name")
+            if problems := mark_problems(q):
+                raise ValueError(f"{path.name}: " + "; ".join(
+                    f"item '{link_id}': {problem}" for link_id, problem in problems))
             cat.by_id[q["id"]] = q
         return cat
 

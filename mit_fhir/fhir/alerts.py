@@ -54,7 +54,8 @@ class Alert:
 def _parts(ext: Resource) -> dict[str, list[Resource]]:
     out: dict[str, list[Resource]] = {}
     for sub in ext.get("extension", ()):
-        out.setdefault(str(sub.get("url")), []).append(sub)
+        if isinstance(sub, dict):
+            out.setdefault(str(sub.get("url")), []).append(sub)
     return out
 
 
@@ -79,12 +80,50 @@ def _answers(items: list[Resource]) -> Iterator[tuple[str, Resource]]:
         yield from _answers(item.get("item", ()) or [])
 
 
-def _marked(items: list[Resource]) -> Iterator[tuple[Resource, Resource]]:
-    for item in items:
-        for ext in item.get("extension", ()):
-            if ext.get("url") == EXT_CRITICAL_ANSWER:
+def _marked(items: Any) -> Iterator[tuple[Resource, Resource]]:
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        for ext in item.get("extension", ()) if isinstance(item.get("extension"), list) else ():
+            if isinstance(ext, dict) and ext.get("url") == EXT_CRITICAL_ANSWER:
                 yield item, ext
         yield from _marked(item.get("item", []))
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One well-formed critical-answer extension: its level, answers and message part."""
+
+    level: str
+    answers: tuple[Resource, ...]
+    message: Resource
+
+
+def _mark(ext: Resource) -> Mark | str:
+    """The extension read as a Mark, or what is wrong with it."""
+    parts = _parts(ext) if isinstance(ext.get("extension"), list) else {}
+    levels = [p.get("valueCode") for p in parts.get("level", [])]
+    if len(levels) != 1 or levels[0] not in LEVELS:
+        return f"needs one 'level' part whose valueCode is one of {', '.join(LEVELS)}"
+    messages = parts.get("message", [])
+    if len(messages) != 1 or not isinstance(messages[0].get("valueString"), str):
+        return "needs one 'message' part with a valueString"
+    answers = parts.get("answer", [])
+    codings = tuple(c for p in answers if isinstance(c := p.get("valueCoding"), dict)
+                    and isinstance(c.get("code"), str))
+    if not codings or len(codings) != len(answers):
+        return "needs at least one 'answer' part, each a valueCoding with a code"
+    return Mark(str(levels[0]), codings, messages[0])
+
+
+def mark_problems(questionnaire: Resource) -> list[tuple[str, str]]:
+    """(linkId, what is wrong) of every malformed critical-answer of a Questionnaire."""
+    out = []
+    for item, ext in _marked(questionnaire.get("item", [])):
+        problem = _mark(ext)
+        if isinstance(problem, str):
+            out.append((str(item.get("linkId", ""))[:64], f"critical-answer {problem}"))
+    return out
 
 
 def alerts(questionnaire: Resource, qr: Resource,
@@ -97,25 +136,25 @@ def alerts(questionnaire: Resource, qr: Resource,
     lang = qr.get("language") if isinstance(qr.get("language"), str) else None
     out: list[Alert] = []
     for item, ext in _marked(questionnaire.get("item", [])):
-        link_id = item["linkId"]
+        link_id = str(item.get("linkId", ""))
+        found = _mark(ext)
+        if isinstance(found, str):
+            continue  # refused where a form is loaded (mark_problems); never raised on here
         if extension(item, EXT_CALCULATED_EXPRESSION) is not None:
             value = (scores or {}).get(link_id)
             chosen = [value] if isinstance(value, dict) else []
         else:
             chosen = given.get(link_id, [])
-        parts = _parts(ext)
-        level = str(parts["level"][0]["valueCode"])
-        critical = [p["valueCoding"] for p in parts.get("answer", [])]
-        message = parts["message"][0]
         for coding in chosen:
-            if not any(same_coding(coding, c) for c in critical):
+            if not any(same_coding(coding, c) for c in found.answers):
                 continue
             option = next((o["valueCoding"] for o in item.get("answerOption", ())
-                           if same_coding(coding, o.get("valueCoding", {}))), coding)
+                           if isinstance(o, dict) and isinstance(o.get("valueCoding"), dict)
+                           and same_coding(coding, o["valueCoding"])), coding)
             answer = {k: option[k] for k in ("system", "code") if k in option}
             answer["display"] = _translated(option, "display", lang) or option.get("code", "")
-            out.append(Alert(level, link_id, _translated(item, "text", lang), answer,
-                             _translated(message, "valueString", lang)))
+            out.append(Alert(found.level, link_id, _translated(item, "text", lang), answer,
+                             _translated(found.message, "valueString", lang)))
     return out
 
 
@@ -149,9 +188,11 @@ def recorded(panel: Resource) -> list[Alert]:
             continue
         parts = {p.get("url"): p for p in ext.get("extension", ())}
         try:
-            out.append(Alert(parts["level"]["valueCode"], parts["linkId"]["valueString"],
-                             parts["item"]["valueString"], dict(parts["answer"]["valueCoding"]),
-                             parts["message"]["valueString"]))
-        except KeyError:
+            alert = Alert(parts["level"]["valueCode"], parts["linkId"]["valueString"],
+                          parts["item"]["valueString"], dict(parts["answer"]["valueCoding"]),
+                          parts["message"]["valueString"])
+        except (KeyError, TypeError, ValueError):
             continue  # not written by mark(): an EHR's copy edited by hand
+        if alert.level in LEVELS:
+            out.append(alert)
     return out

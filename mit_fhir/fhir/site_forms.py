@@ -1,7 +1,8 @@
 """A Questionnaire a request brings ($extract): checked structurally, scored within a budget.
 
 Such a form comes from the caller, not from the catalogue, so nothing in it is trusted: it is
-validated as R4B before any of it is read (400 naming the element), and its scoring plan runs
+validated as R4B before any of it is read (400 naming the element), its critical-answer marks
+checked (400 naming the item), and its scoring plan runs
 every expression within the request's budget (fhir/budget.py), a breach being a 422 that names
 the item. Nothing of it is cached but the compilations of its expressions, by their text.
 """
@@ -14,7 +15,7 @@ from typing import Any
 from fhir.resources.R4B.questionnaire import Questionnaire as QuestionnaireModel
 
 from mit_fhir.errors import InvalidRequest, Issue, Unprocessable
-from mit_fhir.fhir import fhirpath
+from mit_fhir.fhir import alerts, fhirpath
 from mit_fhir.fhir.budget import BudgetExceeded, foreign, suspended
 from mit_fhir.fhir.scoring import Evaluator, ScoringPlan, Variable
 from mit_fhir.fhir.structure import check_structure
@@ -63,6 +64,10 @@ def checked(resource: Any) -> SiteQuestionnaire:
     check_structure(resource, QuestionnaireModel, tolerate=TOLERATED)
     if issues := _long_expressions(resource):
         raise InvalidRequest("the supplied Questionnaire is not usable", issues[:20])
+    if problems := alerts.mark_problems(resource):
+        raise InvalidRequest("the supplied Questionnaire is not usable", [
+            Issue(f"item '{link_id}': {problem}", expression=(_item_path(link_id),))
+            for link_id, problem in problems[:20]])
     return SiteQuestionnaire(resource)
 
 

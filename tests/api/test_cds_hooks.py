@@ -147,6 +147,15 @@ def test_a_high_risk_c_ssrs_triage_is_a_critical_card_even_at_the_first_screen(
     assert "High risk" in card["detail"]
 
 
+def test_intent_with_q5_unanswered_is_still_a_critical_card(client: FlaskClient) -> None:
+    """Q1-Q4 yes, Q5 skipped, Q6 no: yes to 4 is high risk whatever Q5 says (F3)."""
+    qr = sample("cssrs-screener", "intent-q5-omitted")
+    assert "cssrs-screener-5" not in {i["linkId"] for i in qr["item"]}
+    submit(client, {**qr, "subject": {"reference": "Patient/p-skip5"}})
+    (card,) = call(client, hook("p-skip5")).get_json()["cards"]
+    assert card["indicator"] == "critical" and "High risk" in card["detail"]
+
+
 def test_a_moderate_c_ssrs_triage_is_a_warning_card(client: FlaskClient) -> None:
     submit(client, {**sample("cssrs-screener", "moderate-past-behaviour"),
                     "subject": {"reference": "Patient/p-moderate"}})

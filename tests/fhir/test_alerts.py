@@ -68,6 +68,10 @@ def test_phq9_item_9_above_0_is_a_warning_whatever_the_total(option: Resource) -
 @pytest.mark.parametrize(("name", "level"), [("high-intent", "critical"),
                                               ("high-recent-behaviour", "critical"),
                                               ("moderate-past-behaviour", "warning"),
+                                              ("intent-q5-omitted", "critical"),
+                                              ("behaviour-recency-omitted", "warning"),
+                                              ("missing", "warning"),
+                                              ("undetermined", None),
                                               ("low", None), ("none", None)])
 def test_the_cssrs_triage_raises_its_level(name: str, level: str | None) -> None:
     got = found(CSSRS, sample("cssrs-screener", name))
@@ -140,3 +144,15 @@ def test_every_mark_names_answers_the_item_offers() -> None:
                 assert part(mark, "level")[0] in alerts.LEVELS
                 for coding in part(mark, "answer"):
                     assert (coding["system"], coding["code"]) in offered, (q["id"], coding)
+
+
+def test_a_recorded_alert_of_an_unknown_level_is_not_read_back() -> None:
+    """An EHR's hand-edited copy with level "banana" would crash the CDS card's ordering."""
+    qr = sample("cssrs-screener", "high-intent")
+    extraction = extract(qr, CSSRS, ScoringPlan(CSSRS), None)
+    assert extraction is not None
+    panel = copy.deepcopy(extraction.panel)
+    (ext,) = [e for e in panel["extension"] if e["url"] == alerts.EXT_ANSWER_ALERT]
+    assert alerts.recorded(panel) != []
+    next(p for p in ext["extension"] if p["url"] == "level")["valueCode"] = "banana"
+    assert alerts.recorded(panel) == []

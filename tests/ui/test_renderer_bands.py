@@ -17,8 +17,9 @@ SCRIPTS = ("lforms/webcomponent/assets/lib/zone.min.js", "lforms/webcomponent/lh
            "lforms/fhir/R4/lformsFHIR.min.js")
 
 
-def band_cases() -> list[tuple[str, str, str, str]]:
-    """(questionnaire id, sample, band linkId, expected code) of every sample with a band."""
+def band_cases(undetermined: bool = False) -> list[tuple[str, str, str, str]]:
+    """(questionnaire id, sample, band linkId, expected code) of every sample with a band, or
+    with `undetermined` of every sample whose band is expected empty (code "")."""
     cases = []
     for path in sorted((ROOT / "mit_fhir" / "questionnaires").glob("*.json")):
         q = load_json(path)
@@ -27,13 +28,14 @@ def band_cases() -> list[tuple[str, str, str, str]]:
         for expected in sorted((SAMPLES / q["id"]).glob("*.expected.json")):
             values = load_json(expected)
             for link_id in bands:
-                if values.get(link_id) is not None:
+                if (values.get(link_id) is None) == undetermined and link_id in values:
                     cases.append((q["id"], expected.name.removesuffix(".expected.json"),
-                                  link_id, values[link_id]))
+                                  link_id, values[link_id] or ""))
     return cases
 
 
 CASES = band_cases()
+EMPTY = band_cases(undetermined=True)
 
 
 def rendered_answers(page: Any, questionnaire: dict[str, Any], qr: dict[str, Any]
@@ -69,3 +71,15 @@ def test_lhc_forms_shows_the_band_the_service_extracts(page: Any, qid: str, samp
     # A band LHC-Forms cannot match to an option (a bare code string) leaves the item empty.
     assert answers.get(link_id) == [{"valueCoding": service}]
     assert service["code"] == code
+
+
+@pytest.mark.parametrize(("qid", "sample", "link_id", "code"), EMPTY,
+                         ids=[f"{c[0]}/{c[1]}" for c in EMPTY])
+def test_lhc_forms_leaves_empty_the_band_the_service_cannot_decide(
+        page: Any, qid: str, sample: str, link_id: str, code: str) -> None:
+    questionnaire = load_json(ROOT / "mit_fhir" / "questionnaires" / f"{qid}.json")
+    qr = load_json(SAMPLES / qid / f"{sample}.json")
+    assert code == ""
+    assert rendered_answers(page, questionnaire, qr).get(link_id) is None
+    assert next(s.value for s in ScoringPlan(questionnaire).evaluate(qr)
+                if s.item.link_id == link_id) is None
