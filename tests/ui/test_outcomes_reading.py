@@ -112,6 +112,9 @@ def test_the_cssrs_axis_names_its_levels_and_the_phq9_axis_shows_severe(
             assert axis["left"] >= 0, width  # drawn whole, not cut at the canvas' left edge
             top = page.evaluate("(c) => window.mitFhirCharts[c].scales.y.max", PHQ9)
             assert top == 27  # the Severe band (20-27) shown whole
+            ticks = page.evaluate("(c) => window.mitFhirCharts[c].scales.y.ticks.map(t => t.value)",
+                                  PHQ9)
+            assert ticks == [0, 5, 10, 15, 20, 27]  # the band edges: no crowded "25 27"
 
 
 def drawn(page: Any, code: str) -> dict[str, Any]:
@@ -155,6 +158,8 @@ def test_chart_labels_hide_no_point_and_no_marker_is_cut(app_server: AppServer, 
                     assert p["r"] <= p["x"] <= chart["width"] - p["r"], (width, code, p)
                     assert p["r"] <= p["y"] <= chart["height"] - p["r"], (width, code, p)
                     assert p["x"] <= chart["area"]["right"], (width, code, p)
+                page.locator(f"section.instrument[data-code='{code}'] .chart").screenshot(
+                    path=str(SCREENSHOTS / f"outcomes-reading-{width}-{code}.png"))
             page.screenshot(path=str(SCREENSHOTS / f"outcomes-reading-{width}-{patient}.png"),
                             full_page=True)
 

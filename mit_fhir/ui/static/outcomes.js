@@ -194,7 +194,10 @@
           x: { ...timeAxis(range), title: { display: wide, text: "date" } },
           y: { min: bottom, max: top, title: { display: wide, text: levels ? "level" : "score" }, afterFit: fixedWidth,
                // Named levels: one tick per level at 0, 1, 2 ... (the axis itself runs -0.5 to n-0.5).
-               afterBuildTicks: levels ? (axis) => { axis.ticks = levels.map((_, i) => ({ value: i })); } : undefined,
+               // With bands: ticks at the band edges (0, 5, 10, 15, 20, 27), not a top tick crowding 25.
+               afterBuildTicks: levels ? (axis) => { axis.ticks = levels.map((_, i) => ({ value: i })); }
+                 : ins.bands.length ? (axis) => { axis.ticks = [bottom, ...ins.bands.slice(1).map((b) => b.from), top]
+                   .filter((v, i, all) => all.indexOf(v) === i).map((value) => ({ value })); } : undefined,
                ticks: levels ? { autoSkip: false, callback: (v) => levelTick(levels[v]) } : precision === 0 ? { precision: 0 } : {} },
         },
         plugins: {
