@@ -1,6 +1,7 @@
 """The outcomes page's data: mit_fhir.timeline's document in the shape the page's script reads.
 
-    instrument: code, display, short (the summary's name), heading, questionnaireId, questionnaire, decimals, direction,
+    instrument: code, display, short (the summary's name), heading, questionnaire,
+                questionnaireId, decimals, direction,
                 range [low, high] or None, clinical {value, above, text} or None,
                 bands [{from, to, label, display}], statistics [{name, value, source,
                 verified}], points [{date, value, text, observation, category, reliable,
@@ -126,7 +127,8 @@ def _band_only(ins: Resource) -> Resource:
         "code": band["code"]["code"], "display": ins["label"],
         "short": clinical.short_label(ins["label"], title),
         "heading": clinical.heading(ins["label"], title), "questionnaire": title,
-        "questionnaireId": ins["questionnaire"]["id"], "decimals": 0, "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
+        "questionnaireId": ins["questionnaire"]["id"], "decimals": 0,
+        "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
         "clinical": None, "bands": [], "statistics": [], "showIndex": False,
         "levels": [clinical.short_band(o) for o in band["options"]],
         "points": [p for p in points if p["value"] is not None],

@@ -128,8 +128,9 @@ def drawn(page: Any, code: str) -> dict[str, Any]:
 
 
 def overlap(box: dict[str, float], point: dict[str, float]) -> bool:
-    return (box["x"] < point["x"] + point["r"] and point["x"] - point["r"] < box["x"] + box["w"]
-            and box["y"] < point["y"] + point["r"] and point["y"] - point["r"] < box["y"] + box["h"])
+    x, y, r = point["x"], point["y"], point["r"]
+    return (box["x"] < x + r and x - r < box["x"] + box["w"]
+            and box["y"] < y + r and y - r < box["y"] + box["h"])
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -169,8 +170,8 @@ def test_table_dates_stay_on_one_line(app_server: AppServer, demo: str, browser:
                                       width: int) -> None:
     with browser_page(browser, width) as page:
         open_outcomes(page, app_server, demo)
-        heights = page.evaluate("""() => [...document.querySelectorAll(
-            "table[id$='-table'] tbody th, #meds-rows td:nth-of-type(2), #meds-rows td:nth-of-type(3)")]
+        heights = page.evaluate("""() => [...document.querySelectorAll("table[id$='-table'] "
+            + "tbody th, #meds-rows td:nth-of-type(2), #meds-rows td:nth-of-type(3)")]
             .map(el => { const r = document.createRange(); r.selectNodeContents(el);
                          return [el.textContent, r.getClientRects().length]; })""")
         assert heights and all(lines == 1 for _, lines in heights), heights
