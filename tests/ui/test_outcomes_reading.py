@@ -73,6 +73,16 @@ def test_the_summary_says_there_is_no_risk_screen_and_gives_each_latest_score(
         used = page.evaluate("() => document.querySelector('#summary').offsetWidth")
         assert used >= 1700
         page.screenshot(path=str(SCREENSHOTS / "outcomes-reading-1920-first-screen.png"))
+        # Following the summary's link to a chart keeps the medication bars on screen above it.
+        page.locator("#score-summary li[data-code='ders-total'] a").click()
+        on_screen = page.evaluate("""() => ['#meds-chart', "section[data-code='ders-total'] canvas"]
+            .map(s => document.querySelector(s).getBoundingClientRect())
+            .map(r => r.top >= 0 && r.bottom <= innerHeight)""")
+        assert on_screen == [True, True]
+        meds = page.locator("#meds-chart").bounding_box()
+        ders = page.locator("section[data-code='ders-total'] canvas").bounding_box()
+        assert meds["y"] + meds["height"] <= ders["y"]  # above it, not over it
+        page.screenshot(path=str(SCREENSHOTS / "outcomes-reading-1920-ders-with-medication.png"))
 
 
 def test_the_summary_lists_the_latest_risk_alerts_in_words(app_server: AppServer,

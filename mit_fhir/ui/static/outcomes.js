@@ -248,6 +248,7 @@
       return;
     }
     canvas.parentElement.style.height = (80 + 48 * Math.max(1, labels.length)) + "px";
+    section.classList.toggle("sticky", labels.length <= 3);  // app.css: kept on screen when short
     canvas.setAttribute("aria-label", "Medication timeline: " + (labels.join("; ") || "none") + ". The table below gives the periods.");
     charts.medications = new Chart(canvas, {
       type: "bar", data: { labels, datasets }, plugins: [O.doseLabels],
