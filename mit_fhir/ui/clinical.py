@@ -44,9 +44,10 @@ def short_title(title: str) -> str:
 
 def short_label(label: str, title: str) -> str:
     """The score's name as the summary line gives it: the label when it names the form
-    ("DERS total", "SCL-90-R GSI"), else the form's abbreviation ("PHQ-9")."""
+    ("DERS total", "SCL-90-R GSI") or the form has no abbreviation, else the abbreviation
+    ("PHQ-9")."""
     short = short_title(title)
-    return label if label.startswith(short) else short
+    return label if label.startswith(short) or short == title else short
 
 
 def decimals(values: list[float], integer: bool) -> int:
