@@ -36,6 +36,20 @@ def heading(label: str, title: str) -> str:
     return title
 
 
+def short_title(title: str) -> str:
+    """ "Patient Health Questionnaire (PHQ-9)" -> "PHQ-9": the name the summary lines use."""
+    m = _ABBREVIATION.search(title)
+    return m.group(1) if m else title
+
+
+def short_label(label: str, title: str) -> str:
+    """The score's name as the summary line gives it: the label when it names the form
+    ("DERS total", "SCL-90-R GSI") or the form has no abbreviation, else the abbreviation
+    ("PHQ-9")."""
+    short = short_title(title)
+    return label if label.startswith(short) or short == title else short
+
+
 def decimals(values: list[float], integer: bool) -> int:
     """Integers for summed scores (PHQ-9, DERS), two decimals for means (GSI)."""
     return 0 if integer and all(float(v).is_integer() for v in values) else DECIMALS

@@ -1,6 +1,7 @@
 """The outcomes page's data: mit_fhir.timeline's document in the shape the page's script reads.
 
-    instrument: code, display, heading, questionnaire, decimals, direction,
+    instrument: code, display, short (the summary's name), heading, questionnaire,
+                questionnaireId, decimals, direction,
                 range [low, high] or None, clinical {value, above, text} or None,
                 bands [{from, to, label, display}], statistics [{name, value, source,
                 verified}], points [{date, value, text, observation, category, reliable,
@@ -10,6 +11,8 @@
     medication: display, code, source ("ehr" | "mit-plan"), periods [{start, stop, dose,
                 status, ended, synthetic}]
     synthetic:  whether any value shown is synthetic (the page then says so at the top)
+    riskScreens: the forms whose answers can raise a risk alert (a critical-answer extension
+                in the Questionnaire), [{id, name}]: the summary says when none is on record
 
 The timeline is the single source of the numbers (scores, cutoffs from psychometrics.json,
 change verdicts the service stored); this module only renames and labels.
@@ -20,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from mit_fhir.catalogue import Catalogue, walk_items
 from mit_fhir.context import Context
-from mit_fhir.fhir.urls import EXT_RELIABLE_CHANGE
+from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
+from mit_fhir.fhir.urls import EXT_RELIABLE_CHANGE, extension
 from mit_fhir.ui import clinical
 
 Resource = dict[str, Any]
@@ -33,7 +38,16 @@ def outcomes_document(context: Context, patient: str,
     from mit_fhir.timeline import timeline_for
 
     warnings: list[str] = []
-    return page_document(timeline_for(context, patient, list(ehr_requests), warnings))
+    document = page_document(timeline_for(context, patient, list(ehr_requests), warnings))
+    document["riskScreens"] = risk_screens(context.catalogue)
+    return document
+
+
+def risk_screens(catalogue: Catalogue) -> list[Resource]:
+    """The forms whose Questionnaire marks an answer critical: the risk screens on offer."""
+    return [{"id": q["id"], "name": clinical.short_title(q.get("title") or q["id"])}
+            for q in catalogue
+            if any(extension(item, EXT_CRITICAL_ANSWER) for item in walk_items(q.get("item", [])))]
 
 
 def page_document(timeline: Resource) -> dict[str, Any]:
@@ -50,7 +64,7 @@ def page_document(timeline: Resource) -> dict[str, Any]:
         p["synthetic"] for m in medications for p in m["periods"])
     return {"patient": timeline["patient"], "instruments": instruments,
             "medications": medications, "synthetic": synthetic,
-            "warnings": timeline.get("warnings", [])}
+            "warnings": timeline.get("warnings", []), "riskScreens": []}
 
 
 def _instrument(ins: Resource) -> Resource:
@@ -78,8 +92,9 @@ def _instrument(ins: Resource) -> Resource:
     cutoffs = ins.get("cutoffs", [])
     title = ins["questionnaire"].get("title") or ins["questionnaire"]["id"]
     return {
-        "code": code, "display": ins["label"], "heading": clinical.heading(ins["label"], title),
-        "questionnaire": title, "decimals": places,
+        "code": code, "display": ins["label"], "short": clinical.short_label(ins["label"], title),
+        "heading": clinical.heading(ins["label"], title),
+        "questionnaire": title, "questionnaireId": ins["questionnaire"]["id"], "decimals": places,
         "direction": ins.get("direction") or "lower-is-better",
         "range": [rng["low"], rng["high"]] if rng else None,
         "clinical": clinical.clinical_range(cutoffs[0], integer, places) if cutoffs else None,
@@ -110,8 +125,10 @@ def _band_only(ins: Resource) -> Resource:
     } for n, p in enumerate(band["points"])]
     return {
         "code": band["code"]["code"], "display": ins["label"],
+        "short": clinical.short_label(ins["label"], title),
         "heading": clinical.heading(ins["label"], title), "questionnaire": title,
-        "decimals": 0, "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
+        "questionnaireId": ins["questionnaire"]["id"], "decimals": 0,
+        "direction": "lower-is-better", "range": [0, max(len(order) - 1, 1)],
         "clinical": None, "bands": [], "statistics": [], "showIndex": False,
         "levels": [clinical.short_band(o) for o in band["options"]],
         "points": [p for p in points if p["value"] is not None],

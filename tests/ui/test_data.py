@@ -175,3 +175,21 @@ def test_a_band_only_instrument_is_charted_on_its_own_levels(app: Flask) -> None
     assert [(p["value"], p["text"]) for p in ins["points"]] == [(1, "Low risk"),
                                                                 (3, "High risk")]
     assert ins["points"][1]["bandChange"] == "low risk → high risk"
+
+
+def test_the_risk_screens_are_the_forms_that_mark_an_answer_critical(app: Flask) -> None:
+    """The summary's "no risk screen on record" names the forms whose Questionnaire can raise
+    an alert, read from their critical-answer extensions, not from a list in the code."""
+    context = app.extensions["mit_fhir"]
+    submit_ders(context, "no-screen", "2019-03-01T10:00:00Z", each=4)
+    doc = data.outcomes_document(context, "no-screen")
+    marked = {q["id"] for q in context.catalogue if any(
+        ext.get("url", "").endswith("/critical-answer")
+        for item in walk_items(q.get("item", [])) for ext in item.get("extension", []))}
+    assert {s["id"] for s in doc["riskScreens"]} == marked
+    assert {"phq-9", "cssrs-screener"} <= marked and "ders" not in marked
+    assert {s["name"] for s in doc["riskScreens"]} >= {"PHQ-9", "C-SSRS screener"}
+    (ders,) = doc["instruments"]
+    assert (ders["short"], ders["questionnaireId"]) == ("DERS", "ders")
+    assert clinical.short_label("SCL-90-R GSI", "Symptom Checklist-90-Revised (SCL-90-R)") \
+        == "SCL-90-R GSI"

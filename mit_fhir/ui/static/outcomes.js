@@ -9,43 +9,26 @@
   // The y axes share one width so the time axes line up; narrower on a phone.
   const axisWidth = () => Math.min(150, Math.round(window.innerWidth * 0.28));
   const fixedWidth = (scale) => { scale.width = axisWidth(); };
-  const ALERT = { critical: { colour: "#a40e26", word: "Critical" }, warning: { colour: "#9a4700", word: "Warning" } };
-  // Writes each period's dose inside its bar (when it fits): dose changes read at a glance.
-  const doseLabels = {
-    id: "doseLabels",
-    afterDatasetsDraw(chart) {
-      const { ctx } = chart;
-      ctx.save();
-      ctx.font = "12px system-ui, sans-serif";
-      ctx.textBaseline = "middle";
-      chart.data.datasets.forEach((dataset, i) => {
-        chart.getDatasetMeta(i).data.forEach((bar, j) => {
-          ctx.fillStyle = dataset.data[j].period.synthetic ? "#24292f" : "#ffffff";
-          const text = dataset.data[j].period.dose || "";
-          const left = Math.min(bar.x, bar.base);
-          const width = Math.abs(bar.x - bar.base);
-          // The whole dose, else its first two words ("25 mg"), else nothing.
-          const fits = [text, text.split(" ").slice(0, 2).join(" ")]
-            .find((t) => t && ctx.measureText(t).width + 8 < width);
-          if (fits) ctx.fillText(fits, left + 4, bar.y);
-          // An ongoing period runs to the chart's edge: say so at its end, not by colour.
-          if (!dataset.data[j].period.stop && ctx.measureText("ongoing →").width + 8 < width - (fits ? ctx.measureText(fits).width + 8 : 0)) {
-            ctx.textAlign = "right";
-            ctx.fillText("ongoing →", left + width - 4, bar.y);
-            ctx.textAlign = "left";
-          }
-        });
-      });
-      ctx.restore();
+  // Room for a point's marker (the alert triangle's 11 px and its border) at both ends of the
+  // time axis, in pixels: a day margin is a pixel or two on a phone and cut the last point.
+  const EDGE = 14;
+  const timeAxis = (range) => ({
+    type: "time", min: range.min, max: range.max, time: { minUnit: "month" },
+    afterDataLimits(scale) {
+      if (range.min === undefined || !(scale.width > 2 * EDGE)) return;
+      const perPixel = (range.max - range.min) / (scale.width - 2 * EDGE);
+      scale.min = range.min - EDGE * perPixel;
+      scale.max = range.max + EDGE * perPixel;
     },
-  };
+  });
+  const ALERT = { critical: { colour: "#a40e26", word: "Critical" }, warning: { colour: "#9a4700", word: "Warning" } };
   const root = document.getElementById("outcomes");
   const status = document.getElementById("status");
   const charts = {};
   window.mitFhirCharts = charts;
 
-  // From a small margin before the first assessment or plan to a small margin after the last
-  // dated event: an ongoing medication has no end, so it does not stretch the axis to today.
+  // From the first assessment or plan to the last dated event (timeAxis adds the margins): an
+  // ongoing medication has no end, so it does not stretch the axis to today.
   function timeRange(doc) {
     const times = [];
     for (const ins of doc.instruments) for (const p of ins.points) times.push(Date.parse(p.date));
@@ -56,17 +39,14 @@
     const ok = times.filter((t) => !Number.isNaN(t));
     if (!ok.length) return {};
     const min = Math.min(...ok), max = Math.max(...ok);
-    const pad = Math.min(30 * DAY, Math.max(10 * DAY, (max - min) * 0.03));
-    return { min: min - pad, max: max + pad };
+    return max > min ? { min, max } : { min: min - 15 * DAY, max: max + 15 * DAY };
   }
 
   function bandAnnotations(ins, top) {
     const out = {};
     ins.bands.forEach((b, k) => {
       out["band" + k] = { type: "box", yMin: b.from, yMax: Math.min(b.to, top), borderWidth: 0,
-        backgroundColor: "rgba(154,71,0," + (0.05 * k).toFixed(3) + ")",
-        label: { display: true, content: b.label, position: { x: "end", y: "start" }, color: "#57606a",
-                 font: { size: 11 } } };
+        backgroundColor: "rgba(154,71,0," + (0.05 * k).toFixed(3) + ")" };
       if (k > 0) out["edge" + k] = { type: "line", yMin: b.from, yMax: b.from, borderColor: "#8c959f", borderWidth: 1 };
     });
     return out;
@@ -77,9 +57,7 @@
     if (!c) return {};
     const value = Number(c.value);
     const out = {
-      line: { type: "line", yMin: value, yMax: value, borderColor: "#cf222e", borderDash: [6, 4], borderWidth: 1.5,
-              label: { display: true, content: c.text, position: "start", backgroundColor: "#ffffff",
-                       color: "#a40e26", font: { size: 11 } } },
+      line: { type: "line", yMin: value, yMax: value, borderColor: "#cf222e", borderDash: [6, 4], borderWidth: 1.5 },
     };
     if (!ins.bands.length) {
       out.range = { type: "box", yMin: c.above ? value : bottom, yMax: c.above ? top : value,
@@ -87,6 +65,21 @@
     }
     return out;
   }
+
+  // A level's name on two lines on a phone ("No risk" / "indicated"): the narrow axis keeps it whole.
+  const levelTick = (name) => {
+    const words = String(name || "").split(" ");
+    if (window.innerWidth >= 600 || words.length < 2) return name || "";
+    const half = Math.ceil(words.length / 2);
+    return [words.slice(0, half).join(" "), words.slice(half).join(" ")];
+  };
+
+  // The words drawn on the chart (placed where they hide no point: outcomes-labels.js).
+  const chartLabels = (ins) => [
+    ...ins.bands.map((b) => ({ kind: "band", from: b.from, to: b.to, text: b.label, colour: "#57606a" })),
+    ...(ins.clinical ? [{ kind: "line", value: Number(ins.clinical.value), text: ins.clinical.text,
+                           short: ins.clinical.text.replace(/^clinical range: /, ""), colour: "#a40e26" }] : []),
+  ];
 
   function alertList(ins, id) {
     const flagged = ins.points.filter((p) => (p.alerts || []).length);
@@ -156,7 +149,8 @@
     const highest = Math.max(...ins.points.map((p) => p.value), ins.clinical ? Number(ins.clinical.value) : 0,
                              ...ins.bands.slice(1).map((b) => b.from));
     const step = highest > 20 ? 10 : highest > 5 ? 1 : 0.5;
-    const top = levels ? levels.length - 0.5
+    // With bands the axis runs to the top of the range, so the most severe band shows whole.
+    const top = levels ? levels.length - 0.5 : ins.bands.length && ins.range ? ins.range[1]
       : Math.min(ins.range ? ins.range[1] : Infinity, Math.ceil((highest * 1.1) / step) * step) || step;
     const groups = new Map();
     for (const p of ins.points) {
@@ -176,14 +170,14 @@
       datasets.push({
         type: "scatter", label: words + " (" + source + ")", data, pointStyle: style.shape,
         pointRadius: 7, pointHoverRadius: 9, borderWidth: 2, borderColor: style.colour,
-        backgroundColor: synthetic ? "#ffffff" : style.colour, order: 2,
+        backgroundColor: synthetic ? "#ffffff" : style.colour, order: 2, clip: false,
       });
     }
     const flagged = ins.points.filter((p) => (p.alerts || []).length);
     if (flagged.length) {
       datasets.push({
         type: "scatter", label: "risk alert (listed beside the chart)", pointStyle: "triangle", pointRadius: 11,
-        borderWidth: 3, borderColor: "#a40e26", backgroundColor: "rgba(255,255,255,0)", order: 1,
+        borderWidth: 3, borderColor: "#a40e26", backgroundColor: "rgba(255,255,255,0)", order: 1, clip: false,
         data: flagged.map((p) => ({ x: Date.parse(p.date), y: p.value, point: p, alert: true })),
       });
     }
@@ -191,18 +185,24 @@
     const precision = ins.decimals;
     const wide = window.innerWidth >= 600;  // a phone keeps its width for the plot, not axis titles
     charts[ins.code] = new Chart(canvas, {
-      data: { datasets },
+      data: { datasets }, plugins: [O.placedLabels],
       options: {
-        animation: false, maintainAspectRatio: false,
+        // A point on the highest value or level keeps its whole marker (clip: false above); no
+        // automatic padding for the markers, which would shift this plot off the medication bars'.
+        animation: false, maintainAspectRatio: false, layout: { padding: { top: EDGE }, autoPadding: false },
         scales: {
-          x: { type: "time", min: range.min, max: range.max, time: { minUnit: "month" }, title: { display: wide, text: "date" } },
+          x: { ...timeAxis(range), title: { display: wide, text: "date" } },
           y: { min: bottom, max: top, title: { display: wide, text: levels ? "level" : "score" }, afterFit: fixedWidth,
                // Named levels: one tick per level at 0, 1, 2 ... (the axis itself runs -0.5 to n-0.5).
-               afterBuildTicks: levels ? (axis) => { axis.ticks = levels.map((_, i) => ({ value: i })); } : undefined,
-               ticks: levels ? { autoSkip: false, callback: (v) => levels[v] || "" } : precision === 0 ? { precision: 0 } : {} },
+               // With bands: ticks at the band edges (0, 5, 10, 15, 20, 27), not a top tick crowding 25.
+               afterBuildTicks: levels ? (axis) => { axis.ticks = levels.map((_, i) => ({ value: i })); }
+                 : ins.bands.length ? (axis) => { axis.ticks = [bottom, ...ins.bands.slice(1).map((b) => b.from), top]
+                   .filter((v, i, all) => all.indexOf(v) === i).map((value) => ({ value })); } : undefined,
+               ticks: levels ? { autoSkip: false, callback: (v) => levelTick(levels[v]) } : precision === 0 ? { precision: 0 } : {} },
         },
         plugins: {
           annotation: { annotations: { ...bandAnnotations(ins, top), ...clinicalAnnotations(ins, bottom, top) } },
+          placedLabels: { labels: chartLabels(ins) },
           legend: { display: false },
           tooltip: { callbacks: { label: (item) => {
             const p = item.raw.point;
@@ -225,12 +225,14 @@
         "No medication recorded in the EHR or the MIT plan.");
     const narrow = window.innerWidth < 600;
     const labels = doc.medications.map((m) => m.display + (narrow ? "" : " · " + (SOURCES[m.source] ? SOURCES[m.source].label : m.source)));
+    // An ongoing period runs past the axis' end (timeAxis adds a margin there): drawn to the edge.
+    const ongoingEnd = range.max + (range.max - range.min);
     const bySource = {};
     doc.medications.forEach((m, i) => {
       for (const p of m.periods) {
         const src = m.source in SOURCES ? m.source : "ehr";
         (bySource[src] = bySource[src] || []).push({
-          x: [Date.parse(p.start), p.stop ? Date.parse(p.stop) : range.max], y: labels[i], period: p, drug: m.display });
+          x: [Date.parse(p.start), p.stop ? Date.parse(p.stop) : ongoingEnd], y: labels[i], period: p, drug: m.display });
       }
     });
     // Synthetic periods are hollow bars, as synthetic scores are hollow markers.
@@ -246,12 +248,13 @@
       return;
     }
     canvas.parentElement.style.height = (80 + 48 * Math.max(1, labels.length)) + "px";
+    section.classList.toggle("sticky", labels.length <= 3);  // app.css: kept on screen when short
     canvas.setAttribute("aria-label", "Medication timeline: " + (labels.join("; ") || "none") + ". The table below gives the periods.");
     charts.medications = new Chart(canvas, {
-      type: "bar", data: { labels, datasets }, plugins: [doseLabels],
+      type: "bar", data: { labels, datasets }, plugins: [O.doseLabels],
       options: {
         indexAxis: "y", animation: false, maintainAspectRatio: false,
-        scales: { x: { type: "time", min: range.min, max: range.max, time: { minUnit: "month" } },
+        scales: { x: timeAxis(range),
                   y: { ticks: { color: "#24292f" }, afterFit: fixedWidth } },
         plugins: { legend: { labels: { color: "#24292f" } },
           tooltip: { callbacks: { label: (item) => {
@@ -277,8 +280,9 @@
       document.getElementById("period").textContent = "Period shown: " + day(new Date(range.min).toISOString()) +
         " to " + day(new Date(range.max).toISOString()) + ".";
     }
+    O.summary(doc);
+    medicationChart(doc, range);  // right under the summary: prescriptions beside the scores
     doc.instruments.forEach((ins, i) => scoreChart(ins, i, range));
-    medicationChart(doc, range);
     status.textContent = doc.instruments.length
       ? "Instruments charted: " + doc.instruments.length + "."
       : "No scores recorded yet for this patient.";
