@@ -22,8 +22,9 @@ bp = Blueprint("openapi", __name__)
 OPENAPI_VERSION = "3.0.3"
 FHIR_JSON = "application/fhir+json"
 UNDESCRIBED = frozenset({"static"})  # Flask's own rule
-# The SMART pages (/app) are the browser app, with their own session: not part of this API.
-UNDESCRIBED_BLUEPRINTS = ("ui.",)
+# The SMART pages (/app) and the development-mode landing page (/) are the browser app, with
+# their own session: not part of this API.
+UNDESCRIBED_BLUEPRINTS = ("ui.", "landing.")
 _CACHE = "mit_fhir.openapi"
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _TYPE = re.compile(r"^/fhir/([A-Z][A-Za-z]+)")
