@@ -186,6 +186,20 @@ def test_only_the_most_recent_assessment_raises_a_card(client: FlaskClient) -> N
     assert [c["indicator"] for c in cards if c["indicator"] in ("warning", "critical")] == []
 
 
+def test_the_most_recent_assessment_is_the_latest_instant_whatever_the_offset(
+        client: FlaskClient) -> None:
+    # 00:30+14:00 on 2 March is 10:30Z on 1 March: the Z response at 12:00 is the later one,
+    # though its text sorts first (an EHR sending offsets, the form page sending Z).
+    risky = sample("phq-9")
+    for qr, when in ((item_9_not_at_all(risky), "2024-03-02T00:30:00+14:00"),
+                     (risky, "2024-03-01T12:00:00Z")):
+        submit(client, {**qr, "authored": when, "subject": {"reference": "Patient/p-zones"}})
+    cards = call(client, hook("p-zones")).get_json()["cards"]
+    (alert,) = [c for c in cards if "better off dead" in c["detail"]]
+    assert alert["indicator"] == "warning"
+    assert "Assessment of 2024-03-01" in alert["detail"]
+
+
 def test_no_change_since_baseline_means_no_card(client: FlaskClient) -> None:
     submit(client, {**item_9_not_at_all(sample("phq-9")),
                     "subject": {"reference": "Patient/p-once"}})
