@@ -68,7 +68,8 @@ class SettingsSchema(Schema):
         metadata=about("database", "`sqlite:///instance/mit-fhir.sqlite3`",
                        "URL of the store: `postgresql://USER@HOST:PORT/DATABASE` (also "
                        "`postgres://`; both use the installed psycopg 3) or `sqlite:///PATH`; "
-                       "other drivers are refused"))
+                       "other drivers are refused, and so is a raw `@` in the password "
+                       "(write `%40`)"))
     MAX_BODY_BYTES = fields.Integer(
         load_default=1_048_576, validate=validate.Range(min=1024, max=64 * 1_048_576),
         metadata=about("content", "`1048576`",

@@ -165,6 +165,18 @@ def test_serve_on_an_unreachable_database_is_one_line() -> None:
     assert "Connection refused" in result.stderr and "hunter2" not in result.stderr
 
 
+def test_serve_on_an_unreadable_database_url_is_one_line_without_the_password() -> None:
+    env = service_env(DATABASE_URL="postgresql://alice:S3cr3t@PW@127.0.0.1:5432/db")
+    result = subprocess.run(
+        [str(BIN / "mit-fhir"), "serve", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 78  # EX_CONFIG, not a traceback's 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "percent-encoded as %40" in line
+    assert "S3cr3t" not in result.stderr and "PW" not in result.stderr
+
+
 # gunicorn's control socket: one per instance, or none ------------------------------------
 def _master_of(path: Path) -> int:
     from gunicorn.ctl.client import ControlClient
