@@ -130,6 +130,23 @@ def test_errors_over_http_are_outcomes(server: str) -> None:
     assert resp.json()["resourceType"] == "OperationOutcome"
 
 
+def test_a_rebound_host_name_gets_nothing_over_http(server: str) -> None:
+    # F4: a page rebound to 127.0.0.1 connects from loopback but sends its own name as Host.
+    port = urlsplit(server).port
+    qr = {**sample("gad-7"), "subject": {"reference": "Patient/serve-rebound"}}
+    for host in (f"attacker.example:{port}", f"localhost:{port}"):
+        write = requests.post(f"{server}/fhir/QuestionnaireResponse", json=qr, timeout=10,
+                              headers={"Content-Type": FHIR_JSON, "Host": host})
+        read = requests.get(f"{server}/fhir/QuestionnaireResponse", timeout=10,
+                            params={"subject": "Patient/serve-rebound"}, headers={"Host": host})
+        if host.startswith("attacker"):
+            assert (write.status_code, read.status_code) == (400, 400)
+            assert write.json()["resourceType"] == "OperationOutcome"
+        else:
+            assert (write.status_code, read.status_code) == (201, 200)
+            assert len(read.json()["entry"]) == 1  # the refused write stored nothing
+
+
 def test_python_m_mit_fhir_is_the_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mit_fhir", "--help"],

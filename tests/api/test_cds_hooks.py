@@ -102,7 +102,10 @@ def test_the_launch_url_follows_the_configured_base(database_url: str) -> None:
                       "BASE_URL": "https://ehr.example.org/mit/fhir"})
     try:
         load_demo(app.extensions["mit_fhir"])
-        cards = call(app.test_client(), hook()).get_json()["cards"]
+        client = app.test_client()
+        # The proxy in front passes its own name; another (F9) gets no link built from it.
+        cards = call(client, hook(), {"Host": "ehr.example.org"}).get_json()["cards"]
+        outcome(call(client, hook(), {"Host": "evil.example"}), 400, "invalid")
     finally:
         app.extensions["mit_fhir"].store.dispose()
     assert {c["links"][0]["url"] for c in cards} == {

@@ -111,7 +111,9 @@ def test_location_uses_the_configured_base_url(database_url: str) -> None:
         }
     )
     try:
-        resp = FhirActions(app.test_client()).submit(sample("gad-7"))
+        resp = app.test_client().post("/fhir/QuestionnaireResponse",
+                                      data=json.dumps(sample("gad-7")), content_type=FHIR_JSON,
+                                      base_url="https://ehr.example.org")
     finally:
         app.extensions["mit_fhir"].store.dispose()
     assert resp.status_code == 201
