@@ -257,7 +257,7 @@ def outcome_issue(body: bytes) -> dict[str, Any]:
 
 
 def post_head(extra: str) -> bytes:
-    return (f"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+    return (f"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
             f"Content-Type: {FHIR_JSON}\r\n{extra}\r\n").encode()
 
 
@@ -281,7 +281,7 @@ def test_a_chunked_submission_is_stored(server: str) -> None:
 
 
 def test_headers_that_do_not_arrive_in_time_are_408(strict: str) -> None:
-    status, body, seconds = raw(strict, b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+    status, body, seconds = raw(strict, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
     assert status == 408
     assert outcome_issue(body)["code"] == "timeout"
     assert 0.9 <= seconds < 5
@@ -351,7 +351,7 @@ def test_a_client_that_stops_reading_is_closed_after_the_send_deadline(strict: s
     where = urlsplit(strict)
     with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /fhir/Questionnaire HTTP/1.1\r\nHost: t\r\n\r\n" * 20)
+        sock.sendall(b"GET /fhir/Questionnaire HTTP/1.1\r\nHost: localhost\r\n\r\n" * 20)
         time.sleep(4)
         received = 0
         try:
