@@ -31,7 +31,7 @@ from mit_fhir.context import Context
 from mit_fhir.errors import FhirError, Issue, operation_outcome
 from mit_fhir.outcomes import Scorer
 from mit_fhir.scoring.parameters import ParameterError, load_parameters
-from mit_fhir.security import audit, guard, headers
+from mit_fhir.security import audit, guard, headers, hosts
 from mit_fhir.store.engine import ensure_reachable
 from mit_fhir.store.migrate import upgrade
 from mit_fhir.store.repository import Store
@@ -93,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     metrics.init_app(app)
     headers.init_app(app)
+    hosts.init_app(app)  # before authentication: a foreign Host learns nothing more
     guard.init_app(app)
     guard.exempt(app, [cds_hooks.discovery_bp.name])  # public: lists no patient data
     audit.init_app(app)

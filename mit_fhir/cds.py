@@ -19,6 +19,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from mit_fhir.fhir.references import FHIR_ID as FHIR_ID_PATTERN
+from mit_fhir.fhir.search import date_key
 
 Resource = dict[str, Any]
 SERVICE_ID = "mit-outcomes"
@@ -209,8 +210,10 @@ def _card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource
 def _alert_card(instrument: Resource, hook_instance: str, launch_url: str) -> Resource | None:
     """The card of the risk alerts of the instrument's most recent assessment, if any."""
     band = instrument.get("band") or {}
+    # By instant, as the timeline orders: the strings' offsets differ between senders (an EHR's
+    # +01:00, the form page's Z), so "2024-03-02T00:30+14:00" is earlier than "2024-03-01T12:00Z".
     latest = max(instrument["points"] + band.get("points", []),
-                 key=lambda p: p["date"], default=None)
+                 key=lambda p: date_key(p["date"]) or "", default=None)
     if latest is None or not latest.get("alerts"):
         return None
     found = latest["alerts"]

@@ -68,7 +68,8 @@ class SettingsSchema(Schema):
         metadata=about("database", "`sqlite:///instance/mit-fhir.sqlite3`",
                        "URL of the store: `postgresql://USER@HOST:PORT/DATABASE` (also "
                        "`postgres://`; both use the installed psycopg 3) or `sqlite:///PATH`; "
-                       "other drivers are refused"))
+                       "other drivers are refused, and so is a raw `@` in the password "
+                       "(write `%40`)"))
     MAX_BODY_BYTES = fields.Integer(
         load_default=1_048_576, validate=validate.Range(min=1024, max=64 * 1_048_576),
         metadata=about("content", "`1048576`",
@@ -100,8 +101,12 @@ class SettingsSchema(Schema):
     BASE_URL = fields.Url(
         load_default=None, allow_none=True, require_tld=False,
         metadata=about("http", "derived from the request",
-                       "public FHIR base used in `Location` and `fullUrl` (e.g. "
-                       "`https://ehr.example.org/mit/fhir`)"))
+                       "public FHIR base used in `Location`, `fullUrl` and CDS links (e.g. "
+                       "`https://ehr.example.org/mit/fhir`); when set, a request whose `Host` "
+                       "names another host gets 400 (but the probes and `/metrics`); when unset, "
+                       "any `Host` is answered (loopback names only under `MIT_FHIR_AUTH=none`) "
+                       "and links are built from it, so a proxy in front must pass only its "
+                       "own name"))
     QUESTIONNAIRE_DIR = fields.String(
         load_default=str(paths.QUESTIONNAIRE_DIR),
         metadata=about("content", "`mit_fhir/questionnaires/` of the package",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -38,6 +39,10 @@ from mit_fhir.sync import outbox
 
 Resource = dict[str, Any]
 QR_IDENTIFIER_SYSTEM = f"{BASE}/identifier/questionnaire-response"
+# A response dated in the future would be every timeline's and card's "latest" until then: a
+# patient's own token could hide its risk alert for good with a year-9999 response (attacker
+# report F2). The margin absorbs a device clock running a little ahead.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def questionnaire_for(catalogue: Catalogue, qr: Resource) -> Questionnaire:
@@ -80,7 +85,23 @@ def validated(
             [Issue("authored must be an instant between the years 1 and 9999 in UTC",
                    code="value", expression=("QuestionnaireResponse.authored",))],
         )
+    if qr.get("authored") and str(date_key(qr["authored"])) > _latest_accepted():
+        raise Unprocessable(
+            "authored is in the future",
+            [Issue(f"authored must not be later than now (plus {_minutes(CLOCK_SKEW)} minutes "
+                   "for clock skew)", code="value",
+                   expression=("QuestionnaireResponse.authored",))],
+        )
     return questionnaire
+
+
+def _latest_accepted() -> str:
+    """Now plus CLOCK_SKEW, in the UTC text date_key gives (so the two compare as strings)."""
+    return (datetime.now(UTC) + CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
 
 
 def as_new(qr: Resource) -> Resource:

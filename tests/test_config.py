@@ -181,6 +181,36 @@ def test_other_drivers_are_refused_with_the_spelling_to_use(url: str, message: s
     assert "postgresql://USER@HOST:PORT/DATABASE (psycopg 3)" in err
 
 
+# F7, F8: URLs SQLAlchemy cannot split (a port that is no number, several hosts) or splits
+# wrongly (a raw "@" in the password ends it early): one line and 78, no part of the password.
+BAD_URLS = [
+    ("postgresql://alice:S3cr3tPW@h:notaport/db", "the port is not a number"),
+    ("postgresql://alice:S3cr3tPW@h1:5432,h2:5432/db", "the port is not a number"),
+    ("postgresql://alice:S3cr3t@PW@127.0.0.1:5432/db", "must be percent-encoded as %40"),
+]
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["db", "upgrade"],
+                                     ["export", "--since", "2024-01-01"]])
+@pytest.mark.parametrize(("url", "message"), BAD_URLS)
+def test_an_unreadable_database_url_is_one_line_without_the_password(
+        command: list[str], url: str, message: str) -> None:
+    result = CliRunner().invoke(main, command, env={"MIT_FHIR_DATABASE_URL": url,
+                                                    "MIT_FHIR_AUTH": "none"})
+    assert result.exit_code == 78, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: invalid configuration: MIT_FHIR_DATABASE_URL: ")
+    assert message in line
+    assert "S3cr3t" not in result.output and "PW" not in result.output
+
+
+def test_a_percent_encoded_at_is_the_password_s_own(database_url: str) -> None:
+    url = f"postgresql://alice:S3cr3t%40PW@127.0.0.1:{free_port()}/db"
+    code, _out, err = _check({"MIT_FHIR_DATABASE_URL": url, "MIT_FHIR_AUTH": "none"})
+    assert code == 69 and "PostgreSQL at 127.0.0.1:" in err  # parsed, then not reached
+    assert "S3cr3t" not in err and "PW" not in err
+
+
 @pytest.mark.parametrize(("typo", "meant"), [
     ("DATABSE_URL", "DATABASE_URL"),
     ("AUTH_ISSUR", "AUTH_ISSUER"),

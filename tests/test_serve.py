@@ -130,6 +130,23 @@ def test_errors_over_http_are_outcomes(server: str) -> None:
     assert resp.json()["resourceType"] == "OperationOutcome"
 
 
+def test_a_rebound_host_name_gets_nothing_over_http(server: str) -> None:
+    # F4: a page rebound to 127.0.0.1 connects from loopback but sends its own name as Host.
+    port = urlsplit(server).port
+    qr = {**sample("gad-7"), "subject": {"reference": "Patient/serve-rebound"}}
+    for host in (f"attacker.example:{port}", f"localhost:{port}"):
+        write = requests.post(f"{server}/fhir/QuestionnaireResponse", json=qr, timeout=10,
+                              headers={"Content-Type": FHIR_JSON, "Host": host})
+        read = requests.get(f"{server}/fhir/QuestionnaireResponse", timeout=10,
+                            params={"subject": "Patient/serve-rebound"}, headers={"Host": host})
+        if host.startswith("attacker"):
+            assert (write.status_code, read.status_code) == (400, 400)
+            assert write.json()["resourceType"] == "OperationOutcome"
+        else:
+            assert (write.status_code, read.status_code) == (201, 200)
+            assert len(read.json()["entry"]) == 1  # the refused write stored nothing
+
+
 def test_python_m_mit_fhir_is_the_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mit_fhir", "--help"],
@@ -163,6 +180,18 @@ def test_serve_on_an_unreachable_database_is_one_line() -> None:
         "Error: cannot reach the database (PostgreSQL at 127.0.0.1:"
         + result.stderr.split("127.0.0.1:", 1)[1].strip()]
     assert "Connection refused" in result.stderr and "hunter2" not in result.stderr
+
+
+def test_serve_on_an_unreadable_database_url_is_one_line_without_the_password() -> None:
+    env = service_env(DATABASE_URL="postgresql://alice:S3cr3t@PW@127.0.0.1:5432/db")
+    result = subprocess.run(
+        [str(BIN / "mit-fhir"), "serve", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 78  # EX_CONFIG, not a traceback's 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "percent-encoded as %40" in line
+    assert "S3cr3t" not in result.stderr and "PW" not in result.stderr
 
 
 # gunicorn's control socket: one per instance, or none ------------------------------------
@@ -228,7 +257,7 @@ def outcome_issue(body: bytes) -> dict[str, Any]:
 
 
 def post_head(extra: str) -> bytes:
-    return (f"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+    return (f"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
             f"Content-Type: {FHIR_JSON}\r\n{extra}\r\n").encode()
 
 
@@ -252,7 +281,7 @@ def test_a_chunked_submission_is_stored(server: str) -> None:
 
 
 def test_headers_that_do_not_arrive_in_time_are_408(strict: str) -> None:
-    status, body, seconds = raw(strict, b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+    status, body, seconds = raw(strict, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
     assert status == 408
     assert outcome_issue(body)["code"] == "timeout"
     assert 0.9 <= seconds < 5
@@ -322,7 +351,7 @@ def test_a_client_that_stops_reading_is_closed_after_the_send_deadline(strict: s
     where = urlsplit(strict)
     with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /fhir/Questionnaire HTTP/1.1\r\nHost: t\r\n\r\n" * 20)
+        sock.sendall(b"GET /fhir/Questionnaire HTTP/1.1\r\nHost: localhost\r\n\r\n" * 20)
         time.sleep(4)
         received = 0
         try:

@@ -33,10 +33,20 @@ class DatabaseUnavailable(Exception):
 
 def engine_url(text: str) -> str:
     """The URL in the store's own spelling (postgresql+psycopg://... or sqlite://...)."""
+    # Messages here never quote the URL: its password would reach the terminal and the logs.
     try:
         url = make_url(text)
     except ArgumentError:
         raise UnsupportedDatabase(f"not a database URL; write {SPELLING}") from None
+    except ValueError:  # SQLAlchemy's int() of the port: "h:notaport", "h1:5432,h2:5432"
+        raise UnsupportedDatabase("the port is not a number (one HOST:PORT only; several "
+                                  f"hosts go in ?host=HOST:PORT&host=...); write {SPELLING}"
+                                  ) from None
+    if "@" in (url.host or ""):
+        # The parser ends the password at its first raw "@": the password's tail would be
+        # taken for the host and printed in every connection error (%40 decodes as it should).
+        raise UnsupportedDatabase("an '@' in the user or password must be percent-encoded "
+                                  f"as %40; write {SPELLING}")
     if url.drivername in _POSTGRES:
         url = url.set(drivername="postgresql+psycopg")
     elif url.drivername not in _SQLITE:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from mit_fhir.demo import load_demo
 from tests.conftest import sample
 from tests.fhir.test_extract import GOLDEN, compare_golden
 from tests.security.conftest import (  # noqa: F401 - fixtures
+    PATIENT,
     Tokens,
     bearer,
     issuer,
@@ -100,7 +102,10 @@ def test_the_launch_url_follows_the_configured_base(database_url: str) -> None:
                       "BASE_URL": "https://ehr.example.org/mit/fhir"})
     try:
         load_demo(app.extensions["mit_fhir"])
-        cards = call(app.test_client(), hook()).get_json()["cards"]
+        client = app.test_client()
+        # The proxy in front passes its own name; another (F9) gets no link built from it.
+        cards = call(client, hook(), {"Host": "ehr.example.org"}).get_json()["cards"]
+        outcome(call(client, hook(), {"Host": "evil.example"}), 400, "invalid")
     finally:
         app.extensions["mit_fhir"].store.dispose()
     assert {c["links"][0]["url"] for c in cards} == {
@@ -193,6 +198,44 @@ def test_only_the_most_recent_assessment_raises_a_card(client: FlaskClient) -> N
         submit(client, {**qr, "authored": when, "subject": {"reference": "Patient/p-calmer"}})
     cards = call(client, hook("p-calmer")).get_json()["cards"]
     assert [c["indicator"] for c in cards if c["indicator"] in ("warning", "critical")] == []
+
+
+def test_the_most_recent_assessment_is_the_latest_instant_whatever_the_offset(
+        client: FlaskClient) -> None:
+    # 00:30+14:00 on 2 March is 10:30Z on 1 March: the Z response at 12:00 is the later one,
+    # though its text sorts first (an EHR sending offsets, the form page sending Z).
+    risky = sample("phq-9")
+    for qr, when in ((item_9_not_at_all(risky), "2024-03-02T00:30:00+14:00"),
+                     (risky, "2024-03-01T12:00:00Z")):
+        submit(client, {**qr, "authored": when, "subject": {"reference": "Patient/p-zones"}})
+    cards = call(client, hook("p-zones")).get_json()["cards"]
+    (alert,) = [c for c in cards if "better off dead" in c["detail"]]
+    assert alert["indicator"] == "warning"
+    assert "Assessment of 2024-03-01" in alert["detail"]
+
+
+def test_a_patient_cannot_hide_its_risk_card_with_a_future_dated_response(
+        secured_demo: Flask, tokens: Tokens) -> None:  # noqa: F811
+    api = secured_demo.test_client()
+    risky = {**sample("phq-9"), "authored": "2024-03-01T10:00:00+01:00",
+             "subject": {"reference": f"Patient/{PATIENT}"}}
+
+    def post(qr: dict[str, Any], who: str) -> Any:
+        return api.post("/fhir/QuestionnaireResponse", data=json.dumps(qr),
+                        content_type="application/fhir+json", headers=tokens(who))
+
+    def risk_cards() -> list[dict[str, Any]]:
+        cards = call(api, hook(PATIENT), tokens("clinic-app")).get_json()["cards"]
+        return [c for c in cards if "better off dead" in c["detail"]]
+
+    assert post(risky, "clinic-app").status_code == 201
+    assert [c["indicator"] for c in risk_cards()] == ["warning"]
+    soon = (datetime.now(UTC) + timedelta(minutes=10)).isoformat(timespec="seconds")
+    for when in ("9999-12-31T00:00:00Z", soon):
+        resp = post({**item_9_not_at_all(risky), "authored": when}, "patient-app")
+        body = outcome(resp, 422, "value")
+        assert body["issue"][0]["expression"] == ["QuestionnaireResponse.authored"]
+    assert [c["indicator"] for c in risk_cards()] == ["warning"]  # nothing was stored
 
 
 def test_no_change_since_baseline_means_no_card(client: FlaskClient) -> None:

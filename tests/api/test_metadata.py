@@ -47,7 +47,8 @@ def test_implementation_url_is_the_configured_base(database_url: str) -> None:
         }
     )
     try:
-        body = app.test_client().get("/fhir/metadata").get_json()
+        body = app.test_client().get("/fhir/metadata",
+                                     base_url="https://ehr.example.org").get_json()
     finally:
         app.extensions["mit_fhir"].store.dispose()
     assert body["implementation"]["url"] == "https://ehr.example.org/fhir"

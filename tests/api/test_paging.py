@@ -224,7 +224,8 @@ def test_an_expired_cursor_is_a_400(
 def test_the_next_link_is_on_the_configured_base(database_url: str) -> None:
     app = create_app({"DATABASE_URL": database_url, "BASE_URL": "https://ehr.example.org/mit/fhir"})
     add_observations(app, "p1", range(3))
-    bundle = app.test_client().get("/fhir/Observation?patient=Patient/p1&_count=2").get_json()
+    bundle = app.test_client().get("/fhir/Observation?patient=Patient/p1&_count=2",
+                                   base_url="https://ehr.example.org").get_json()
     nxt = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
     assert nxt.startswith("https://ehr.example.org/mit/fhir/Observation?patient=Patient%2Fp1")
     app.extensions["mit_fhir"].store.dispose()

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -110,7 +111,9 @@ def test_location_uses_the_configured_base_url(database_url: str) -> None:
         }
     )
     try:
-        resp = FhirActions(app.test_client()).submit(sample("gad-7"))
+        resp = app.test_client().post("/fhir/QuestionnaireResponse",
+                                      data=json.dumps(sample("gad-7")), content_type=FHIR_JSON,
+                                      base_url="https://ehr.example.org")
     finally:
         app.extensions["mit_fhir"].store.dispose()
     assert resp.status_code == 201
@@ -171,6 +174,13 @@ def _set_answer(link_id: str, answers: list[dict[str, Any]]) -> Any:
         item(qr, link_id)["answer"] = answers
 
     return change
+
+
+def _from_now(minutes: int) -> str:
+    """An instant this many minutes from now, written with an offset (as an EHR might)."""
+    zone = timezone(timedelta(hours=1))
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).astimezone(zone).isoformat(
+        timespec="seconds")
 
 
 def _drop(link_id: str) -> Any:
@@ -250,6 +260,13 @@ INVALID: dict[str, tuple[str, Any, int, str]] = {
     "unknown element (structure)": (
         "phq-9", lambda qr: qr.update(secretNote=SECRET), 400, "secretNote",
     ),
+    # F2: a future response would be every timeline's latest (and hide its alerts) until then.
+    "authored in the future": (
+        "phq-9", lambda qr: qr.update(authored="9999-12-31T00:00:00Z"), 422, "later than now",
+    ),
+    "authored beyond the clock skew": (
+        "phq-9", lambda qr: qr.update(authored=_from_now(minutes=6)), 422, "later than now",
+    ),
     "malformed authored (structure)": (
         "phq-9", lambda qr: qr.update(authored=SECRET), 400, "authored",
     ),
@@ -266,6 +283,11 @@ def test_invalid_response_is_rejected_and_not_stored(
     assert mentioned in diagnostics(body)
     assert SECRET not in resp.get_data(as_text=True), "diagnostics must not echo answers"
     assert stored_count(client) == 0
+
+
+def test_authored_within_the_clock_skew_is_accepted(fhir: FhirActions) -> None:
+    qr = {**sample("phq-9"), "authored": _from_now(minutes=2)}  # a clock a little ahead
+    assert fhir.submit(qr).status_code == 201
 
 
 def test_every_problem_is_reported_at_once(fhir: FhirActions) -> None:

@@ -249,6 +249,22 @@ def test_rejected_lines_are_listed_without_answers_and_store_nothing(
     assert left == 0
 
 
+def test_a_future_dated_line_is_rejected_as_over_http(
+    cli: Callable[..., Result], make_app: Callable[..., Flask], database_url: str,
+    tmp_path: Path
+) -> None:
+    future = {**sample("phq-9"), "authored": "9999-12-31T00:00:00Z"}
+    assert post(make_app(database_url), future).status_code == 422
+    path = write_ndjson(tmp_path / "future.ndjson", [sample("gad-7"), future])
+
+    result = cli("import", str(path))
+
+    assert result.exit_code == 3, result.output  # partial: the past line stored, not this one
+    assert "line 2: authored is in the future" in result.output
+    assert "rejected:          1" in result.output
+    assert len(stored(make_app(database_url), "QuestionnaireResponse")) == 1
+
+
 def test_a_second_import_reports_everything_as_already_imported(
     cli: Callable[..., Result], make_app: Callable[..., Flask], database_url: str,
     tmp_path: Path

@@ -65,7 +65,7 @@ class SlowClients:
     def _open(self, sel: selectors.BaseSelector, headers_only: bool) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=5)
         sock.setblocking(False)
-        head = b"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: slow\r\n"
+        head = b"POST /fhir/QuestionnaireResponse HTTP/1.1\r\nHost: localhost\r\n"
         if headers_only:
             sock.sendall(head)  # the blank line that ends the headers never comes
         else:
