@@ -63,10 +63,15 @@ def test_an_italian_date_is_read_day_first_and_an_english_one_month_first(
     start = page.locator('input.day-first[data-item="medplan-med-start/1/1"]')
     start.fill("4.3.2026")
     start.press("Tab")
+    # A medicine added later (a repetition the renderer draws then) is read day first too.
+    page.locator("#form button").filter(has_text="Farmaco").last.click()
+    second = page.locator('input.day-first[data-item="medplan-med-start/2/1"]')
+    second.fill("13/01/2026")
+    second.press("Tab")
     screenshot(page, "medication-plan-it-day-first")
     draft = save_draft(page)
     assert answer_of(draft, "medplan-date") == ["2026-03-02"]
-    assert answer_of(draft, "medplan-med-start") == ["2026-03-04"]
+    assert answer_of(draft, "medplan-med-start") == ["2026-03-04", "2026-01-13"]
     # The draft comes back as it was written.
     open_form(page, app_server, "medication-plan", "it")
     assert field.input_value() == "02/03/2026"

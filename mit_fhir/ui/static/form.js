@@ -93,6 +93,8 @@
         if (text in renderer) n.nodeValue = n.nodeValue.replace(text, renderer[text]);
         continue;
       }
+      // An added node may be a comment (Angular's anchors): it has no attributes.
+      if (n.nodeType !== Node.ELEMENT_NODE) continue;
       for (const attr of ["placeholder", "aria-label", "title"]) {
         const value = n.getAttribute(attr);
         if (value && value.trim() in renderer) n.setAttribute(attr, renderer[value.trim()]);
@@ -216,11 +218,19 @@
     translateControls(root);
     fixReferences(root);
     dayFirstDates(root);
+    let datesPending = false;
     new MutationObserver((changes) => {
       for (const c of changes) {
-        for (const n of c.addedNodes) { translateControls(n); fixReferences(n); dayFirstDates(n); }
+        for (const n of c.addedNodes) { translateControls(n); fixReferences(n); }
       }
-    }).observe(root, { childList: true, subtree: true });
+      // A new repetition's date picker gets its id and input in later steps of the render:
+      // the form is looked at again once this step is done.
+      if (W.date_day_first && !datesPending) {
+        datesPending = true;
+        setTimeout(() => { datesPending = false; dayFirstDates(root); }, 0);
+      }
+    // (ids too: a repetition's date picker is given its id after it is drawn)
+    }).observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["id"] });
     saveButton.disabled = false;
     submitButton.disabled = false;
     root.dataset.ready = "true";
