@@ -77,13 +77,19 @@ def form(qid: str) -> Response:
     data = require_session()
     patient = patient_of(data)
     questionnaire = _form(qid)
-    lang = request.args.get("lang", questionnaire.get("language", "en"))
-    if lang not in i18n.languages(questionnaire):
-        raise PageError("This form has no translation into that language.", 404)
+    own = questionnaire.get("language", "en")
+    asked = request.args.get("lang", own)
+    # A form without the language asked for is shown in its own, said in the language asked
+    # for (English where the page has no words in it): never an error page in another language.
+    lang = asked if asked in i18n.languages(questionnaire) else own
+    notice = None if lang == asked else i18n.words(asked)["no_translation"].format(
+        shown=i18n.NAMES_IN.get(asked, i18n.LANGUAGES).get(own, own))
     head = i18n.translated({k: questionnaire.get(k) for k in (
         "title", "_title", "copyright", "_copyright", "language")}, lang)
     return page("form.html", title=head["title"] or qid, copyright=head.get("copyright"),
                 qid=qid, lang=lang, patient=patient, words=i18n.words(lang),
+                notice=notice, notice_lang=asked if asked in i18n.WORDS else "en",
+                asked_words=i18n.words(asked),
                 licensed=_licensed(qid, questionnaire, lang),
                 languages={k: v for k, v in i18n.LANGUAGES.items()
                            if k in i18n.languages(questionnaire)})
@@ -109,9 +115,11 @@ def _refused(exc: FhirError, qid: str) -> Response:
     questionnaire = _form(qid)
     if lang not in i18n.languages(questionnaire):
         lang = questionnaire.get("language", "en")
-    plain = messages.plain(exc, i18n.translated(questionnaire, lang), lang)
+    shown = i18n.translated(questionnaire, lang)
+    plain = messages.plain(exc, shown, lang)
     detail = [i.diagnostics for i in exc.issues]
     return Response(orjson.dumps({"error": plain[0] if plain else exc.message, "issues": plain,
+                                  "items": messages.items_named(exc, shown),
                                   "detail": detail}),
                     exc.status, content_type="application/json")
 

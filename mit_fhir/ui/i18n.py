@@ -12,6 +12,8 @@ from typing import Any
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 LANGUAGES = {"en": "English", "it": "Italiano"}
+# A language's name said in another language: the notice of a form shown in its own language.
+NAMES_IN = {"it": {"en": "inglese", "it": "italiano"}}
 # The pages' own words; `renderer` are LHC-Forms' own strings, which it offers no locale for
 # (40.x keeps them in a module-private table), so form.js replaces them after rendering.
 WORDS: dict[str, dict[str, Any]] = {
@@ -43,6 +45,13 @@ WORDS: dict[str, dict[str, Any]] = {
                        "patient until the site has loaded the licensed wording. An "
                        "administrator prints the list of questions to fill in, then loads "
                        "the completed file:",
+           "alert_help": "If you are having thoughts of harming yourself, tell the clinician "
+                         "with you now, or call your local emergency number.",
+           "no_translation": "This form has no version in that language: it is shown in {shown}.",
+           # English keeps LHC-Forms' own month-first date field.
+           "date_day_first": False, "date_placeholder": "DD/MM/YYYY",
+           "date_invalid": "“{text}” is not a date: write it as DD/MM/YYYY.",
+           "date_fix": "Check the dates marked on the form.",
            "renderer": {}},
     "it": {"save": "Salva bozza", "submit": "Invia", "scores": "Punteggi registrati",
            "copyright": "Copyright e licenza", "outcomes": "Vedi il grafico degli esiti",
@@ -76,6 +85,14 @@ WORDS: dict[str, dict[str, Any]] = {
                        "somministrare questo questionario a un paziente finché il centro "
                        "non ha caricato il testo autorizzato. Un amministratore stampa "
                        "l'elenco delle domande da compilare, poi carica il file completato:",
+           "alert_help": "Se ha pensieri di farsi del male, lo dica subito al clinico che è "
+                         "con lei, oppure chiami il numero di emergenza locale.",
+           "no_translation": "Questo questionario non ha una versione in italiano: è "
+                             "mostrato in {shown}.",
+           # LHC-Forms' own date field reads month first; Italian writes the day first.
+           "date_day_first": True, "date_placeholder": "GG/MM/AAAA",
+           "date_invalid": "«{text}» non è una data: scriverla come GG/MM/AAAA.",
+           "date_fix": "Controllare le date segnate nel questionario.",
            "renderer": {"Type a value": "Scrivere un valore", "Type a number": "Scrivere un numero",
                         "Select one": "Sceglierne uno",
                         "Select one or more": "Sceglierne uno o più",

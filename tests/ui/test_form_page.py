@@ -153,7 +153,7 @@ def test_the_italian_page_is_italian_controls_and_header_included(app_server: Ap
     for phrase in english:
         assert phrase not in shown["attrs"], phrase
         assert not re.search(rf"(^|\n)\s*{re.escape(phrase)}\s*($|\n)", shown["text"]), phrase
-    assert "MM/GG/AAAA" in shown["attrs"]  # the date fields' placeholder, in Italian
+    assert "GG/MM/AAAA" in shown["attrs"]  # the date fields' placeholder: day first
     assert axe_violations(page) == []
     assert words["renderer"]["Type a value"] in shown["attrs"]
     screenshot(page, "form-mit-contract-it-controls")
@@ -169,7 +169,7 @@ def test_a_refusal_names_the_question_as_the_patient_sees_it(app_server: AppServ
     page.wait_for_selector("#status:has-text('Not submitted')")
     fourth = next(i for i in served["item"] if i["linkId"] == "phq-9-4")["text"]
     said = page.inner_text("#status")
-    assert f"Please answer question 4: \u201c{fourth}\u201d." in said
+    assert f"Please answer the question \u201c{fourth}\u201d." in said
     assert "phq-9-4" not in said and "linkId" not in said
     screenshot(page, "phq-9-refused-in-plain-words")
 

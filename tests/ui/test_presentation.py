@@ -54,17 +54,19 @@ def test_every_ders_item_is_in_a_grid_and_phq9_difficulty_is_not() -> None:
                    if i["linkId"] in gridded)
 
 
-def test_a_refusal_names_the_question_number_and_text() -> None:
+def test_a_refusal_names_the_question_by_the_text_the_form_shows() -> None:
     phq = next(q for q in catalogue() if q["id"] == "phq-9")
     fourth = next(i for i in phq["item"] if i["linkId"] == "phq-9-4")["text"]
     refused = Unprocessable("invalid", [
         Issue("required item 'phq-9-4' is not answered", code="required"),
         Issue("item 'phq-9-2': the answer is not one of its answerOptions"),
         Issue("authored is required")])
+    # PHQ-9 shows no numbers: "question 4" would send the patient counting.
     assert messages.plain(refused, phq, "en") == [
-        f"Please answer question 4: \u201c{fourth}\u201d.",
-        "Question 2 (\u201c" + phq["item"][2]["text"] + "\u201d): the answer was not accepted.",
+        f"Please answer the question \u201c{fourth}\u201d.",
+        "The question \u201c" + phq["item"][2]["text"] + "\u201d: the answer was not accepted.",
         "The form was not accepted: authored is required."]
+    assert messages.items_named(refused, phq) == ["phq-9-4", "phq-9-2"]
     assert messages.plain(Conflict("x"), phq, "it") == [messages.WORDS["it"]["conflict"]]
 
 
@@ -72,3 +74,18 @@ def test_every_language_has_every_word_of_the_pages() -> None:
     for lang in i18n.LANGUAGES:
         assert set(i18n.words(lang)) == set(i18n.WORDS["en"]), lang
         assert set(messages.WORDS[lang]) == set(messages.WORDS["en"]), lang
+
+
+def test_a_numbered_item_is_named_by_its_number_and_a_group_by_its_text() -> None:
+    form = {"item": [{"linkId": "a", "type": "choice", "prefix": "3.", "text": "Sleep"},
+                     {"linkId": "b", "type": "group", "text": "Crisis contact", "item": [
+                         {"linkId": "c", "type": "display", "text": "Who to call"}]}]}
+    refused = Unprocessable("invalid", [
+        Issue("required item 'a' is not answered", code="required"),
+        Issue("required item 'b' is not answered", code="required")])
+    assert messages.plain(refused, form, "en") == [
+        "Please answer question 3: \u201cSleep\u201d.",
+        "Please answer the question \u201cCrisis contact\u201d."]
+    assert messages.plain(refused, form, "it") == [
+        "Rispondere alla domanda 3: \u00abSleep\u00bb.",
+        "Rispondere alla domanda \u00abCrisis contact\u00bb."]

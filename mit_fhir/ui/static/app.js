@@ -16,6 +16,7 @@ window.mitFhir = (function () {
       const message = (data && data.error) || resp.statusText;
       const err = new Error(message);
       err.issues = (data && data.issues) || [];
+      err.items = (data && data.items) || [];  // the form's items a refusal names (linkIds)
       err.status = resp.status;
       throw err;
     }

@@ -93,6 +93,8 @@
         if (text in renderer) n.nodeValue = n.nodeValue.replace(text, renderer[text]);
         continue;
       }
+      // An added node may be a comment (Angular's anchors): it has no attributes.
+      if (n.nodeType !== Node.ELEMENT_NODE) continue;
       for (const attr of ["placeholder", "aria-label", "title"]) {
         const value = n.getAttribute(attr);
         if (value && value.trim() in renderer) n.setAttribute(attr, renderer[value.trim()]);
@@ -117,6 +119,85 @@
     }
   }
 
+  // LHC-Forms 40 reads a typed date month first: its date picker's format ("MM/dd/yyyy")
+  // sits in the same module-private table, with no locale setting. Where the language writes
+  // the day first (W.date_day_first), each date item gets a field of the page's own, read
+  // day first, and the renderer is handed the date it means; the picker itself is hidden.
+  // A date that cannot be read is said and blocks the submit: never a silently swapped date.
+  const DMY = /^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$/;
+  const ISO = /^(\d{4})-(\d{2})-(\d{2})$/;
+  const pad = (n) => String(n).padStart(2, "0");
+
+  function dayFirst(text) {
+    const m = DMY.exec(text);
+    const parts = m ? [+m[3], +m[2], +m[1]] : (ISO.exec(text) || []).slice(1).map(Number);
+    if (parts.length !== 3) return null;
+    const [y, mo, d] = parts;
+    const date = new Date(y, mo - 1, d);
+    return date.getFullYear() === y && date.getMonth() === mo - 1 && date.getDate() === d
+      ? date : null;
+  }
+
+  function shownDay(value) {
+    if (!value) return "";
+    const date = value instanceof Date ? value : dayFirst(String(value).slice(0, 10));
+    return date ? pad(date.getDate()) + "/" + pad(date.getMonth() + 1) + "/" + date.getFullYear() : "";
+  }
+
+  function readDate(field, item) {
+    const text = field.value.trim();
+    const date = text ? dayFirst(text) : null;
+    const bad = Boolean(text) && !date;
+    item.value = date || undefined;
+    if (date) field.value = shownDay(date);
+    field.setAttribute("aria-invalid", String(bad));
+    field.nextElementSibling.textContent = bad ? fmt(W.date_invalid, { text }) : "";
+    return !bad;
+  }
+
+  function dayFirstDates(node) {
+    if (!W.date_day_first || !node.querySelectorAll) return;
+    const form = root.querySelector("wc-lhc-form");
+    const items = (form && form.lhcFormData && form.lhcFormData.itemList) || [];
+    for (const picker of node.querySelectorAll("lhc-item-date nz-date-picker")) {
+      const item = items.find((i) => i._elementId === picker.id);
+      const input = picker.querySelector("input");
+      if (picker.dataset.dayFirst || !item || !input) continue;
+      picker.dataset.dayFirst = "true";
+      const field = document.createElement("input");
+      field.type = "text";
+      field.inputMode = "numeric";
+      field.autocomplete = "off";
+      field.className = "day-first";
+      field.dataset.item = picker.id;
+      field.placeholder = W.date_placeholder;
+      field.setAttribute("aria-label", input.getAttribute("aria-label") || "");
+      if (picker.getAttribute("aria-required")) field.setAttribute("aria-required", "true");
+      const note = document.createElement("span");
+      note.className = "field-error";
+      note.id = "day-first-" + picker.id;
+      field.setAttribute("aria-describedby", note.id);
+      field.value = shownDay(item.value);
+      field.addEventListener("change", () => readDate(field, item));
+      picker.style.display = "none";
+      picker.after(field, note);
+    }
+  }
+
+  // Every day-first field read again (a field still being typed in when Submit is pressed);
+  // false, with the first unreadable one focused, when one holds no date.
+  function datesRead() {
+    const form = root.querySelector("wc-lhc-form");
+    const items = (form && form.lhcFormData && form.lhcFormData.itemList) || [];
+    let first = null;
+    for (const field of root.querySelectorAll("input.day-first")) {
+      const item = items.find((i) => i._elementId === field.dataset.item);
+      if (item && !readDate(field, item) && !first) first = field;
+    }
+    if (first) first.focus();
+    return !first;
+  }
+
   async function load() {
     say(W.loading);
     // A grid of five answer columns does not fit a phone: there the items stay lists.
@@ -136,11 +217,20 @@
       { prepopulate: false, displayScoreWithAnswerText: false });
     translateControls(root);
     fixReferences(root);
+    dayFirstDates(root);
+    let datesPending = false;
     new MutationObserver((changes) => {
       for (const c of changes) {
         for (const n of c.addedNodes) { translateControls(n); fixReferences(n); }
       }
-    }).observe(root, { childList: true, subtree: true });
+      // A new repetition's date picker gets its id and input in later steps of the render:
+      // the form is looked at again once this step is done.
+      if (W.date_day_first && !datesPending) {
+        datesPending = true;
+        setTimeout(() => { datesPending = false; dayFirstDates(root); }, 0);
+      }
+    // (ids too: a repetition's date picker is given its id after it is drawn)
+    }).observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["id"] });
     saveButton.disabled = false;
     submitButton.disabled = false;
     root.dataset.ready = "true";
@@ -151,6 +241,7 @@
   const why = (err) => (err.status ? (err.issues && err.issues.length ? err.issues.join(" ") : err.message) : null);
 
   async function saveDraft() {
+    if (!datesRead()) { say(W.date_fix); return; }
     saveButton.disabled = true;
     try {
       const saved = await mitFhir.request("PUT", root.dataset.draft, response());
@@ -204,10 +295,30 @@
     section.querySelector("h2").focus({ preventScroll: false });
   }
 
+  // The items a refusal names are marked where they are, the first one focused: the message
+  // under the buttons says what is missing, the mark says where.
+  function markRefused(linkIds) {
+    for (const el of root.querySelectorAll(".refused")) el.classList.remove("refused");
+    let first = null;
+    for (const linkId of linkIds || []) {
+      // LHC-Forms ids: "<linkId>/<repetition path>", answers "…|<system>|<code>".
+      const own = Array.from(root.querySelectorAll("[id]")).find(
+        (el) => el.id.startsWith(linkId + "/") && /^[\d/]+(\||$)/.test(el.id.slice(linkId.length + 1)));
+      const place = own && own.closest("tr, lhc-item, .lhc-de, .lhc-layout-horizontal");
+      if (!place) continue;
+      place.classList.add("refused");
+      first = first || place;
+    }
+    const control = first && first.querySelector("input:not([disabled]), textarea, select");
+    if (control) control.focus({ preventScroll: false });
+    else if (first) first.scrollIntoView({ block: "center" });
+  }
+
   let submitting = false;
 
   async function submit() {
     if (submitting) return;  // a second click or Enter before the first answer
+    if (!datesRead()) { say(W.date_fix); return; }
     submitting = true;
     submitButton.disabled = true;
     say(W.submitting);
@@ -216,6 +327,7 @@
       body.identifier = { system: FILL_SYSTEM, value: fill };
       const result = await mitFhir.request("POST", root.dataset.submit, body);
       storage("drop");  // stored: a reload starts a new fill
+      markRefused([]);
       root.dataset.submitted = result.response;
       showAlerts(result.alerts);
       showScores(result.scores);
@@ -225,6 +337,7 @@
         say(W.lost);
       } else {
         say(fmt(W.not_submitted, { why: why(err) }));
+        markRefused(err.items);
       }
       if (err.status === 409) {
         // This fill was stored with other answers (changed after a lost answer): what is now
