@@ -354,9 +354,10 @@ def test_an_incomplete_response_is_refused_with_the_reason(browser: FlaskClient,
     resp = browser.post("/app/api/forms/ders/responses", json=body, base_url=APP,
                         headers={"X-CSRF-Token": csrf(browser)})
     assert resp.status_code == 422
-    # Said as the person sees the form: the question's number and text, not its linkId.
+    # Said as the person sees the form: the question as shown, not its linkId.
     text = load_json(ROOT / "mit_fhir" / "questionnaires" / "ders.json")["item"][0]["text"]
-    assert resp.json["issues"] == [f"Question 1 (\u201c{text}\u201d): the answer was not accepted."]
+    # DERS items carry no number on the form: the item is named by its text (clinician finding).
+    assert resp.json["issues"] == [f"The question \u201c{text}\u201d: the answer was not accepted."]
     assert "ders-1" not in resp.json["error"]
     assert any("ders-1" in d for d in resp.json["detail"])  # for the service's administrator
 
