@@ -18,6 +18,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from mit_fhir.fhir.alerts import LEVELS as ALERT_LEVELS
 from mit_fhir.fhir.references import FHIR_ID as FHIR_ID_PATTERN
 from mit_fhir.fhir.search import date_key
 
@@ -25,7 +26,6 @@ Resource = dict[str, Any]
 SERVICE_ID = "mit-outcomes"
 HOOK = "patient-view"
 SUMMARY_MAX = 140  # characters, CDS Hooks Card.summary
-ALERT_LEVELS = ("warning", "critical")  # least to most severe, as fhir/alerts.py
 WORSE_CATEGORIES = frozenset({"deteriorated", "harmed"})
 _PHRASES = {
     "recovered": "reliable improvement, recovered",
