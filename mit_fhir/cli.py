@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from flask import Flask
 
+from mit_fhir.cli_tasks import tasks_group
 from mit_fhir.cli_wording import wording
 from mit_fhir.cohort import reliable_change
 from mit_fhir.config import CONTEXT_GROUPS, env_settings, load_settings
@@ -304,3 +305,4 @@ def export_observations(since: str, output: Path | None) -> None:
 
 main.add_command(wording)
 main.add_command(reliable_change, "reliable-change")
+main.add_command(tasks_group)

@@ -32,7 +32,8 @@ RCI_METHODS = (
 # SMART v2 scopes for what the worker writes and reads back.
 DEFAULT_SCOPE = " ".join(
     f"system/{t}.cruds"
-    for t in ("QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam")
+    for t in ("QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam",
+              "Task")
 )
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mit_fhir.fhir.search import Row, date_key, reference_rows, token_rows
+from mit_fhir.fhir import task as tasks
+from mit_fhir.fhir.search import (
+    PERIOD_OPEN_END,
+    PERIOD_OPEN_START,
+    Row,
+    date_key,
+    reference_rows,
+    token_rows,
+)
 
 Resource = dict[str, Any]
 
@@ -55,8 +63,37 @@ def observation_index(obs: Resource) -> list[Row]:
 
 
 def sort_date(res: Resource) -> str | None:
-    """The instant `_sort=date` orders by."""
+    """The instant `_sort=date` orders by (a Task's: its due date)."""
+    if res.get("resourceType") == "Task":
+        return tasks.due(res)
     return date_key(res.get("authored") or res.get("effectiveDateTime"))
+
+
+TASK_STATUS_SYSTEM = tasks.STATUS_SYSTEM
+
+
+def task_index(task: Resource) -> list[Row]:
+    """Task: subject and patient (its `for`), status, code, questionnaire (the canonical of its
+    input, without version), period (restriction.period: a start and an end row, open ends as
+    the extremes), requester, owner, based-on, authored-on, identifier, _id."""
+    rows = reference_rows("subject", task.get("for"))
+    rows += [("patient", v) for _, v in rows if v.startswith("Patient/")]
+    rows += _status_rows(TASK_STATUS_SYSTEM, task.get("status"))
+    rows += token_rows("code", task.get("code"))
+    if (url := tasks.questionnaire_url(task)) is not None:
+        rows.append(("questionnaire", url))
+    start, end = tasks.period(task)
+    rows.append(("period:start", date_key(start) or PERIOD_OPEN_START))
+    rows.append(("period:end", date_key(end) or PERIOD_OPEN_END))
+    rows += reference_rows("requester", task.get("requester"))
+    rows += reference_rows("owner", task.get("owner"))
+    for ref in task.get("basedOn") or ():
+        rows += reference_rows("based-on", ref)
+    if (authored := date_key(task.get("authoredOn"))) is not None:
+        rows.append(("authored-on", authored))
+    rows += identifier_rows(task)
+    rows.append(("_id", task["id"]))
+    return rows
 
 
 def plan_index(res: Resource) -> list[Row]:

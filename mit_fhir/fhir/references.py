@@ -112,3 +112,20 @@ def patient_id(text: object) -> str | None:
         return parse(text, ("Patient",)).id if isinstance(text, str) and "/" in text else None
     except BadReference:
         return None
+
+
+# The element naming the Patient a resource is about: `subject`, but `for` on a Task.
+PATIENT_ELEMENT = {"Task": "for"}
+
+
+def patient_reference(resource: dict[str, object]) -> str | None:
+    """The reference text of the element naming the resource's patient (subject, Task.for),
+    unparsed; None when the element is missing or holds no reference string."""
+    element = resource.get(PATIENT_ELEMENT.get(str(resource.get("resourceType")), "subject"))
+    ref = element.get("reference") if isinstance(element, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def resource_patient(resource: dict[str, object]) -> str | None:
+    """The id of the Patient a resource belongs to (patient_reference, parsed), or None."""
+    return patient_id(patient_reference(resource))

@@ -138,6 +138,23 @@ for _plan_type in ("MedicationRequest", "CarePlan", "CareTeam"):
 PARAMETERS["MedicationRequest"]["intent"] = ("token", "intent")
 PARAMETERS["MedicationRequest"]["code"] = ("token", "code")
 PARAMETERS["CarePlan"]["category"] = ("token", "category")
+PARAMETERS["Task"] = {
+    "_id": ("id", "_id"),
+    "identifier": ("token", "identifier"),
+    "subject": ("reference", "subject"),
+    "patient": ("reference", "patient"),
+    "status": ("token", "status"),
+    "code": ("token", "code"),
+    # SDC Tasks carry the Questionnaire as their `questionnaire` input, not as `focus`
+    # (sdc-t1), so the form is searched by that input's canonical.
+    "questionnaire": ("canonical", "questionnaire"),
+    # restriction.period, the window in which the Task is to be done (fhir/task.py).
+    "period": ("period", "period"),
+    "requester": ("reference", "requester"),
+    "owner": ("reference", "owner"),
+    "based-on": ("reference", "based-on"),
+    "authored-on": ("date", "authored-on"),
+}
 PARAMETERS["AuditEvent"] = {
     "_id": ("id", "_id"),
     "date": ("date", "date"),
@@ -180,7 +197,12 @@ def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criter
             issues.append(Issue(f"search parameter '{name}' has no value"))
             continue
         try:
-            merged = _merge([_parse(kind, index, v) for v in values])
+            if kind == "period":
+                if len(values) > 1:
+                    raise ValueError("one value only (repeat the parameter to AND ranges)")
+                merged = _period(index, values[0])
+            else:
+                merged = _merge([_parse(kind, index, v) for v in values])
         except ValueError as exc:
             issues.append(Issue(f"search parameter '{name}': {exc}"))
             continue
@@ -188,6 +210,34 @@ def criteria(resource_type: str, args: Iterable[tuple[str, str]]) -> list[Criter
     if issues:
         raise InvalidRequest("unsupported search", issues)
     return out
+
+
+# The index value of a period's missing start or end: an open end compares as the extreme.
+PERIOD_OPEN_START = "0001-01-01T00:00:00"
+PERIOD_OPEN_END = "9999-12-31T23:59:59"
+
+
+def _period(index: str, value: str) -> list[Criterion]:
+    """A date search on a Period, https://hl7.org/fhir/R4/search.html#prefix : the period is
+    indexed as `<index>:start` and `<index>:end` rows."""
+    prefix = value[:2] if value[:2] in PREFIXES else "eq"
+    start, end = date_range(value[2:] if value[:2] in PREFIXES else value)
+    first, last = f"{index}:start", f"{index}:end"
+    if prefix == "eq":  # the searched range contains the whole period
+        return [Criterion(first, "ge", (start,)), Criterion(last, "le", (end,))]
+    if prefix == "lt":  # the period starts before the searched range
+        return [Criterion(first, "lt", (start,))]
+    if prefix == "le":
+        return [Criterion(first, "le", (end,))]
+    if prefix == "gt":  # the period ends after the searched range
+        return [Criterion(last, "gt", (end,))]
+    if prefix == "ge":
+        return [Criterion(last, "ge", (start,))]
+    if prefix == "eb":  # the period ends before the searched range starts (an overdue window)
+        return [Criterion(last, "lt", (start,))]
+    if prefix == "sa":  # the period starts after the searched range ends
+        return [Criterion(first, "gt", (end,))]
+    raise ValueError(f"date prefix '{prefix}' is not supported on a period")
 
 
 def _parse(kind: str, index: str, value: str) -> Criterion:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from mit_fhir.api.http import fhir_response
 from mit_fhir.errors import Issue, operation_outcome
 from mit_fhir.fhir.audit import Agent, AuditRecord, audit_event, audit_index
-from mit_fhir.fhir.references import patient_id
+from mit_fhir.fhir.references import resource_patient
 from mit_fhir.security.scopes import PATIENT_DATA
 from mit_fhir.store.repository import insert, new_id, now_instant
 
@@ -56,8 +56,7 @@ def add_search(args: list[tuple[str, str]], resources: list[dict[str, Any]]) -> 
 def _add(record: AuditRecord, resources: Iterable[dict[str, Any]]) -> None:
     for res in resources:
         record.references.append(f"{res['resourceType']}/{res['id']}")
-        subject = res.get("subject")
-        pid = patient_id(subject.get("reference")) if isinstance(subject, dict) else None
+        pid = resource_patient(res)
         if pid:
             record.patients.append(pid)
 

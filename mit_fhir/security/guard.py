@@ -22,7 +22,7 @@ from flask import Flask, current_app, g, request
 
 from mit_fhir.api.http import base_url
 from mit_fhir.errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
-from mit_fhir.fhir.references import BadReference, parse, patient_id
+from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.search import PARAMETERS, TARGETS
 from mit_fhir.security.scopes import PATIENT_DATA, Denied, Principal
 from mit_fhir.security.tokens import KeySource, KeysUnavailable, TokenError, TokenVerifier
@@ -148,14 +148,13 @@ def authorize_type(resource_type: str, interaction: str) -> Principal:
 
 
 def subject_patient(resource: dict[str, Any]) -> str | None:
-    """The id of the Patient a stored or submitted resource belongs to (its subject), or None
-    when the subject is not a relative Patient reference of the one grammar."""
-    subject = resource.get("subject")
-    return patient_id(subject.get("reference")) if isinstance(subject, dict) else None
+    """The id of the Patient a stored or submitted resource belongs to (its subject, a Task's
+    `for`), or None when that is not a relative Patient reference of the one grammar."""
+    return resource_patient(resource)
 
 
 def authorize_resource(resource: dict[str, Any], interaction: str) -> Principal:
-    """authorize() for one resource, its patient taken from its subject."""
+    """authorize() for one resource, its patient taken from its subject (a Task's `for`)."""
     rtype = str(resource.get("resourceType"))
     return authorize(rtype, interaction,
                      subject_patient(resource) if rtype in PATIENT_DATA else None)

@@ -21,7 +21,7 @@ LEVELS = ("patient", "user", "system")
 # context reaches only that patient's instances, and a patient/ scope grants nothing without it.
 PATIENT_DATA = frozenset({
     "QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam",
-    "Provenance", "AuditEvent",
+    "Provenance", "AuditEvent", "Task",
 })
 
 _SCOPE = re.compile(  # matched whole (fullmatch): "patient/*.rs\n" is no scope

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Integer, and_, bindparam, func, or_, select, 
 from mit_fhir.store.schema import outbox
 
 SYNCED_TYPES = frozenset(
-    {"QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam"}
+    {"QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam",
+     "Task"}
 )
 STATES = ("pending", "sent", "failed", "conflict", "superseded")
 

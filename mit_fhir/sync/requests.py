@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from mit_fhir.fhir.references import patient_reference
 from mit_fhir.fhir.urls import BASE
 from mit_fhir.sync.outbox import SYNCED_TYPES
 
@@ -55,8 +56,7 @@ def identifier_patient(ident: Resource, res: Resource) -> str | None:
     """
     if str(ident.get("system", "")).startswith(OWN_IDENTIFIERS):
         return None
-    subject = res.get("subject")
-    ref = subject.get("reference") if isinstance(subject, dict) else None
+    ref = patient_reference(res)
     return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from mit_fhir import metrics
 from mit_fhir.ehr.client import Capabilities, EhrClient
 from mit_fhir.ehr.errors import EhrConflict, EhrError, EhrRejected, EhrRetryable
+from mit_fhir.fhir.references import patient_reference
 from mit_fhir.store import repository
 from mit_fhir.store.schema import sync_link
 from mit_fhir.sync import outbox
@@ -519,11 +520,11 @@ def _has_identifier(res: Resource, ident: Resource) -> bool:
 
 
 def _of_patient(res: Resource, patient: str | None) -> bool:
-    """Whether the EHR's resource is the patient's (its subject relative or absolute)."""
+    """Whether the EHR's resource is the patient's (its subject, or a Task's `for`, relative
+    or absolute)."""
     if patient is None:
         return True
-    subject = res.get("subject")
-    ref = subject.get("reference") if isinstance(subject, dict) else None
+    ref = patient_reference(res)
     return isinstance(ref, str) and (ref == patient or ref.endswith("/" + patient))
 
 
