@@ -39,9 +39,10 @@ def _type(code: str) -> Resource:
 def questionnaire_task(questionnaire: str, patient: str, requester: Resource,
                        authored_on: str, period_start: str | None = None,
                        period_end: str | None = None, based_on: Resource | None = None,
-                       tid: str | None = None) -> Resource:
-    """A requested Task for `patient` (an id) to complete the form at `questionnaire` (its
-    canonical, `url|version` or `url`), owned by the patient (self-report)."""
+                       tid: str | None = None, owner: Resource | None = None) -> Resource:
+    """A requested Task about `patient` (an id) to complete the form at `questionnaire` (its
+    canonical, `url|version` or `url`); owned by the patient (a self-report form) unless
+    `owner` says who else completes it (a clinician-rated form: the requester)."""
     task: Resource = {
         "resourceType": "Task",
         "meta": {"profile": [PROFILE]},
@@ -49,7 +50,7 @@ def questionnaire_task(questionnaire: str, patient: str, requester: Resource,
         "intent": "order",
         "code": _type(CODE),
         "for": {"reference": f"Patient/{patient}"},
-        "owner": {"reference": f"Patient/{patient}"},
+        "owner": dict(owner) if owner is not None else {"reference": f"Patient/{patient}"},
         "authoredOn": authored_on,
         "requester": dict(requester),
         "input": [{"type": _type(INPUT_QUESTIONNAIRE), "valueCanonical": questionnaire}],
@@ -143,3 +144,21 @@ def completed_by(task: Resource, response: str, when: str) -> Resource:
     out = with_status(task, "completed", when)
     out["output"] = [{"type": _type(OUTPUT_RESPONSE), "valueReference": {"reference": response}}]
     return out
+
+
+USAGE_CONTEXT_TYPE = "http://terminology.hl7.org/CodeSystem/usage-context-type"
+SNOMED_PATIENT = ("http://snomed.info/sct", "116154003")
+
+
+def is_self_report(questionnaire: Resource) -> bool:
+    """Whether the patient fills the form (useContext `user` = SNOMED 116154003 Patient): a
+    Task for it is owned by the patient and listed on the patient's page; a clinician-rated
+    form's Task is owned by the clinician who asked for it."""
+    for use in questionnaire.get("useContext") or ():
+        code = use.get("code") or {}
+        if code.get("system") != USAGE_CONTEXT_TYPE or code.get("code") != "user":
+            continue
+        codings = (use.get("valueCodeableConcept") or {}).get("coding") or []
+        if any((c.get("system"), c.get("code")) == SNOMED_PATIENT for c in codings):
+            return True
+    return False

@@ -76,3 +76,21 @@ def test_period_search_refuses_an_or_list_and_ne() -> None:
         with pytest.raises(InvalidRequest) as refused:
             criteria("Task", [("period", value)])
         assert "search parameter 'period'" in refused.value.issues[0].diagnostics
+
+
+def test_self_report_forms_are_marked_in_their_questionnaire_json() -> None:
+    import json
+
+    from tests.conftest import ROOT
+
+    folder = ROOT / "mit_fhir" / "questionnaires"
+    marked = {p.stem for p in folder.glob("*.json")
+              if tasks.is_self_report(json.loads(p.read_text(encoding="utf-8")))}
+    # The self-report instruments of the catalogue (issue 14); clinician-rated forms are not.
+    assert marked == {"ders", "ders-16", "scl-90-r", "bsl-23", "phq-9", "gad-7",
+                      "cssrs-screener"}
+
+
+def test_a_clinician_rated_form_is_owned_by_whoever_is_named() -> None:
+    task = _task(owner={"reference": "Practitioner/dr"})
+    assert task["owner"] == {"reference": "Practitioner/dr"} and resource_patient(task) == "p1"
