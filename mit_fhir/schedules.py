@@ -151,9 +151,21 @@ def cancel(conn: Connection, context: Context, careplan_id: str,
     stored = _store(conn, context, revoked, int(plan["meta"]["versionId"]))
     for _, found in read_by_key_prefix(conn, "Task", f"schedule/{careplan_id}/"):
         if found.get("status") in NOT_STARTED:
-            store_version(conn, context, task.with_status(found, "cancelled", stamp, WITHDRAWN),
-                          int(found["meta"]["versionId"]))
+            _cancel_task(conn, context, found["id"], stamp, WITHDRAWN, NOT_STARTED)
     return stored
+
+
+def _cancel_task(conn: Connection, context: Context, task_id: str, when: str, reason: str,
+                 statuses: frozenset[str]) -> bool:
+    """Cancel a Task still in `statuses`, under the Task's own lock (the one a completion
+    takes: mit_fhir/tasks.py), so a form completed meanwhile stays completed."""
+    serialize(conn, f"Task/{task_id}")
+    current = read(conn, "Task", task_id)
+    if current is None or current.get("status") not in statuses:
+        return False
+    store_version(conn, context, task.with_status(current, "cancelled", when, reason),
+                  int(current["meta"]["versionId"]))
+    return True
 
 
 def schedules_of(conn: Connection, patient: str) -> list[Resource]:
@@ -219,10 +231,7 @@ def _supersede(conn: Connection, context: Context, careplan_id: str, index: int,
     count = 0
     for key, found in read_by_key_prefix(conn, "Task", f"schedule/{careplan_id}/{index}/"):
         if int(key.rsplit("/", 1)[1]) < k and task.is_open(found):
-            store_version(conn, context, task.with_status(found, "cancelled", instant(now),
-                                                          MISSED),
-                          int(found["meta"]["versionId"]))
-            count += 1
+            count += _cancel_task(conn, context, found["id"], instant(now), MISSED, task.OPEN)
     return count
 
 
