@@ -11,7 +11,9 @@ Authorisation is the caller's (the API's guard, the clinician's session).
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -248,3 +250,18 @@ def _occurrence_task(context: Context, plan: Resource, activity: Activity, k: in
         period_start=start.date().isoformat(),
         period_end=(start + timedelta(days=window)).date().isoformat(),
         based_on={"reference": f"CarePlan/{plan['id']}"}, tid=new_id(), owner=owner)
+
+
+def run_every(context: Context, interval: float, stop: threading.Event,
+              clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    """Run the schedules now and then every `interval` seconds until `stop` is set (the
+    worker's loop); a failed run is logged and the next one tried on time."""
+    while not stop.is_set():
+        try:
+            result = run(context, clock())
+            if result.created or result.superseded or result.completed:
+                log.info("schedules run: %d created, %d superseded, %d completed",
+                         result.created, result.superseded, result.completed)
+        except Exception:  # a database outage must not end the loop
+            log.exception("schedules run failed")
+        stop.wait(interval)
