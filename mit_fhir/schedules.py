@@ -93,6 +93,9 @@ def check(context: Context, plan: Resource) -> list[Activity]:
                     expression=(f"CarePlan.activity[{i}].detail.instantiatesCanonical",))
               for i, a in enumerate(activities)
               if context.catalogue.resolve(a.questionnaire) is None]
+    if plan.get("status") not in (schedule.RUNNING, "draft"):
+        issues.append(Issue("a new schedule is active (or a draft)", code="value",
+                            expression=("CarePlan.status",)))
     author = (plan.get("author") or {}).get("reference")
     if not isinstance(author, str) or not author.strip():
         issues.append(Issue("a schedule's author (who asks for the forms) is required",
@@ -155,6 +158,18 @@ def cancel(conn: Connection, context: Context, careplan_id: str,
         if found.get("status") in NOT_STARTED:
             _cancel_task(conn, context, found["id"], stamp, WITHDRAWN, NOT_STARTED)
     return stored
+
+
+def finish(conn: Connection, context: Context, careplan_id: str) -> Resource:
+    """Mark an active schedule completed (it creates no more Tasks; those open stay open, to
+    be finished). Completing a completed schedule changes nothing; a revoked one: Conflict."""
+    serialize(conn, f"schedule/{careplan_id}")
+    plan = _read_schedule(conn, careplan_id)
+    if plan["status"] == "completed":
+        return plan
+    if plan["status"] != schedule.RUNNING:
+        raise Conflict(f"the schedule is {plan['status']}, not active")
+    return _store(conn, context, {**plan, "status": "completed"}, int(plan["meta"]["versionId"]))
 
 
 def _cancel_task(conn: Connection, context: Context, task_id: str, when: str, reason: str,
