@@ -24,6 +24,7 @@ from mit_fhir.care_plans import with_identifier
 from mit_fhir.context import Context
 from mit_fhir.errors import Conflict, Issue, NotFound, Unprocessable
 from mit_fhir.fhir import schedule, task
+from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.fhir.index import plan_index
 from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.schedule import Activity, ScheduleError
@@ -130,7 +131,7 @@ def store_schedule(conn: Connection, context: Context, plan: Resource,
     stored = _store(conn, context, plan)
     if stored.get("status") != schedule.RUNNING:
         return stored
-    _run_plan(conn, context, stored, now or datetime.now(UTC))
+    run_plan(conn, context, stored, now or datetime.now(UTC))
     return _read_schedule(conn, stored["id"])  # completed already when nothing remains
 
 
@@ -207,7 +208,7 @@ def run(context: Context, now: datetime) -> RunResult:
                 serialize(conn, f"schedule/{careplan_id}")
                 plan = read(conn, "CarePlan", careplan_id)
                 if plan is not None and plan.get("status") == schedule.RUNNING:
-                    total += _run_plan(conn, context, plan, now)
+                    total += run_plan(conn, context, plan, now)
         except Conflict:
             # Another run stored the same occurrence first (the unique business key): it is
             # created, once; this run's part for the schedule rolled back.
@@ -219,7 +220,8 @@ def run(context: Context, now: datetime) -> RunResult:
     return total
 
 
-def _run_plan(conn: Connection, context: Context, plan: Resource, now: datetime) -> RunResult:
+def run_plan(conn: Connection, context: Context, plan: Resource, now: datetime) -> RunResult:
+    """One schedule's part of a run (the caller holds its lock: `serialize`)."""
     created = superseded = 0
     for index, activity in schedule.running(plan):
         k = activity.latest(now)
@@ -233,8 +235,8 @@ def _run_plan(conn: Connection, context: Context, plan: Resource, now: datetime)
             log.warning("a scheduled form is not in the catalogue; no Task created")
             continue
         superseded += _supersede(conn, context, plan["id"], index, k, now)
-        store_new(conn, context, _occurrence_task(context, plan, activity, k, questionnaire,
-                                                  now), key)
+        store_new(conn, context, occurrence_task(context, plan, activity, k, questionnaire,
+                                                 now), key)
         created += 1
     completed = 0
     if schedule.ended(plan, now):
@@ -252,19 +254,27 @@ def _supersede(conn: Connection, context: Context, careplan_id: str, index: int,
     return count
 
 
-def _occurrence_task(context: Context, plan: Resource, activity: Activity, k: int,
-                     questionnaire: Resource, now: datetime) -> Resource:
+def occurrence_task(context: Context, plan: Resource, activity: Activity, k: int,
+                    questionnaire: Resource, now: datetime) -> Resource:
+    """The Task of occurrence k: its window from the occurrence, requested by the schedule's
+    author, owned by the patient for a self-report form (else by the author)."""
     start = activity.occurrence(k)
     assert start is not None  # latest() returns an index inside the schedule
     window = int(context.settings.get("TASK_WINDOW_DAYS") or DEFAULT_WINDOW_DAYS)
     requester = {"reference": plan["author"]["reference"]}
     pid = str(patient_id(plan["subject"]["reference"]))
     owner = None if task.is_self_report(questionnaire) else requester
-    return task.questionnaire_task(
+    made = task.questionnaire_task(
         activity.questionnaire, pid, requester, instant(now),
         period_start=start.date().isoformat(),
         period_end=(start + timedelta(days=window)).date().isoformat(),
         based_on={"reference": f"CarePlan/{plan['id']}"}, tid=new_id(), owner=owner)
+    # A synthetic (demonstration) schedule's Tasks are labelled synthetic too.
+    labels = [t for t in (plan.get("meta") or {}).get("tag", ())
+              if t.get("system") == CS_DATA_SOURCE]
+    if labels:
+        made["meta"]["tag"] = [dict(t) for t in labels]
+    return made
 
 
 def run_every(context: Context, interval: float, stop: threading.Event,
