@@ -29,7 +29,7 @@ from mit_fhir.errors import (
 )
 from mit_fhir.fhir import task as shape
 from mit_fhir.fhir import task_checks
-from mit_fhir.fhir.references import BadReference, parse
+from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.structure import check_structure
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize_resource, authorize_type, principal
@@ -100,6 +100,7 @@ def new_task(task: Resource, context: Context) -> Resource:
 
 @bp.post("")
 def create() -> Response:
+    """Create a Task (SDC Task Questionnaire: one served form for one Patient)."""
     audit.note("create", "Task")
     authorize_type("Task", "c")
     task = read_resource("Task")
@@ -139,8 +140,10 @@ def _completion(conn: Connection, c: Context, stored: Resource, proposed: Resour
     kind, _, rid = reference.partition("/")
     response = repository.read(conn, "QuestionnaireResponse", rid) \
         if kind == "QuestionnaireResponse" and rid else None
-    if response is None:
-        raise _unprocessable([Issue("the output names no stored QuestionnaireResponse",
+    if response is None or resource_patient(response) != resource_patient(stored):
+        # Another patient's response is answered as one that does not exist.
+        raise _unprocessable([Issue("the output names no stored QuestionnaireResponse of the "
+                                    "Task's patient",
                                     code="not-found", expression=("Task.output",))])
     return tasks.complete_with(conn, c, stored["id"], response, now_instant())
 
@@ -176,6 +179,7 @@ def updated(conn: Connection, c: Context, rid: str, proposed: Resource, version:
 
 @bp.put("/<rid>")
 def update(rid: str) -> Response:
+    """Move a Task's status (If-Match required; every other element is immutable)."""
     audit.note("update", "Task")
     authorize_type("Task", "u")
     proposed = read_resource("Task")
