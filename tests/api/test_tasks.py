@@ -235,3 +235,17 @@ def test_an_update_of_an_unknown_task_or_under_another_id(client: FlaskClient,
                       headers={"If-Match": 'W/"1"'})
     assert resp.status_code == 400
     assert put(client, task, "x").status_code == 400
+
+
+def test_creates_and_updates_are_audited_with_the_patient(client: FlaskClient,
+                                                          fhir: FhirActions) -> None:
+    task = created(fhir)
+    assert put(client, moved(task, "in-progress"), "1").status_code == 200
+    assert put(client, moved(task, "on-hold"), "1").status_code == 412  # refused: audited too
+    events = client.get("/fhir/AuditEvent?patient=p1").get_json()["entry"]
+    seen = [(e["resource"]["subtype"][0]["code"], e["resource"]["outcome"]) for e in events
+            if any(ent.get("what", {}).get("reference") == f"Task/{task['id']}"
+                   for ent in e["resource"].get("entity", []))]
+    assert ("create", "0") in seen and ("update", "0") in seen
+    refused = client.get("/fhir/AuditEvent?subtype=update&outcome=4").get_json()["entry"]
+    assert refused
