@@ -67,9 +67,9 @@ def new_task(task: Resource, context: Context) -> Resource:
     """The Task to store for a create: checked, with the service's id, identifier and profile,
     and the defaults (requester: the caller; owner: by the form; period: now + the window)."""
     check_structure(task, Task)
-    if issues := task_checks.create_issues(task, context.catalogue):
+    if issues := task_checks.create_issues(task, context.catalogue.resolve):
         raise _unprocessable(issues)
-    form = task_checks.form_of(task, context.catalogue)
+    form = task_checks.form_of(task, context.catalogue.resolve)
     assert form is not None  # create_issues checked it
     requester = task.get("requester") or (
         {"reference": ref} if (ref := caller_reference()) else None)

@@ -1,22 +1,24 @@
 """What the Task API accepts (fhir/task.py's SDC shape): a new Task, and a change of status.
 
-Pure: dicts and the catalogue in, Issues out. A new Task must be of the SDC Task Questionnaire
-shape (one `questionnaire` input resolving to a served form, no `focus` (sdc-t1), `for` a
-Patient, status requested or draft, intent order, no output yet); an update may move only its
-status (and what comes with it: statusReason, the output of a completion).
+Pure: dicts in (and the catalogue's `resolve`, canonical -> Questionnaire), Issues out. A new
+Task must be of the SDC Task Questionnaire shape (one `questionnaire` input resolving to a
+served form, no `focus` (sdc-t1), `for` a Patient, status requested or draft, intent order, no
+output yet); an update may move only its status (and what comes with it: statusReason, the
+output of a completion).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.errors import Issue
 from mit_fhir.fhir import task as shape
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.search import date_key
 
 Resource = dict[str, Any]
+Resolve = Callable[[str], Resource | None]  # Catalogue.resolve
 CREATE_STATUSES = ("requested", "draft")
 # Elements an update may change (the service writes executionPeriod, lastModified and meta).
 MUTABLE = frozenset({"meta", "text", "status", "statusReason", "output", "executionPeriod",
@@ -38,14 +40,14 @@ def questionnaire_inputs(task: Resource) -> list[Resource]:
                     for c in (i.get("type") or {}).get("coding") or ())]
 
 
-def form_of(task: Resource, catalogue: Catalogue) -> Resource | None:
+def form_of(task: Resource, resolve: Resolve) -> Resource | None:
     """The served Questionnaire the Task's one `questionnaire` input names, or None."""
     inputs = questionnaire_inputs(task)
     canonical = inputs[0].get("valueCanonical") if len(inputs) == 1 else None
-    return catalogue.resolve(canonical) if isinstance(canonical, str) and canonical else None
+    return resolve(canonical) if isinstance(canonical, str) and canonical else None
 
 
-def create_issues(task: Resource, catalogue: Catalogue) -> list[Issue]:
+def create_issues(task: Resource, resolve: Resolve) -> list[Issue]:
     """Every way a new Task is not one this service accepts (after check_structure)."""
     issues = []
     if not shape.is_questionnaire_task(task):
@@ -54,7 +56,7 @@ def create_issues(task: Resource, catalogue: Catalogue) -> list[Issue]:
     if len(inputs) != 1 or not isinstance(inputs[0].get("valueCanonical"), str):
         issues.append(_issue("exactly one input of type 'questionnaire' with a valueCanonical "
                              "is required", "input", "required"))
-    elif form_of(task, catalogue) is None:
+    elif form_of(task, resolve) is None:
         issues.append(_issue("the questionnaire input names no form this service serves",
                              "input", "not-found"))
     if "focus" in task:
