@@ -249,3 +249,8 @@ def test_creates_and_updates_are_audited_with_the_patient(client: FlaskClient,
     assert ("create", "0") in seen and ("update", "0") in seen
     refused = client.get("/fhir/AuditEvent?subtype=update&outcome=4").get_json()["entry"]
     assert refused
+
+
+def test_a_partial_start_date_gets_a_due_date(fhir: FhirActions) -> None:
+    task = created(fhir, task_body(restriction={"period": {"start": "2026-02"}}))
+    assert shape.period(task) == ("2026-02", "2026-02-15")  # the default window: 14 days
