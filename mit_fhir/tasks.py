@@ -7,9 +7,10 @@ due) call these inside their own transaction, so a Task and what caused it commi
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection
 
@@ -108,12 +109,14 @@ def tasks_of(conn: Connection, patient: str) -> list[Resource]:
 
 
 def window_end(start: str, days: int) -> str:
-    """`start` (a FHIR date or dateTime) plus `days` calendar days, written the same way."""
+    """`start` (a FHIR date or dateTime, also `2026` or `2026-01`) plus `days` calendar days: a
+    date for a date, else a dateTime in the start's offset."""
+    moment = isoparse(start)
+    end = moment + relativedelta(days=days)
     if len(start) <= 10:
-        return (date.fromisoformat(start) + relativedelta(days=days)).isoformat()
-    moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    end = (moment + relativedelta(days=days)).isoformat()
-    return end.replace("+00:00", "Z") if start.endswith("Z") else end
+        return end.date().isoformat()
+    text = end.isoformat()
+    return text.replace("+00:00", "Z") if start.endswith("Z") else text
 
 
 def assign(conn: Connection, context: Context, questionnaire: str | Resource, patient: str,
@@ -205,3 +208,16 @@ def complete_with(conn: Connection, context: Context, task_id: str, response: Re
     done = task_shape.completed_by(task, f"QuestionnaireResponse/{response['id']}",
                                    _instant(when))
     return _next(conn, context, task, done)
+
+
+def due_tasks(conn: Connection, at: datetime, overdue: bool = False) -> list[Resource]:
+    """The open Tasks of every patient available at `at` (their period has started), the
+    earliest due first; `overdue`: only those whose due date (period end) `at` has passed."""
+    instant = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    criteria = [Criterion("status:code", "eq", tuple(sorted(task_shape.OPEN))),
+                Criterion("period:start", "le", (instant,))]
+    if overdue:
+        criteria.append(Criterion("period:end", "lt", (instant,)))
+    found = search(conn, "Task", criteria)
+    return sorted(found, key=lambda t: (task_shape.due(t) is None, task_shape.due(t) or "",
+                                        t["id"]))

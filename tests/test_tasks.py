@@ -260,3 +260,13 @@ def test_every_task_write_is_queued_for_the_ehr_when_sync_is_on(context: Context
         assert versions == [1, 2, 3]
         assert conn.execute(select(func.count()).select_from(outbox).where(
             outbox.c.state == "pending")).scalar_one() == 1  # the latest supersedes the rest
+
+
+@pytest.mark.parametrize("start, end", [
+    ("2026-01-31", "2026-02-03"), ("2026-01", "2026-01-04"), ("2026", "2026-01-04"),
+    ("2026-03-28T10:00:00Z", "2026-03-31T10:00:00Z"),
+    ("2026-03-28T10:00:00+01:00", "2026-03-31T10:00:00+01:00"),
+])
+def test_the_window_ends_days_after_any_start_a_client_may_write(
+        context: Context, start: str, end: str) -> None:
+    assert shape.period(_assign(context, start=start)) == (start, end)
