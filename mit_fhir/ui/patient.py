@@ -19,6 +19,7 @@ from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import i18n, sessions
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
+from mit_fhir.ui.launch import mark_handed_over
 from mit_fhir.ui.web import (
     PageError,
     check_csrf,
@@ -74,6 +75,7 @@ def handover() -> BaseResponse:
         sessions.drop(conn, cookie())
     resp = jsonify({"url": url_for("ui.my")})
     set_cookie(resp, token, seconds)
+    mark_handed_over(resp)
     return resp
 
 
