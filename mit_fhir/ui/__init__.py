@@ -10,7 +10,7 @@ def init_app(app: Flask) -> None:
     from mit_fhir.security import guard
 
     # Their routes join bp on import.
-    from mit_fhir.ui import forms, landing, launch, outcomes, patient  # noqa: F401
+    from mit_fhir.ui import forms, landing, launch, outcomes, patient, patient_forms  # noqa: F401
     from mit_fhir.ui.blueprint import bp
 
     app.register_blueprint(bp)

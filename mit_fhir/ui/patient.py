@@ -9,7 +9,9 @@ from typing import Any
 from flask import Response, current_app, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from mit_fhir import tasks
 from mit_fhir.context import ctx
+from mit_fhir.errors import FhirError
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.fhir.references import resource_patient
 from mit_fhir.security import audit
@@ -89,11 +91,7 @@ def _tasks(data: Resource) -> list[Resource]:
             by_id = {t["id"]: t for t in found}
             listed = [by_id[i] for i in data.get("tasks", []) if i in by_id]
         else:
-            listed = repository.search(conn, "Task", [
-                Criterion("patient", "eq", (f"Patient/{patient}",)),
-                Criterion("owner", "eq", (owner_reference(patient),)),
-                Criterion("status", "eq", tuple(sorted(fhir_task.OPEN)))])
-            listed.sort(key=lambda t: fhir_task.due(t) or "9999")
+            listed = tasks.open_tasks(conn, patient, owner=owner_reference(patient))
     return [t for t in listed if _open_own(t, patient)]
 
 
@@ -155,8 +153,34 @@ def my() -> Response:
     if handover and not items:
         return page("patient_end.html", title=words["give_back_title"], lang=lang,
                     words=words, mode="handover")
+    scores = own_scores(str(data["patient"])) \
+        if current_app.config["PATIENT_SCORES"] and not handover else []
     return page("patient.html", title=words["my_title"], lang=lang, words=words, items=items,
-                mode=data.get("role"), languages=i18n.LANGUAGES)
+                mode=data.get("role"), languages=i18n.LANGUAGES, scores=scores)
+
+
+SCORES_SHOWN = 10  # the latest scores only: a reminder, not the clinician's chart
+
+
+def own_scores(patient: str) -> list[Resource]:
+    """The patient's own latest scores, plainly: the score's name, the day, the number; none
+    when the launch was not granted patient/Observation.rs (the page stays the forms list)."""
+    try:
+        authorize("Observation", "r", patient)
+    except FhirError:
+        return []
+    audit.note("read", "Observation")
+    audit.add_patient(patient)
+    with ctx().store.transaction() as conn:
+        found = repository.search(conn, "Observation", [
+            Criterion("patient", "eq", (f"Patient/{patient}",))])
+    shown = [o for o in found if "hasMember" not in o
+             and isinstance((o.get("valueQuantity") or {}).get("value"), int | float)]
+    shown.sort(key=lambda o: str(o.get("effectiveDateTime") or ""), reverse=True)
+    return [{"title": o.get("code", {}).get("text") or ((o.get("code", {}).get("coding")
+                                                         or [{}])[0].get("display") or ""),
+             "date": str(o.get("effectiveDateTime") or "")[:10],
+             "value": o["valueQuantity"]["value"]} for o in shown[:SCORES_SHOWN]]
 
 
 @bp.post("/api/my/end")
