@@ -299,6 +299,7 @@
 
   function showThanks(safety) {
     // Sent: the form and its buttons go, the thank-you (and the safety message first) stay.
+    // The status line (aria-live) says that the answers were sent.
     root.hidden = true;
     saveButton.closest(".actions").hidden = true;
     const safe = document.getElementById("safety");
