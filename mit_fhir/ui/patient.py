@@ -109,9 +109,15 @@ def task_of(data: Resource, tid: str) -> Resource:
     return found
 
 
+def _resolved(task: Resource) -> Resource | None:
+    """The Task's form: the version it names, else the catalogue's current one of its URL."""
+    catalogue = ctx().catalogue
+    return catalogue.resolve(fhir_task.questionnaire_of(task) or "") or \
+        catalogue.resolve(fhir_task.questionnaire_url(task) or "")
+
+
 def form_of(task: Resource) -> Resource:
-    canonical = fhir_task.questionnaire_of(task) or ""
-    found = ctx().catalogue.resolve(canonical)
+    found = _resolved(task)
     if found is None:
         raise PageError("This form is not available.", 404)
     return found
@@ -129,7 +135,7 @@ def lang_of(questionnaire: Resource | None = None) -> str:
 
 def listed(task: Resource, lang: str, now: datetime) -> Resource:
     """A Task as the patient's page shows it: the form's title, due date, overdue."""
-    questionnaire = ctx().catalogue.resolve(fhir_task.questionnaire_of(task) or "")
+    questionnaire = _resolved(task)
     title = (i18n.translated({k: questionnaire.get(k) for k in ("title", "_title", "language")},
                              lang if lang in i18n.languages(questionnaire) else
                              questionnaire.get("language", "en")).get("title")
