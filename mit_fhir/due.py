@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from mit_fhir import tasks as task_store
 from mit_fhir.catalogue import Catalogue
+from mit_fhir.fhir import schedule as fhir_schedule
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.fhir.duration import wording
 from mit_fhir.fhir.extract import data_source_tags
@@ -25,7 +27,6 @@ from mit_fhir.timeline import _label as form_label
 
 Resource = dict[str, Any]
 NextOccurrence = Callable[[Resource, str, datetime], "datetime | None"]
-SCHEDULE_CATEGORY = "https://mit-fhir.org/fhir/CodeSystem/mit-care-plan|assessment-schedule"
 # A response that counts as the form done (an amended one was completed first).
 DONE = frozenset({"completed", "amended"})
 
@@ -40,15 +41,12 @@ def _key(when: datetime) -> str:
 
 
 def _scheduled_forms(careplan: Resource) -> list[str]:
-    """The Questionnaire URLs (no |version) of a schedule's activities that still run."""
-    urls = []
-    for activity in careplan.get("activity") or ():
-        detail = activity.get("detail") or {}
-        if detail.get("status") == "cancelled":
-            continue
-        for canonical in detail.get("instantiatesCanonical") or ():
-            urls.append(str(canonical).partition("|")[0])
-    return urls
+    """The Questionnaire URLs (no |version) of a schedule's activities that still create
+    Tasks: none when it is not active, or is malformed (the outcomes page still loads)."""
+    try:
+        return [activity.url for _, activity in fhir_schedule.running(careplan)]
+    except fhir_schedule.ScheduleError:
+        return []
 
 
 def _last_completion(responses: Iterable[Resource], url: str) -> Resource | None:
@@ -69,7 +67,7 @@ def _overdue(task: Resource, now: datetime) -> Resource:
 
 
 def _row(questionnaire: Resource, tasks: list[Resource], schedules: list[Resource],
-         responses: list[Resource], now: datetime, next_occurrence: NextOccurrence | None
+         responses: list[Resource], now: datetime, next_occurrence: NextOccurrence
          ) -> Resource:
     url = questionnaire["url"]
     open_tasks = sorted((t for t in tasks if fhir_task.is_open(t)),
@@ -81,9 +79,8 @@ def _row(questionnaire: Resource, tasks: list[Resource], schedules: list[Resourc
         due, due_from = fhir_task.due(first), "task"
         ref = str((first.get("owner") or {}).get("reference", ""))
         owner = "patient" if ref.startswith("Patient/") else "clinician"
-    elif next_occurrence is not None:
-        upcoming = [when for plan in schedules if plan.get("status") == "active"
-                    and url in _scheduled_forms(plan)
+    else:
+        upcoming = [when for plan in schedules if url in _scheduled_forms(plan)
                     and (when := next_occurrence(plan, url, now)) is not None]
         if upcoming:
             due, due_from = _key(min(upcoming)), "schedule"
@@ -100,18 +97,18 @@ def _row(questionnaire: Resource, tasks: list[Resource], schedules: list[Resourc
 
 def summarise(catalogue: Catalogue, tasks: list[Resource], schedules: list[Resource],
               responses: list[Resource], now: datetime,
-              next_occurrence: NextOccurrence | None = None) -> list[Resource]:
+              next_occurrence: NextOccurrence = fhir_schedule.next_occurrence
+              ) -> list[Resource]:
     """One row per form with a Task or a running schedule (see `_row`), the most overdue first,
     then by next due date; forms neither overdue nor due last. `now` is timezone-aware;
-    `next_occurrence` is fhir/schedule.py's (None: schedules give no due date)."""
+    `schedules` are the patient's schedule CarePlans (fhir/schedule.py)."""
     by_url: dict[str, list[Resource]] = {}
     for task in tasks:
         if fhir_task.is_questionnaire_task(task) and (url := fhir_task.questionnaire_url(task)):
             by_url.setdefault(url, []).append(task)
     for plan in schedules:
-        if plan.get("status") == "active":
-            for url in _scheduled_forms(plan):
-                by_url.setdefault(url, [])
+        for url in _scheduled_forms(plan):
+            by_url.setdefault(url, [])
     rows = []
     for url, form_tasks in by_url.items():
         questionnaire = catalogue.resolve(url)
@@ -125,13 +122,10 @@ def summarise(catalogue: Catalogue, tasks: list[Resource], schedules: list[Resou
 def summary(conn: Connection, catalogue: Catalogue, patient: str,
             now: datetime | None = None) -> list[Resource]:
     """summarise() over the patient's (an id) stored Tasks, schedules and responses."""
-    from mit_fhir.fhir.schedule import next_occurrence
-
     ref = (f"Patient/{patient}",)
-    tasks = repository.search(conn, "Task", [Criterion("patient", "eq", ref)])
-    schedules = repository.search(conn, "CarePlan", [
-        Criterion("patient", "eq", ref), Criterion("category", "eq", (SCHEDULE_CATEGORY,))])
+    plans = repository.search(conn, "CarePlan", [Criterion("patient", "eq", ref)])
     responses = repository.search(conn, "QuestionnaireResponse",
                                   [Criterion("patient", "eq", ref)])
-    return summarise(catalogue, tasks, schedules, responses, now or datetime.now(UTC),
-                     next_occurrence)
+    return summarise(catalogue, task_store.tasks_of(conn, patient),
+                     [p for p in plans if fhir_schedule.is_schedule(p)], responses,
+                     now or datetime.now(UTC))

@@ -4,13 +4,14 @@ summary over Tasks, schedules and responses as tables, then the same read from t
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from mit_fhir import due, tasks
+from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.fhir.duration import wording
 from tests.conftest import sample
@@ -59,13 +60,10 @@ def _response(url: str, authored: str, status: str = "completed",
 
 
 def _schedule(url: str, status: str = "active") -> dict[str, Any]:
-    return {"resourceType": "CarePlan", "id": "cp1", "status": status, "activity": [
-        {"detail": {"kind": "Task", "status": "scheduled", "instantiatesCanonical": [url]}}]}
-
-
-def _every_quarter(plan: dict[str, Any], url: str, after: datetime) -> datetime | None:
-    """A stand-in for fhir/schedule.next_occurrence: the next 1 June."""
-    return datetime(2026, 6, 1, tzinfo=UTC) if plan["status"] == "active" else None
+    """DERS every 3 months from 1 December 2025: next on 1 June 2026 after NOW."""
+    plan = schedule.schedule_plan("p1", DR, [schedule.Activity(
+        f"{url}|1.0.0", 3, "mo", date(2025, 12, 1))], "2025-11-20T10:00:00Z")
+    return {**plan, "id": "cp1", "status": status}
 
 
 def _one(app: Flask, *args: Any, **kw: Any) -> dict[str, Any]:
@@ -94,24 +92,24 @@ def test_a_task_no_longer_open_is_never_overdue(app: Flask, status: str) -> None
 
 def test_an_open_task_not_yet_due_is_the_next_due_date(app: Flask) -> None:
     row = _one(app, [_task(DERS, status="in-progress", end="2026-03-10")],
-               [_schedule(DERS)], [], NOW, _every_quarter)
+               [_schedule(DERS)], [], NOW)
     assert row["overdue"] == [] and row["due"] == "2026-03-10T00:00:00"
     assert row["dueFrom"] == "task" and row["last"] is None
 
 
 def test_without_an_open_task_a_running_schedule_gives_the_next_due_date(app: Flask) -> None:
     row = _one(app, [_task(DERS, status="completed", end="2026-02-08")],
-               [_schedule(DERS)], [], NOW, _every_quarter)
+               [_schedule(DERS)], [], NOW)
     assert row["due"] == "2026-06-01T00:00:00" and row["dueFrom"] == "schedule"
 
 
 def test_a_cancelled_schedule_gives_no_next_due_date(app: Flask) -> None:
     done = _task(DERS, status="completed", end="2026-02-08")
-    row = _one(app, [done], [_schedule(DERS, "revoked")], [], NOW, _every_quarter)
+    row = _one(app, [done], [_schedule(DERS, "revoked")], [], NOW)
     assert row["due"] is None and row["dueFrom"] is None
     # Nor does it list a form that has no Task.
     assert due.summarise(app.extensions["mit_fhir"].catalogue, [],
-                         [_schedule(DERS, "revoked")], [], NOW, _every_quarter) == []
+                         [_schedule(DERS, "revoked")], [], NOW) == []
 
 
 def test_a_clinician_rated_form_is_the_clinicians_and_overdue_comes_first(app: Flask) -> None:
