@@ -15,12 +15,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from mit_fhir import tasks as task_store
-from mit_fhir.catalogue import Catalogue
+from mit_fhir.catalogue import Catalogue, walk_items
 from mit_fhir.fhir import schedule as fhir_schedule
 from mit_fhir.fhir import task as fhir_task
+from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
 from mit_fhir.fhir.duration import wording
 from mit_fhir.fhir.extract import data_source_tags
 from mit_fhir.fhir.search import date_key
+from mit_fhir.fhir.urls import extension
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
 from mit_fhir.timeline import _label as form_label
@@ -89,6 +91,9 @@ def _row(questionnaire: Resource, tasks: list[Resource], schedules: list[Resourc
                           "title": questionnaire.get("title") or questionnaire["id"]},
         "label": form_label(questionnaire, None),
         "selfReport": fhir_task.is_self_report(questionnaire),
+        # It marks answers critical (a suicide-risk item): the CDS card warns when it is late.
+        "riskScreen": any(extension(item, EXT_CRITICAL_ANSWER)
+                          for item in walk_items(questionnaire.get("item", []))),
         "due": due, "dueFrom": due_from, "owner": owner,
         "overdue": overdue,
         "last": _last_completion(responses, url),
