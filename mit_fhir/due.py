@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from mit_fhir import schedules as schedule_store
 from mit_fhir import tasks as task_store
 from mit_fhir.catalogue import Catalogue, walk_items
 from mit_fhir.fhir import schedule as fhir_schedule
@@ -127,10 +128,8 @@ def summarise(catalogue: Catalogue, tasks: list[Resource], schedules: list[Resou
 def summary(conn: Connection, catalogue: Catalogue, patient: str,
             now: datetime | None = None) -> list[Resource]:
     """summarise() over the patient's (an id) stored Tasks, schedules and responses."""
-    ref = (f"Patient/{patient}",)
-    plans = repository.search(conn, "CarePlan", [Criterion("patient", "eq", ref)])
     responses = repository.search(conn, "QuestionnaireResponse",
-                                  [Criterion("patient", "eq", ref)])
+                                  [Criterion("patient", "eq", (f"Patient/{patient}",))])
     return summarise(catalogue, task_store.tasks_of(conn, patient),
-                     [p for p in plans if fhir_schedule.is_schedule(p)], responses,
+                     schedule_store.schedules_of(conn, patient), responses,
                      now or datetime.now(UTC))

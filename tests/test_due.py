@@ -150,3 +150,26 @@ def test_the_store_summary_reads_tasks_through_the_task_store(app: Flask) -> Non
     assert row["last"]["date"] == "2025-11-20T10:00:00Z" and not row["last"]["synthetic"]
     with context.store.transaction() as conn:
         assert due.summary(conn, context.catalogue, "nobody", NOW) == []
+
+
+def test_a_stored_schedule_gives_the_next_due_date_until_it_is_cancelled(app: Flask) -> None:
+    """Both databases: a schedule not yet started (no Task) is due at its first occurrence; a
+    completed Task of the form keeps the form listed once the schedule is cancelled."""
+    from mit_fhir import schedules
+
+    context = app.extensions["mit_fhir"]
+    first = (NOW + timedelta(days=10)).date()
+    with context.store.transaction() as conn:
+        plan = schedules.create(conn, context, "p-plan", DR, [schedule.Activity(
+            f"{DERS}|1.0.0", 3, "mo", first)], now=NOW)
+        done = fhir_task.questionnaire_task(f"{DERS}|1.0.0", "p-plan", DR,
+                                            "2026-01-01T09:00:00Z", period_end="2026-01-15")
+        tasks.store_new(conn, context, {**done, "status": "completed"})
+    with context.store.transaction() as conn:
+        (row,) = due.summary(conn, context.catalogue, "p-plan", NOW)
+    assert row["dueFrom"] == "schedule" and row["due"] == f"{first.isoformat()}T00:00:00"
+    with context.store.transaction() as conn:
+        schedules.cancel(conn, context, plan["id"], NOW)
+    with context.store.transaction() as conn:
+        (row,) = due.summary(conn, context.catalogue, "p-plan", NOW)
+    assert row["due"] is None and row["overdue"] == []
