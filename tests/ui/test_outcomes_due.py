@@ -55,7 +55,8 @@ def test_an_overdue_task_and_a_schedule_are_marked_on_the_outcomes_view(
             assert "Overdue by 5 days" in cssrs and "never completed" in cssrs
             assert f"Next due {start.isoformat()} (schedule)" in scl
             # A cancelled Task (PHQ-9) is not overdue, a cancelled schedule (GAD-7) not due.
-            summary = page.locator("#due-summary").inner_text() + page.locator("#outcomes").inner_text()
+            summary = " ".join(page.locator(part).inner_text()
+                               for part in ("#due-summary", "#outcomes"))
             assert "PHQ-9" not in summary and "GAD-7" not in summary
             assert "2 overdue" in page.locator("#due-summary h3").inner_text()
             mark = page.locator("section.instrument[data-code='ders-total'] .due-mark")
