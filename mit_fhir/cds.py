@@ -53,10 +53,12 @@ def discovery() -> Resource:
         "title": "MIT outcomes",
         "description": "Change since baseline of the patient's MIT outcome scores (DERS, "
                        "SCL-90-R, BPD criteria, PHQ-9, GAD-7, BSL-23, C-SSRS screener...) with "
-                       "reliable-change verdicts, and a link to the outcomes view beside the "
-                       "medication timeline.",
+                       "reliable-change verdicts, the forms overdue, and a link to the "
+                       "outcomes view beside the medication timeline.",
         "usageRequirements": "Send a bearer JWT from the hospital's identity provider granting "
-                             "Observation search for the patient (e.g. user/Observation.rs).",
+                             "Observation search for the patient (e.g. user/Observation.rs); "
+                             "with Task search too (user/Task.rs) the cards say which forms "
+                             "are overdue.",
     }]}
 
 
