@@ -85,6 +85,6 @@ def _due(context: Context, patient: str) -> list[dict[str, Any]]:
     with context.store.transaction() as conn:
         rows = due.summary(conn, context.catalogue, patient)
     audit.add({"resourceType": "Task", "id": late["task"],
-               "subject": {"reference": f"Patient/{patient}"}}
+               "for": {"reference": f"Patient/{patient}"}}
               for row in rows for late in row["overdue"])
     return rows

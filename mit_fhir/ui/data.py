@@ -15,7 +15,7 @@
                 in the Questionnaire), [{id, name}]: the summary says when none is on record
     due:        what is due (mit_fhir/due.py), the most overdue first: [{questionnaireId,
                 name, title, due (day) or None, dueFrom ("task" | "schedule" | None), owner
-                ("patient" | "clinician" | None), overdue [{due (day), by ("3 weeks")}],
+                ("patient" | "clinician" | None), overdue [{task, due (day), by ("3 weeks")}],
                 last {date (day), synthetic} or None}] of the forms with an open Task or a
                 running schedule; [] when the caller may not see Tasks
 
@@ -65,7 +65,8 @@ def due_part(rows: list[Resource]) -> list[Resource]:
         "questionnaireId": row["questionnaire"]["id"], "name": row["label"],
         "title": row["questionnaire"]["title"], "due": day(row["due"]),
         "dueFrom": row["dueFrom"], "owner": row["owner"],
-        "overdue": [{"due": day(o["due"]), "by": o["by"]} for o in row["overdue"]],
+        "overdue": [{"task": o["task"], "due": day(o["due"]), "by": o["by"]}
+                    for o in row["overdue"]],
         "last": {"date": day(row["last"]["date"]), "synthetic": row["last"]["synthetic"]}
         if row["last"] else None,
     } for row in rows if row["dueFrom"] is not None]

@@ -61,6 +61,9 @@ def outcomes_json(patient: str) -> Response:
         except (EhrRejected, EhrRetryable) as exc:
             ehr_error = f"the EHR's prescriptions could not be read ({type(exc).__name__})"
     document = outcomes_data.outcomes_document(ctx(), patient, ehr, _may_see_tasks(patient))
+    audit.add({"resourceType": "Task", "id": late["task"],
+               "for": {"reference": f"Patient/{patient}"}}
+              for row in document.get("due", []) for late in row["overdue"])
     document["ehrError"] = ehr_error
     document["generated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     document["ehr"] = urlsplit(data["endpoints"]["iss"]).netloc if data.get("endpoints") else ""

@@ -45,7 +45,7 @@ def summaries(cards: list[dict[str, Any]]) -> list[str]:
 def test_an_overdue_task_is_a_card_beside_its_change_summary(
         secured_demo: Flask, tokens: Tokens) -> None:  # noqa: F811
     api = secured_demo.test_client()
-    assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/ders", ago(36), ago(22))
+    late = assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/ders", ago(36), ago(22))
     assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/cssrs-screener", ago(19), ago(5))
     cards = call(api, hook(), tokens("clinic-app")).get_json()["cards"]
     said = summaries(cards)
@@ -61,6 +61,11 @@ def test_an_overdue_task_is_a_card_beside_its_change_summary(
     assert risk["indicator"] == "warning" and "Never completed." in risk["detail"]
     assert all(len(s) <= SUMMARY_MAX for s in said)
     assert len({c["uuid"] for c in cards}) == len(cards)
+    # The Tasks the cards name are in the call's audit record, with their patient.
+    events = [e["resource"] for e in
+              api.get("/fhir/AuditEvent", headers=tokens("clinic-app")).get_json()["entry"]]
+    named = {en.get("what", {}).get("reference") for ev in events for en in ev.get("entity", [])}
+    assert f"Task/{late['id']}" in named and f"Patient/{DEMO}" in named
 
 
 def test_a_synthetic_last_completion_says_so(secured_demo: Flask, tokens: Tokens) -> None:  # noqa: F811
