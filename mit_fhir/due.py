@@ -52,9 +52,17 @@ def _scheduled_forms(careplan: Resource) -> list[str]:
         return []
 
 
-def _last_completion(responses: Iterable[Resource], url: str) -> Resource | None:
+def _form_url(catalogue: Catalogue, canonical: object) -> str | None:
+    """The catalogue URL of the form a canonical names (`url|version`, a bare url, or the
+    relative `Questionnaire/<id>` simple clients send), so one form is one row."""
+    found = catalogue.resolve(str(canonical)) if canonical else None
+    return str(found["url"]) if found and found.get("url") else None
+
+
+def _last_completion(catalogue: Catalogue, responses: Iterable[Resource],
+                     url: str) -> Resource | None:
     done = [r for r in responses if r.get("status") in DONE and date_key(r.get("authored"))
-            and str(r.get("questionnaire", "")).partition("|")[0] == url]
+            and _form_url(catalogue, r.get("questionnaire")) == url]
     if not done:
         return None
     latest = max(done, key=lambda r: (date_key(r["authored"]) or "", r.get("id", "")))
@@ -69,9 +77,9 @@ def _overdue(task: Resource, now: datetime) -> Resource:
             "by": wording(_instant(due), now)}
 
 
-def _row(questionnaire: Resource, tasks: list[Resource], schedules: list[Resource],
-         responses: list[Resource], now: datetime, next_occurrence: NextOccurrence
-         ) -> Resource:
+def _row(catalogue: Catalogue, questionnaire: Resource, tasks: list[Resource],
+         schedules: list[Resource], responses: list[Resource], now: datetime,
+         next_occurrence: NextOccurrence) -> Resource:
     url = questionnaire["url"]
     open_tasks = sorted((t for t in tasks if fhir_task.is_open(t)),
                         key=lambda t: (fhir_task.due(t) or "9999", t.get("id", "")))
@@ -97,7 +105,7 @@ def _row(questionnaire: Resource, tasks: list[Resource], schedules: list[Resourc
                           for item in walk_items(questionnaire.get("item", []))),
         "due": due, "dueFrom": due_from, "owner": owner,
         "overdue": overdue,
-        "last": _last_completion(responses, url),
+        "last": _last_completion(catalogue, responses, url),
     }
 
 
@@ -110,17 +118,17 @@ def summarise(catalogue: Catalogue, tasks: list[Resource], schedules: list[Resou
     `schedules` are the patient's schedule CarePlans (fhir/schedule.py)."""
     by_url: dict[str, list[Resource]] = {}
     for task in tasks:
-        if fhir_task.is_questionnaire_task(task) and (url := fhir_task.questionnaire_url(task)):
+        url = _form_url(catalogue, fhir_task.questionnaire_of(task))
+        if fhir_task.is_questionnaire_task(task) and url:
             by_url.setdefault(url, []).append(task)
     for plan in schedules:
-        for url in _scheduled_forms(plan):
-            by_url.setdefault(url, [])
-    rows = []
-    for url, form_tasks in by_url.items():
-        questionnaire = catalogue.resolve(url)
-        if questionnaire is not None:
-            rows.append(_row(questionnaire, form_tasks, schedules, responses, now,
-                             next_occurrence))
+        for scheduled in _scheduled_forms(plan):
+            if url := _form_url(catalogue, scheduled):
+                by_url.setdefault(url, [])
+    rows = [_row(catalogue, questionnaire, form_tasks, schedules, responses, now,
+                 next_occurrence)
+            for url, form_tasks in by_url.items()
+            if (questionnaire := catalogue.resolve(url)) is not None]
     return sorted(rows, key=lambda r: (-(r["overdue"][0]["days"] if r["overdue"] else -1),
                                        r["due"] or "9999", r["label"]))
 

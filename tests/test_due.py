@@ -173,3 +173,13 @@ def test_a_stored_schedule_gives_the_next_due_date_until_it_is_cancelled(app: Fl
     with context.store.transaction() as conn:
         (row,) = due.summary(conn, context.catalogue, "p-plan", NOW)
     assert row["due"] is None and row["overdue"] == []
+
+
+def test_a_form_named_by_a_relative_reference_is_still_one_row(app: Flask) -> None:
+    relative = _task(DERS, end="2026-02-08", tid="rel")
+    relative["input"][0]["valueCanonical"] = "Questionnaire/ders"
+    row = _one(app, [relative, _task(DERS, end="2026-04-01", tid="abs")], [_schedule(DERS)],
+               [{**_response(DERS, "2025-06-01T10:00:00Z"), "questionnaire": "Questionnaire/ders"}],
+               NOW)
+    assert [t["task"] for t in row["overdue"]] == ["rel"]
+    assert row["last"]["date"] == "2025-06-01T10:00:00Z"
