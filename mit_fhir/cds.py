@@ -9,11 +9,17 @@ instrument whose most recent assessment raised risk alerts (answers its Question
 critical, mit_fhir/fhir/alerts.py; e.g. PHQ-9 item 9 above 0, a C-SSRS moderate or high triage),
 with the alerts' most severe level as its indicator (`warning` or `critical`), even at the
 first assessment. Values that are synthetic demonstration data are marked so in the summary.
+
+And one card per form with an overdue Task (mit_fhir/due.py), beside that form's change card:
+"DERS overdue by 3 weeks (last 2020-06-01)". `info` for an outcome measure, `warning` for a
+risk screen (a form marking answers critical): a suicide-risk reassessment that did not
+happen is worth interrupting for, a late symptom scale is not.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -47,10 +53,12 @@ def discovery() -> Resource:
         "title": "MIT outcomes",
         "description": "Change since baseline of the patient's MIT outcome scores (DERS, "
                        "SCL-90-R, BPD criteria, PHQ-9, GAD-7, BSL-23, C-SSRS screener...) with "
-                       "reliable-change verdicts, and a link to the outcomes view beside the "
-                       "medication timeline.",
+                       "reliable-change verdicts, the forms overdue, and a link to the "
+                       "outcomes view beside the medication timeline.",
         "usageRequirements": "Send a bearer JWT from the hospital's identity provider granting "
-                             "Observation search for the patient (e.g. user/Observation.rs).",
+                             "Observation search for the patient (e.g. user/Observation.rs); "
+                             "with Task search too (user/Task.rs) the cards say which forms "
+                             "are overdue.",
     }]}
 
 
@@ -237,12 +245,62 @@ def _alert_card(instrument: Resource, hook_instance: str, launch_url: str) -> Re
     }
 
 
-def outcome_cards(timeline: Resource, hook_instance: str, launch_url: str) -> Resource:
-    """The CDS Hooks response for a patient's timeline document: {"cards": [...]}, the risk
-    alerts first (CDS Hooks leaves the order to the service; the EHR shows them in order)."""
+def _due_words(row: Resource) -> str:
+    last = row.get("last")
+    if last is None:
+        return "never completed"
+    return f"last {last['date'][:10]}" + (", synthetic" if last.get("synthetic") else "")
+
+
+def _due_card(row: Resource, topic: Resource, hook_instance: str,
+              launch_url: str) -> Resource | None:
+    """The card of a form whose Task is overdue (a row of due.summarise), if it is."""
+    if not row["overdue"]:
+        return None
+    late = row["overdue"][0]  # the longest overdue
+    who = ("the patient (self-report)" if row["owner"] == "patient" else "the clinician")
+    lines = [f"{row['questionnaire']['title']}: due {late['due'][:10]}, to be completed by "
+             f"{who}."]
+    if len(row["overdue"]) > 1:
+        lines.append(f"{len(row['overdue'])} open Tasks for this form are overdue.")
+    last = row.get("last")
+    if last is None:
+        lines.append("Never completed.")
+    else:
+        mark = " (synthetic demonstration data, not from a patient)" if last["synthetic"] else ""
+        lines.append(f"Last completed {last['date'][:10]}{mark}.")
+    if row.get("riskScreen"):
+        lines.append("This form screens for risk: the reassessment is overdue.")
+    return {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL,
+                               f"{hook_instance}/due/{row['questionnaire']['url']}")),
+        "summary": _summary(f"{row['label']} overdue by {late['by']} ({_due_words(row)})"),
+        "detail": " ".join(lines),
+        "indicator": "warning" if row.get("riskScreen") else "info",
+        "source": {"label": "MIT outcomes (mit-fhir)", "topic": dict(topic)},
+        "links": [{"label": "Open the outcomes view", "url": launch_url, "type": "smart"}],
+    }
+
+
+def outcome_cards(timeline: Resource, hook_instance: str, launch_url: str,
+                  due: Iterable[Resource] = ()) -> Resource:
+    """The CDS Hooks response for a patient's timeline document and what is due (rows of
+    mit_fhir.due.summarise): {"cards": [...]}, the risk alerts first (CDS Hooks leaves the
+    order to the service; the EHR shows them in order), then per form its change card and its
+    overdue card, then the overdue forms never scored."""
     alerts = [c for i in timeline["instruments"]
               if (c := _alert_card(i, hook_instance, launch_url)) is not None]
     alerts.sort(key=lambda c: -ALERT_LEVELS.index(c["indicator"]))
-    cards = [c for i in timeline["instruments"]
-             if (c := _card(i, hook_instance, launch_url)) is not None]
+    due_of = {row["questionnaire"]["url"]: row for row in due}
+    cards = []
+    for instrument in timeline["instruments"]:
+        if (card := _card(instrument, hook_instance, launch_url)) is not None:
+            cards.append(card)
+        row = due_of.pop(instrument["questionnaire"]["url"], None)
+        topic = instrument.get("code") or (instrument.get("band") or {}).get("code") or {}
+        if row is not None and (card := _due_card(row, topic, hook_instance,
+                                                  launch_url)) is not None:
+            cards.append(card)
+    cards += [c for row in due_of.values()
+              if (c := _due_card(row, {}, hook_instance, launch_url)) is not None]
     return {"cards": alerts + cards}

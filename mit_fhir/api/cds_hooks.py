@@ -2,24 +2,29 @@
 
 Discovery lists no patient data and is public, as the specification lets it be (like
 /fhir/metadata). The service call needs a bearer JWT from the configured issuer granting
-Observation search for context.patientId; errors are OperationOutcomes (400 for a request that
-is not a valid patient-view call, 401/403 from the guard), as everywhere in this service; CDS
-Hooks leaves error bodies unspecified, so CDS clients only look at the status.
+Observation search for context.patientId (and Task search for its overdue cards); errors are
+OperationOutcomes (400 for a request that is not a valid patient-view call, 401/403 from the
+guard), as everywhere in this service; CDS Hooks leaves error bodies unspecified, so CDS
+clients only look at the status.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 
+from mit_fhir import due
 from mit_fhir.api.outcomes import audit_timeline, json_response
 from mit_fhir.cds import SERVICE_ID, HookRequestSchema, discovery, outcome_cards
 from mit_fhir.cds import validation_messages as messages
-from mit_fhir.context import ctx
+from mit_fhir.context import Context, ctx
 from mit_fhir.errors import InvalidRequest, Issue, UnsupportedMediaType
 from mit_fhir.security import audit
-from mit_fhir.security.guard import authorize
+from mit_fhir.security.guard import authorize, principal
+from mit_fhir.security.scopes import Denied
 from mit_fhir.timeline import timeline_for
 
 discovery_bp = Blueprint("cds_discovery", __name__)
@@ -63,6 +68,23 @@ def patient_view() -> Response:
                              ) from None
     patient = hook["context"]["patientId"]
     authorize("Observation", "s", patient)
-    document = timeline_for(ctx(), patient)
+    context = ctx()
+    document = timeline_for(context, patient)
     audit_timeline(document, medications=False)
-    return json_response(outcome_cards(document, hook["hookInstance"], launch_url()))
+    return json_response(outcome_cards(document, hook["hookInstance"], launch_url(),
+                                       _due(context, patient)))
+
+
+def _due(context: Context, patient: str) -> list[dict[str, Any]]:
+    """What is due, for a caller that may also search the patient's Tasks; the cards of a
+    token granting Observation search alone say nothing of Tasks."""
+    try:
+        principal().check("Task", "s", patient)
+    except Denied:
+        return []
+    with context.store.transaction() as conn:
+        rows = due.summary(conn, context.catalogue, patient)
+    audit.add({"resourceType": "Task", "id": late["task"],
+               "for": {"reference": f"Patient/{patient}"}}
+              for row in rows for late in row["overdue"])
+    return rows

@@ -13,6 +13,11 @@
     synthetic:  whether any value shown is synthetic (the page then says so at the top)
     riskScreens: the forms whose answers can raise a risk alert (a critical-answer extension
                 in the Questionnaire), [{id, name}]: the summary says when none is on record
+    due:        what is due (mit_fhir/due.py), the most overdue first: [{questionnaireId,
+                name, title, due (day) or None, dueFrom ("task" | "schedule" | None), owner
+                ("patient" | "clinician" | None), overdue [{task, due (day), by ("3 weeks")}],
+                last {date (day), synthetic} or None}] of the forms with an open Task or a
+                running schedule; [] when the caller may not see Tasks
 
 The timeline is the single source of the numbers (scores, cutoffs from psychometrics.json,
 change verdicts the service stored); this module only renames and labels.
@@ -23,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from mit_fhir import due as due_summary
 from mit_fhir.catalogue import Catalogue, walk_items
 from mit_fhir.context import Context
 from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
@@ -33,14 +39,37 @@ Resource = dict[str, Any]
 
 
 def outcomes_document(context: Context, patient: str,
-                      ehr_requests: Iterable[Resource] = ()) -> dict[str, Any]:
-    """Scores over time and medication periods of one patient (see the module docstring)."""
+                      ehr_requests: Iterable[Resource] = (),
+                      with_due: bool = True) -> dict[str, Any]:
+    """Scores over time and medication periods of one patient (see the module docstring);
+    `with_due` False leaves out what is due (a caller that may not search Tasks)."""
     from mit_fhir.timeline import timeline_for
 
     warnings: list[str] = []
     document = page_document(timeline_for(context, patient, list(ehr_requests), warnings))
     document["riskScreens"] = risk_screens(context.catalogue)
+    if with_due:
+        with context.store.transaction() as conn:
+            document["due"] = due_part(due_summary.summary(conn, context.catalogue, patient))
     return document
+
+
+def due_part(rows: list[Resource]) -> list[Resource]:
+    """due.summarise's rows as the page reads them (days, not instants: the page says dates),
+    only the forms with an open Task or a running schedule: a form whose Tasks are all done or
+    cancelled has nothing due to mark."""
+    def day(text: str | None) -> str | None:
+        return text[:10] if text else None
+
+    return [{
+        "questionnaireId": row["questionnaire"]["id"], "name": row["label"],
+        "title": row["questionnaire"]["title"], "due": day(row["due"]),
+        "dueFrom": row["dueFrom"], "owner": row["owner"],
+        "overdue": [{"task": o["task"], "due": day(o["due"]), "by": o["by"]}
+                    for o in row["overdue"]],
+        "last": {"date": day(row["last"]["date"]), "synthetic": row["last"]["synthetic"]}
+        if row["last"] else None,
+    } for row in rows if row["dueFrom"] is not None]
 
 
 def risk_screens(catalogue: Catalogue) -> list[Resource]:
@@ -64,7 +93,7 @@ def page_document(timeline: Resource) -> dict[str, Any]:
         p["synthetic"] for m in medications for p in m["periods"])
     return {"patient": timeline["patient"], "instruments": instruments,
             "medications": medications, "synthetic": synthetic,
-            "warnings": timeline.get("warnings", []), "riskScreens": []}
+            "warnings": timeline.get("warnings", []), "riskScreens": [], "due": []}
 
 
 def _instrument(ins: Resource) -> Resource:

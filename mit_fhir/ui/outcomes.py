@@ -14,11 +14,21 @@ from mit_fhir.ehr.client import EhrClient
 from mit_fhir.ehr.errors import EhrRejected, EhrRetryable
 from mit_fhir.ehr.readback import medication_requests
 from mit_fhir.security import audit
-from mit_fhir.security.guard import authorize
+from mit_fhir.security.guard import authorize, principal
+from mit_fhir.security.scopes import Denied
 from mit_fhir.ui import data as outcomes_data
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
 from mit_fhir.ui.web import page, require_session
+
+
+def _may_see_tasks(patient: str) -> bool:
+    """Whether the session's scopes grant the patient's Tasks (what is due is read from them)."""
+    try:
+        principal().check("Task", "s", patient)
+    except Denied:
+        return False
+    return True
 
 
 @bp.get("/outcomes")
@@ -50,7 +60,10 @@ def outcomes_json(patient: str) -> Response:
             ehr = medication_requests(client, patient)
         except (EhrRejected, EhrRetryable) as exc:
             ehr_error = f"the EHR's prescriptions could not be read ({type(exc).__name__})"
-    document = outcomes_data.outcomes_document(ctx(), patient, ehr)
+    document = outcomes_data.outcomes_document(ctx(), patient, ehr, _may_see_tasks(patient))
+    audit.add({"resourceType": "Task", "id": late["task"],
+               "for": {"reference": f"Patient/{patient}"}}
+              for row in document.get("due", []) for late in row["overdue"])
     document["ehrError"] = ehr_error
     document["generated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     document["ehr"] = urlsplit(data["endpoints"]["iss"]).netloc if data.get("endpoints") else ""

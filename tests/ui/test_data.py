@@ -193,3 +193,24 @@ def test_the_risk_screens_are_the_forms_that_mark_an_answer_critical(app: Flask)
     assert (ders["short"], ders["questionnaireId"]) == ("DERS", "ders")
     assert clinical.short_label("SCL-90-R GSI", "Symptom Checklist-90-Revised (SCL-90-R)") \
         == "SCL-90-R GSI"
+
+
+def test_the_due_part_lists_the_forms_with_something_due(app: Flask) -> None:
+    """An open Task's form is listed with its due day and last completion; a form whose only
+    Task was cancelled is not; a caller that may not see Tasks gets no due part."""
+    from mit_fhir import tasks
+
+    context = app.extensions["mit_fhir"]
+    submit_ders(context, "due", "2019-03-01T10:00:00Z", each=4, synthetic=True)
+    with context.store.transaction() as conn:
+        tasks.assign(conn, context, "https://mit-fhir.org/fhir/Questionnaire/ders", "due",
+                     "Practitioner/dr", "2020-01-01", "2020-01-15")
+        dropped = tasks.assign(conn, context, "https://mit-fhir.org/fhir/Questionnaire/phq-9",
+                               "due", "Practitioner/dr", "2020-01-01", "2020-01-15")
+        tasks.cancel(conn, context, dropped["id"], "2020-01-02T10:00:00Z", "not needed")
+    (row,) = data.outcomes_document(context, "due")["due"]
+    assert row["questionnaireId"] == "ders" and row["name"] == "DERS"
+    assert row["due"] == "2020-01-15" and row["owner"] == "patient"
+    assert row["overdue"][0]["due"] == "2020-01-15" and row["overdue"][0]["by"].endswith("months")
+    assert row["last"] == {"date": "2019-03-01", "synthetic": True}
+    assert data.outcomes_document(context, "due", with_due=False)["due"] == []

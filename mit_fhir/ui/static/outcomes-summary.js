@@ -1,6 +1,6 @@
 /* The five-second read at the top of the outcomes page: the risk alerts of each instrument's
    latest assessment in words (or that there are none, or that no risk screen is on record),
-   then one line per instrument: its latest value, band and change since the baseline. */
+   then what is due (overdue first), then one line per instrument: its latest value, band and change since the baseline. */
 "use strict";
 (function () {
   const O = window.mitOutcomes;
@@ -54,6 +54,8 @@
   O.summary = function summary(doc) {
     const section = document.getElementById("summary");
     section.appendChild(riskPart(doc));
+    const due = O.duePart(doc);  // outcomes-due.js: overdue forms first
+    if (due) section.appendChild(due);
     if (doc.instruments.length) {
       const list = element("ul", { id: "score-summary" });
       doc.instruments.forEach((ins, i) => { if (ins.points.length) list.appendChild(scoreLine(ins, i)); });

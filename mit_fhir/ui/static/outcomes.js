@@ -125,10 +125,12 @@
     return parts.join(" ");
   }
 
-  function scoreChart(ins, index, range) {
+  function scoreChart(ins, index, range, doc) {
     const id = "instrument-" + index;
     const section = element("section", { "aria-labelledby": id + "-title", class: "instrument", "data-code": ins.code });
     section.appendChild(element("h2", { id: id + "-title" }, ins.heading));
+    const due = O.dueMark(doc, ins);  // outcomes-due.js: overdue, next due, last completion
+    if (due) section.appendChild(due);
     section.appendChild(element("p", { class: "note" }, describe(ins)));
     const layout = element("div", { class: "chart-row" });
     const box = element("div", { class: "chart" });
@@ -282,7 +284,7 @@
     }
     O.summary(doc);
     medicationChart(doc, range);  // right under the summary: prescriptions beside the scores
-    doc.instruments.forEach((ins, i) => scoreChart(ins, i, range));
+    doc.instruments.forEach((ins, i) => scoreChart(ins, i, range, doc));
     status.textContent = doc.instruments.length
       ? "Instruments charted: " + doc.instruments.length + "."
       : "No scores recorded yet for this patient.";
