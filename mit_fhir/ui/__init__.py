@@ -8,7 +8,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the pages; they authenticate with their own server-side session."""
     from mit_fhir.security import guard
-    from mit_fhir.ui import forms, landing, launch, outcomes  # noqa: F401 - their routes join bp
+    from mit_fhir.ui import assign, forms, landing, launch, outcomes  # noqa: F401 - their routes join bp
     from mit_fhir.ui.blueprint import bp
 
     app.register_blueprint(bp)
