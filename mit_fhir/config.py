@@ -77,6 +77,13 @@ class SettingsSchema(Schema):
                        "largest accepted request body (1 KiB to 64 MiB); larger bodies get 413 "
                        "(under `serve`, before a thread takes the request); also the longest "
                        "line `mit-fhir import` reads"))
+    # The window of a Task (fhir/task.py): a one-off Task and each occurrence of a schedule are
+    # to be done within this many days of their start (restriction.period.end: the due date).
+    TASK_WINDOW_DAYS = fields.Integer(
+        load_default=14, validate=validate.Range(min=1, max=366),
+        metadata=about("content", "`14`",
+                       "days (1 to 366) a patient has to complete a form asked for with a Task "
+                       "(one-off or scheduled) when no due date is given; then it is overdue"))
     # `mit-fhir serve` reads each request whole before a thread takes it (server_limits.py).
     HEADER_TIMEOUT = fields.Float(
         load_default=10.0, validate=validate.Range(min=0.5, max=300),
