@@ -16,6 +16,7 @@ from flask import Response, request
 
 from mit_fhir import schedules, tasks
 from mit_fhir.context import ctx
+from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.schedule import Activity
@@ -87,8 +88,9 @@ def assignments_json() -> Response:
         plans = schedules.schedules_of(conn, patient)
     audit.add([*found, *plans])
     catalogue = ctx().catalogue
-    return _json({"tasks": assignments.task_rows(found, catalogue, lang, datetime.now(UTC)),
-                  "schedules": assignments.schedule_rows(plans, catalogue, lang)})
+    now = datetime.now(UTC)
+    return _json({"tasks": assignments.task_rows(found, catalogue, lang, now),
+                  "schedules": assignments.schedule_rows(plans, catalogue, lang, now)})
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -104,7 +106,7 @@ def _refused(exc: assignments.Refused, lang: str) -> Response:
 
 def _names(forms: list[str], lang: str) -> str:
     catalogue = ctx().catalogue
-    return ", ".join(assignments.title(catalogue, catalogue.get(f)["url"], lang)  # type: ignore[index]
+    return ", ".join(assignments.title(catalogue, (catalogue.get(f) or {}).get("url"), lang)
                      for f in forms)
 
 
@@ -162,20 +164,12 @@ def assign_schedule() -> Response:
     return _json({"schedule": stored["id"], "message": message}, 201)
 
 
-SCHEDULE = ("https://mit-fhir.org/fhir/CodeSystem/mit-care-plan", "assessment-schedule")
-
-
-def _is_schedule(plan: dict[str, Any]) -> bool:
-    return any((c.get("system"), c.get("code")) == SCHEDULE
-               for cat in plan.get("category") or () for c in cat.get("coding") or ())
-
-
 def _own(conn: Any, resource_type: str, rid: str, patient: str) -> dict[str, Any]:
     """The launched patient's Task or schedule, or 404 (another patient's, or a CarePlan that
     is no schedule, is not said to exist)."""
     found = repository.read(conn, resource_type, rid)
     if found is None or resource_patient(found) != patient or (
-            resource_type == "CarePlan" and not _is_schedule(found)):
+            resource_type == "CarePlan" and not schedule.is_schedule(found)):
         raise PageError("No such assignment.", 404)
     return found
 
@@ -209,6 +203,6 @@ def cancel_schedule(cid: str) -> Response:
         _own(conn, "CarePlan", cid, patient)
         stored = schedules.cancel(conn, ctx(), cid, now_instant())
     audit.add([stored])
-    row = assignments.schedule_rows([stored], ctx().catalogue, lang)[0]
+    row = assignments.schedule_rows([stored], ctx().catalogue, lang, datetime.now(UTC))[0]
     return _json({"schedule": stored["id"], "status": stored["status"],
                   "message": i18n.words(lang)["stopped"].format(forms=row["forms"])})

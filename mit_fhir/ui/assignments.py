@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from mit_fhir.catalogue import Catalogue
+from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
 from mit_fhir.ui import i18n
 
@@ -74,43 +75,42 @@ def cadence(every: int, unit: str, lang: str) -> str:
     return str(names["many"]).format(n=every)
 
 
-def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str) -> list[Resource]:
-    """One row per schedule CarePlan: its forms, cadence in words, from, until, status."""
+def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str,
+                  now: datetime) -> list[Resource]:
+    """One row per schedule CarePlan: its forms, cadence in words, first date, until, the next
+    occurrence and its status."""
     words = i18n.words(lang)
     rows = []
     for plan in plans:
-        forms, cadences, starts, ends, counts = [], [], [], [], []
-        for activity in plan.get("activity") or ():
-            detail = activity.get("detail") or {}
-            canonical = (detail.get("instantiatesCanonical") or [None])[0]
-            name = title(catalogue, canonical, lang)
-            if detail.get("status") == "cancelled":
-                name = words["activity_cancelled"].format(form=name)
-            forms.append(name)
-            repeat = (detail.get("scheduledTiming") or {}).get("repeat") or {}
-            if repeat.get("periodUnit") in ("d", "wk", "mo") and repeat.get("period"):
-                said = cadence(int(repeat["period"]), repeat["periodUnit"], lang)
-                if said not in cadences:
-                    cadences.append(said)
-            bounds = repeat.get("boundsPeriod") or {}
-            if bounds.get("start"):
-                starts.append(bounds["start"][:10])
-            if bounds.get("end"):
-                ends.append(bounds["end"][:10])
-            if repeat.get("count"):
-                counts.append(int(repeat["count"]))
+        try:
+            found = schedule.activities(plan)
+        except schedule.ScheduleError:
+            continue  # not one this page made or can read: the FHIR API shows it as it is
+        forms, cadences = [], []
+        for _, activity, status in found:
+            name = title(catalogue, activity.questionnaire, lang)
+            forms.append(words["activity_cancelled"].format(form=name)
+                         if status == schedule.CANCELLED else name)
+            said = cadence(activity.every, activity.unit, lang)
+            if said not in cadences:
+                cadences.append(said)
+        ends = [a.end for _, a, _ in found if a.end is not None]
+        counts = [a.count for _, a, _ in found if a.count is not None]
         if ends:
-            until = words["until_date"].format(date=max(ends))
+            until = words["until_date"].format(date=max(ends).isoformat())
         elif counts:
             until = words["until_count"].format(n=max(counts))
         else:
             until = words["until_none"]
+        upcoming = [n for _, a in schedule.running(plan) if (n := a.next_after(now))]
         status = str(plan.get("status"))
         rows.append({"id": plan["id"], "forms": ", ".join(forms),
-                     "cadence": "; ".join(cadences), "start": min(starts) if starts else "",
-                     "until": until, "status": status,
+                     "cadence": "; ".join(cadences),
+                     "start": min(a.start for _, a, _ in found).isoformat(),
+                     "until": until, "next": min(upcoming).date().isoformat()
+                     if upcoming else None, "status": status,
                      "statusText": words["plan_status"].get(status, status),
-                     "active": status == "active"})
+                     "active": status == schedule.RUNNING})
     return rows
 
 

@@ -169,6 +169,7 @@ def translated(questionnaire: dict[str, Any], lang: str) -> dict[str, Any]:
 ASSIGN_WORDS: dict[str, dict[str, Any]] = {
     "en": {
         "tasks_nav": "Assigned forms", "tasks_for": "Assigned forms for patient",
+        "assign_link": "Assign forms for the patient to fill, once or on a schedule",
         "assign_title": "Assign forms", "assign_forms": "Forms",
         "self_report": "Filled by the patient", "clinician_rated": "Rated by the clinician",
         "when": "When", "once": "Once, by a due date", "repeat": "On a schedule",
@@ -185,7 +186,7 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
         "cancel": "Cancel", "cancel_label": "Cancel {form}", "select_label": "Hand {form} "
         "to the patient", "no_tasks": "No forms assigned yet.",
         "schedules_heading": "Schedules", "col_forms": "Forms", "col_cadence": "How often",
-        "col_from": "First on", "col_until": "Until", "stop": "Stop",
+        "col_from": "First on", "col_until": "Until", "col_next": "Next", "stop": "Stop",
         "stop_label": "Stop the schedule of {forms}", "no_schedules": "No schedules.",
         "until_date": "until {date}", "until_count": "{n} times", "until_none": "no end set",
         "activity_cancelled": "{form} (stopped)",
@@ -231,6 +232,8 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
     },
     "it": {
         "tasks_nav": "Questionari assegnati", "tasks_for": "Questionari assegnati al paziente",
+        "assign_link": "Assegnare questionari da compilare al paziente, una volta o con una "
+                       "cadenza",
         "assign_title": "Assegnare questionari", "assign_forms": "Questionari",
         "self_report": "Compilati dal paziente", "clinician_rated": "Valutati dal clinico",
         "when": "Quando", "once": "Una volta, entro una data", "repeat": "Con una cadenza",
@@ -251,6 +254,7 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
         "no_tasks": "Nessun questionario assegnato.",
         "schedules_heading": "Cadenze", "col_forms": "Questionari",
         "col_cadence": "Frequenza", "col_from": "La prima volta il", "col_until": "Fino a",
+        "col_next": "Prossima",
         "stop": "Interrompi", "stop_label": "Interrompi la cadenza di {forms}",
         "no_schedules": "Nessuna cadenza.",
         "until_date": "fino al {date}", "until_count": "{n} volte",

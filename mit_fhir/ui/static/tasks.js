@@ -75,6 +75,7 @@
     cell(row, s.cadence);
     cell(row, s.start);
     cell(row, s.until);
+    cell(row, s.next || "");
     cell(row, s.statusText);
     const action = document.createElement("td");
     if (s.active) {
