@@ -8,7 +8,9 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the pages; they authenticate with their own server-side session."""
     from mit_fhir.security import guard
-    from mit_fhir.ui import assign, forms, landing, launch, outcomes  # noqa: F401 - their routes join bp
+
+    # Their routes join bp on import.
+    from mit_fhir.ui import assign, forms, landing, launch, outcomes, patient  # noqa: F401
     from mit_fhir.ui.blueprint import bp
 
     app.register_blueprint(bp)

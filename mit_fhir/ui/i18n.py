@@ -165,6 +165,56 @@ def translated(questionnaire: dict[str, Any], lang: str) -> dict[str, Any]:
     return out
 
 
+# The patient's own pages (ui/patient.py): plain words, no scores, no clinical jargon.
+PATIENT_WORDS: dict[str, dict[str, str]] = {
+    "en": {"my_title": "Your forms", "my_intro": "These are the forms your care team asked "
+           "you to fill in. Your answers go to your care team.",
+           "my_none": "There are no forms for you to fill in now. Thank you.",
+           "due": "To fill in by {date}", "overdue": "Overdue: it was due by {date}",
+           "no_due": "No date set", "started": "Started", "fill": "Fill in",
+           "my_nav": "Your forms", "finished": "I have finished",
+           "handover_intro": "Your clinician handed you this device to fill in these forms.",
+           "give_back_title": "Thank you", "give_back": "You have finished. Please give the "
+           "device back to your clinician.",
+           "thanks_title": "Thank you", "thanks": "Your answers were sent to your care team.",
+           "back_to_list": "Back to your forms",
+           "safety_title": "Please read this now",
+           "safety": "Some of your answers tell us you may be going through a very hard time. "
+           "You do not have to face it alone. If you think you might hurt yourself or you are "
+           "in danger now, call the emergency number: 112 in Italy and the EU (or your local "
+           "emergency number), or go to the nearest emergency department.",
+           "safety_contact": "You can also call your care team, or a crisis line: Telefono "
+           "Amico 02 2327 2327 (Italy), Samaritans 116 123 (UK and Ireland).",
+           "patient_scores": "Your scores", "patient_scores_note": "The numbers your answers "
+           "add up to. Your care team will talk them through with you.",
+           "refused_title": "This page cannot be shown"},
+    "it": {"my_title": "I tuoi questionari", "my_intro": "Questi sono i questionari che la tua "
+           "équipe di cura ti ha chiesto di compilare. Le risposte vanno alla tua équipe.",
+           "my_none": "Non ci sono questionari da compilare adesso. Grazie.",
+           "due": "Da compilare entro il {date}", "overdue": "In ritardo: era da compilare "
+           "entro il {date}", "no_due": "Nessuna data", "started": "Iniziato",
+           "fill": "Compila", "my_nav": "I tuoi questionari", "finished": "Ho finito",
+           "handover_intro": "Il tuo clinico ti ha dato questo dispositivo per compilare "
+           "questi questionari.",
+           "give_back_title": "Grazie", "give_back": "Hai finito. Per favore restituisci il "
+           "dispositivo al tuo clinico.",
+           "thanks_title": "Grazie", "thanks": "Le tue risposte sono state inviate alla tua "
+           "équipe di cura.", "back_to_list": "Torna ai tuoi questionari",
+           "safety_title": "Per favore leggi subito",
+           "safety": "Alcune tue risposte ci dicono che forse stai attraversando un momento "
+           "molto difficile. Non devi affrontarlo da solo. Se pensi di poterti fare del male o "
+           "sei in pericolo adesso, chiama il numero di emergenza 112 o vai al pronto soccorso "
+           "più vicino.",
+           "safety_contact": "Puoi anche chiamare la tua équipe di cura, o Telefono Amico "
+           "02 2327 2327.",
+           "patient_scores": "I tuoi punteggi", "patient_scores_note": "I numeri a cui "
+           "arrivano le tue risposte. La tua équipe ne parlerà con te.",
+           "refused_title": "Questa pagina non può essere mostrata"},
+}
+for _lang, _words in PATIENT_WORDS.items():
+    WORDS[_lang].update(_words)
+
+
 # ---- The clinician's assignments page (ui/assign.py, tasks.html, tasks.js; issue 14) ----
 ASSIGN_WORDS: dict[str, dict[str, Any]] = {
     "en": {
@@ -182,7 +232,7 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
         "col_status": "Status", "col_due": "Due", "col_owner": "Filled by",
         "col_done": "Completed or closed", "col_action": "Action",
         "owner_patient": "Patient", "owner_clinician": "Clinician",
-        "overdue": "Overdue: was due {date}", "from_schedule": "from a schedule",
+        "task_overdue": "Overdue: was due {date}", "from_schedule": "from a schedule",
         "cancel": "Cancel", "cancel_label": "Cancel {form}", "select_label": "Hand {form} "
         "to the patient", "no_tasks": "No forms assigned yet.",
         "schedules_heading": "Schedules", "col_forms": "Forms", "col_cadence": "How often",
@@ -248,7 +298,7 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
         "col_form": "Questionario", "col_status": "Stato", "col_due": "Scadenza",
         "col_owner": "Compilato da", "col_done": "Completato o chiuso il",
         "col_action": "Azione", "owner_patient": "Paziente", "owner_clinician": "Clinico",
-        "overdue": "In ritardo: scadeva il {date}", "from_schedule": "da una cadenza",
+        "task_overdue": "In ritardo: scadeva il {date}", "from_schedule": "da una cadenza",
         "cancel": "Annulla", "cancel_label": "Annulla {form}",
         "select_label": "Consegna {form} al paziente",
         "no_tasks": "Nessun questionario assegnato.",

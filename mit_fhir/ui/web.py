@@ -99,9 +99,26 @@ def set_demo_cookie(resp: BaseResponse) -> BaseResponse:
     return resp
 
 
+ROLES = ("clinician", "patient", "handover")
+CLINICIANS_ONLY = ("This page is for clinicians. Patients: use the link to your forms that "
+                   "your clinic or patient portal gave you.")
+PATIENTS_ONLY = ("This page is for patients, opened from the patient portal. Clinicians start "
+                 "from the patient's chart in the EHR.")
+# What a hand-over session may do: the patient's own Tasks and responses, nothing else.
+HANDOVER_SCOPE = "patient/Task.rus patient/QuestionnaireResponse.crus"
+
+
+def role_of(data: dict[str, Any] | None) -> str:
+    """The session's role, decided once at the callback (older sessions: clinician)."""
+    return str((data or {}).get("role") or "clinician")
+
+
 def require_session() -> dict[str, Any]:
-    """The launched session (tokens refreshed when due), or PageError 401."""
+    """The clinician's launched session (tokens refreshed when due), or PageError 401; a
+    patient or hand-over session gets 403 on every clinician page and API."""
     data: dict[str, Any] | None = g.get("ui_session")
+    if data and role_of(data) != "clinician":
+        raise PageError(CLINICIANS_ONLY, 403)
     if data and data.get("development"):
         # A demo session is only ever honoured where it was made: AUTH=none, on loopback.
         if not development_mode():
@@ -120,6 +137,33 @@ def require_session() -> dict[str, Any]:
         return DEVELOPMENT_SESSION
     if not data or "access_token" not in data:
         raise PageError("No session: open this app from the patient's chart in the EHR.", 401)
+    data = _refreshed(data)
+    g.principal = principal(data)
+    return data
+
+
+def require_patient_session() -> dict[str, Any]:
+    """A patient's session (patient launch) or a hand-over one, or PageError: 403 for a
+    clinician's session, 401 for none."""
+    data: dict[str, Any] | None = g.get("ui_session")
+    role = role_of(data)
+    if not data or role not in ("patient", "handover") or not data.get("patient"):
+        if data and ("access_token" in data or data.get("development")):
+            raise PageError(PATIENTS_ONLY, 403)
+        raise PageError("No session: open your forms from the patient portal again.", 401)
+    if role == "patient":
+        data = _refreshed(data)
+        g.principal = principal(data)
+    else:
+        g.principal = Principal(
+            subject="handover", client_id=current_app.config["SMART_CLIENT_ID"],
+            grants=parse_scopes(HANDOVER_SCOPE), patient=str(data["patient"]),
+            fhir_user=f"Patient/{data['patient']}", scope_text=HANDOVER_SCOPE)
+    return data
+
+
+def _refreshed(data: dict[str, Any]) -> dict[str, Any]:
+    """The session with its access token renewed when it is about to expire."""
     if smart.needs_refresh(data):
         client = smart.Client.from_settings(current_app.config)
         if client is None:
@@ -139,7 +183,6 @@ def require_session() -> dict[str, Any]:
             with ctx().store.transaction() as conn:
                 sessions.save(conn, cookie() or "", data)
         g.ui_session = data
-    g.principal = principal(data)
     return data
 
 

@@ -44,3 +44,9 @@ window.mitFhir = (function () {
 
   return { request, cell };
 })();
+
+// A page restored from the back-forward cache is shown again from the server: after a
+// hand-over, going back must never show the chart the clinician had open.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) window.location.reload();
+});

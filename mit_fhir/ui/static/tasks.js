@@ -54,7 +54,7 @@
     if (t.overdue) {
       due.textContent = "";
       const strong = document.createElement("strong");
-      strong.textContent = fmt(W.overdue, { date: t.due });
+      strong.textContent = fmt(W.task_overdue, { date: t.due });
       due.appendChild(strong);
     }
     cell(row, t.owner === "patient" ? W.owner_patient : W.owner_clinician);
