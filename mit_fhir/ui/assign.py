@@ -100,8 +100,9 @@ def _json(body: Any, status: int = 200) -> Response:
 def _refused(exc: assignments.Refused, lang: str) -> Response:
     words = i18n.words(lang)
     issues = [words[key] for key, _ in exc.problems]
+    # `items`: the page's fields the refusal names (app.js hands them on with the error).
     return _json({"error": issues[0] if issues else "refused", "issues": issues,
-                  "fields": sorted({f for _, f in exc.problems})}, 422)
+                  "items": sorted({f for _, f in exc.problems})}, 422)
 
 
 def _names(forms: list[str], lang: str) -> str:
@@ -127,7 +128,7 @@ def assign_once() -> Response:
     # Due by the end of the chosen day: a Task due "on the 16th" is not overdue on the 16th.
     end = f"{once.due.isoformat()}T23:59:59Z"
     with ctx().store.transaction() as conn:
-        stored = [tasks.assign(conn, ctx(), ctx().catalogue.get(f), patient, requester,
+        stored = [tasks.assign(conn, ctx(), ctx().catalogue.get(f) or f, patient, requester,
                                start, end) for f in once.forms]
     audit.add(stored)
     message = i18n.words(lang)["assigned"].format(forms=_names(once.forms, lang),

@@ -123,7 +123,7 @@
     }));
     errors.hidden = false;
     for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    for (const name of err.fields || []) {
+    for (const name of err.items || []) {
       const el = name === "forms" ? document.getElementById("forms-field") : form.elements[name];
       if (el && el.setAttribute) el.setAttribute("aria-invalid", "true");
     }
@@ -195,5 +195,5 @@
   });
 
   say(W.loading_tasks);
-  load().then(() => say("")).catch((err) => say(failed(err)));
+  load().then(() => { say(""); root.dataset.ready = "true"; }).catch((err) => say(failed(err)));
 })();
