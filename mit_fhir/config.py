@@ -37,9 +37,10 @@ DEFAULT_SCOPE = " ".join(
 )
 
 
-# What the SMART app pages ask the EHR for (SMART App Launch 2.x scopes).
+# What the SMART app pages ask the EHR for (SMART App Launch 2.x scopes): filling forms, and
+# assigning them to the launched patient (Tasks, schedule CarePlans: ui/assign.py).
 DEFAULT_SMART_SCOPE = ("launch openid fhirUser patient/*.rs patient/QuestionnaireResponse.cu "
-               "user/*.rs offline_access")
+               "patient/Task.cu patient/CarePlan.cu user/*.rs offline_access")
 
 # The groups, by what uses them; each command of cli.py names the groups it needs.
 GROUPS = {

@@ -16,6 +16,7 @@ from flask import Response, request
 
 from mit_fhir import schedules, tasks
 from mit_fhir.context import ctx
+from mit_fhir.errors import Forbidden
 from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
@@ -31,6 +32,14 @@ from mit_fhir.ui.web import PageError, check_csrf, page, require_session
 
 REQUESTERS = ("Practitioner", "PractitionerRole")
 CANCEL_REASON = "cancelled by the clinician"
+
+
+def _may(resource_type: str, interaction: str, patient: str, lang: str) -> None:
+    """guard.authorize, its refusal said plainly: the EHR decides what the app may write."""
+    try:
+        authorize(resource_type, interaction, patient)
+    except Forbidden as exc:
+        raise PageError(i18n.words(lang)["no_scope"].format(why=exc.message), 403) from None
 
 
 def _lang() -> str:
@@ -56,8 +65,10 @@ def _requester(data: dict[str, Any], lang: str) -> dict[str, str]:
 
 
 def _forms(lang: str) -> list[dict[str, Any]]:
-    return [{"id": q["id"], "title": assignments.title(ctx().catalogue, q["url"], lang),
-             "self": sdc.is_self_report(q)} for q in ctx().catalogue]
+    catalogue = ctx().catalogue
+    return [{"id": q["id"], "title": assignments.title(catalogue, q["url"], lang),
+             "lang": assignments.title_lang(catalogue, q["url"], lang),
+             "self": sdc.is_self_report(q)} for q in catalogue]
 
 
 @bp.get("/tasks")
@@ -117,8 +128,8 @@ def assign_once() -> Response:
     check_csrf()
     patient = patient_of(data)
     audit.note("create", "Task")
-    authorize("Task", "c", patient)
     lang = _lang()
+    _may("Task", "c", patient, lang)
     try:
         once = assignments.read_once(request.get_json(silent=True), ctx().catalogue, _today())
     except assignments.Refused as exc:
@@ -142,8 +153,8 @@ def assign_schedule() -> Response:
     check_csrf()
     patient = patient_of(data)
     audit.note("create", "CarePlan")
-    authorize("CarePlan", "c", patient)
     lang = _lang()
+    _may("CarePlan", "c", patient, lang)
     try:
         plan = assignments.read_repeating(request.get_json(silent=True), ctx().catalogue)
     except assignments.Refused as exc:
@@ -181,8 +192,8 @@ def cancel_task(tid: str) -> Response:
     check_csrf()
     patient = patient_of(data)
     audit.note("update", "Task")
-    authorize("Task", "u", patient)
     lang = _lang()
+    _may("Task", "u", patient, lang)
     with ctx().store.transaction() as conn:
         found = _own(conn, "Task", tid, patient)
         stored = tasks.cancel(conn, ctx(), tid, now_instant(), CANCEL_REASON)
@@ -198,8 +209,8 @@ def cancel_schedule(cid: str) -> Response:
     check_csrf()
     patient = patient_of(data)
     audit.note("update", "CarePlan")
-    authorize("CarePlan", "u", patient)
     lang = _lang()
+    _may("CarePlan", "u", patient, lang)
     with ctx().store.transaction() as conn:
         _own(conn, "CarePlan", cid, patient)
         stored = schedules.cancel(conn, ctx(), cid, now_instant())

@@ -32,6 +32,13 @@ def title(catalogue: Catalogue, canonical: str | None, lang: str) -> str:
     return str(shown.get("title") or found["id"])
 
 
+def title_lang(catalogue: Catalogue, canonical: str | None, lang: str) -> str:
+    """The language title() shows the form's title in (for the page's `lang` attributes)."""
+    found = catalogue.resolve(canonical) if canonical else None
+    own = str((found or {}).get("language", "en"))
+    return lang if found is not None and lang in i18n.languages(found) else own
+
+
 def _day(text: str | None) -> str | None:
     return text[:10] if text else None
 
@@ -49,6 +56,7 @@ def task_rows(tasks: list[Resource], catalogue: Catalogue, lang: str,
         execution = task.get("executionPeriod") or {}
         rows.append({
             "id": task["id"], "form": title(catalogue, sdc.questionnaire_of(task), lang),
+            "formLang": title_lang(catalogue, sdc.questionnaire_of(task), lang),
             "status": status, "statusText": words["task_status"].get(status, status),
             "open": open_, "due": _day(sdc.due(task)), "overdue": sdc.overdue(task, now),
             "owner": "patient" if (task.get("owner") or {}).get("reference") == patient

@@ -257,6 +257,8 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
                            "was saved, then try again.",
         "no_requester": "The EHR did not say who is signed in (fhirUser): assigning forms "
                         "needs it. Open the app from the EHR again.",
+        "no_scope": "the EHR did not allow this app to assign forms to this patient ({why}). "
+                    "Ask the EHR's administrator to grant the app the scopes it asks for.",
         "task_status": {"requested": "To do", "received": "To do", "accepted": "To do",
                         "ready": "To do", "in-progress": "Started", "on-hold": "On hold",
                         "completed": "Completed", "cancelled": "Cancelled",
@@ -326,6 +328,9 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
                            "per vedere cosa è stato salvato, poi riprovare.",
         "no_requester": "L'EHR non ha indicato chi ha effettuato l'accesso (fhirUser): "
                         "serve per assegnare questionari. Aprire di nuovo l'app dall'EHR.",
+        "no_scope": "l'EHR non ha permesso a questa app di assegnare questionari a questo "
+                    "paziente ({why}). Chiedere all'amministratore dell'EHR di concedere "
+                    "all'app gli scope che richiede.",
         "task_status": {"requested": "Da fare", "received": "Da fare", "accepted": "Da fare",
                         "ready": "Da fare", "in-progress": "Iniziato", "on-hold": "Sospeso",
                         "completed": "Completato", "cancelled": "Annullato",

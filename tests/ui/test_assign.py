@@ -14,8 +14,14 @@ import pytest
 from mit_fhir import schedules, tasks
 from mit_fhir.fhir import task as sdc
 from mit_fhir.ui import i18n
-from tests.ui.conftest import CLIENT_ID, SCOPE, AppServer, create_in_ehr, run_app_server, \
-    screenshot
+from tests.ui.conftest import (
+    CLIENT_ID,
+    SCOPE,
+    AppServer,
+    create_in_ehr,
+    run_app_server,
+    screenshot,
+)
 from tests.ui.helpers import catalogue
 from tests.ui.smart_ehr import SmartEhr
 from tests.ui.test_browser import axe_violations, launch
@@ -270,3 +276,24 @@ def test_handing_the_device_to_the_patient_for_the_ticked_forms(server: AppServe
     # The clinician's page is gone with the clinician's session.
     resp = page.request.get(f"{server.url}/app/api/tasks")
     assert resp.status in (401, 403)
+
+
+def test_an_ehr_that_grants_no_task_writes_gets_a_refusal_and_nothing_stored(
+        server: AppServer, page: Any) -> None:
+    # The EHR grants only what it allows the app: here the scopes of the form pages alone.
+    server.ehr.register(CLIENT_ID, f"{server.url}/app/callback", SCOPE,
+                        secret="s3cret-of-the-app")
+    try:
+        patient = open_page(page, server, "Senzapermesso")
+        tick(page, "phq-9")
+        page.click("#assign")
+        said(page, "Not done: the EHR did not allow this app to assign forms")
+        assert "Task.c" in page.inner_text("#status")
+        tick(page, "ders")
+        page.check('input[name="mode"][value="schedule"]')
+        page.click("#assign")
+        page.wait_for_selector("#status:has-text('CarePlan.c')")
+    finally:
+        server.ehr.register(CLIENT_ID, f"{server.url}/app/callback", ASSIGN_SCOPE,
+                            secret="s3cret-of-the-app")
+    assert stored_tasks(server, patient) == [] and stored_schedules(server, patient) == []

@@ -121,7 +121,17 @@ def test_open_tasks_come_first_soonest_due_then_the_closed_newest_first() -> Non
     assert rows[4]["done"] == "2026-10-10" and rows[3]["done"] is None
     assert rows[3]["closed"] == "2026-11-21" and rows[0]["closed"] is None
     assert rows[0]["form"] == PHQ9["title"] and rows[0]["statusText"] == "To do"
-    assert assignments.task_rows([_task(None)], CAT, "it", NOW)[0]["statusText"] == "Da fare"
+    [italian] = assignments.task_rows([_task(None)], CAT, "it", NOW)
+    # PHQ-9 has no Italian version here: its title is English, and marked so.
+    assert (italian["statusText"], italian["form"], italian["formLang"]) == (
+        "Da fare", PHQ9["title"], "en")
+
+
+def test_a_translated_form_is_titled_in_the_page_language() -> None:
+    contract = CAT.get("mit-contract")
+    assert assignments.title(CAT, contract["url"], "it") == "Contratto terapeutico MIT"
+    assert assignments.title_lang(CAT, contract["url"], "it") == "it"
+    assert assignments.title(CAT, contract["url"], "en") == contract["title"]
 
 
 def test_a_schedule_row_says_forms_cadence_bounds_next_and_status() -> None:

@@ -40,7 +40,7 @@
     }
     row.appendChild(pick);
     const name = cell(row, t.form, true);
-    name.lang = "en";
+    name.lang = t.formLang;
     if (t.scheduled) {
       const note = document.createElement("span");
       note.className = "note";
@@ -71,7 +71,7 @@
   function scheduleRow(s) {
     const row = document.createElement("tr");
     row.dataset.schedule = s.id;
-    cell(row, s.forms, true).lang = "en";
+    cell(row, s.forms, true);
     cell(row, s.cadence);
     cell(row, s.start);
     cell(row, s.until);
@@ -86,8 +86,18 @@
     return row;
   }
 
+  // Each cell carries its column's name: on a phone the rows become cards that show it.
+  function labelled(body) {
+    const heads = Array.from(body.closest("table").querySelectorAll("thead th"),
+      (th) => th.textContent);
+    for (const row of body.rows) {
+      Array.from(row.cells).forEach((c, i) => { c.dataset.label = heads[i]; });
+    }
+  }
+
   function fill(body, wrap, empty, rows, make) {
     body.replaceChildren(...rows.map(make));
+    labelled(body);
     wrap.hidden = rows.length === 0;
     empty.hidden = rows.length !== 0;
   }
@@ -166,6 +176,7 @@
     try {
       const answer = await request("POST", url, body);
       errors.hidden = true;
+      for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
       for (const box of form.querySelectorAll('input[name="forms"]:checked')) box.checked = false;
       await load();
       say(answer.message);
