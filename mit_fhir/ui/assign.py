@@ -28,7 +28,7 @@ from mit_fhir.store.repository import now_instant
 from mit_fhir.ui import assignments, i18n
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
-from mit_fhir.ui.web import PageError, check_csrf, page, require_session
+from mit_fhir.ui.web import PageError, check_csrf, development_mode, page, require_session
 
 REQUESTERS = ("Practitioner", "PractitionerRole")
 CANCEL_REASON = "cancelled by the clinician"
@@ -54,8 +54,11 @@ def _today() -> date:
 def _requester(data: dict[str, Any], lang: str) -> dict[str, str]:
     """The session's fhirUser as `Practitioner/<id>` (absolute on the EHR's base or relative)."""
     user = data.get("fhirUser")
-    if not user and data.get("development"):
-        return {"display": "development user"}
+    if not user and data.get("demo") and development_mode():
+        # `make run` without an EHR: the demo's own (fictional) psychiatrist asks.
+        from mit_fhir.demo import demo_data
+
+        return {"reference": str(demo_data()["clinician"]["reference"])}
     base = (data.get("endpoints") or {}).get("iss")
     try:
         ref = parse(user, REQUESTERS, base)
