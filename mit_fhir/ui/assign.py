@@ -16,7 +16,7 @@ from flask import Response, request
 
 from mit_fhir import schedules, tasks
 from mit_fhir.context import ctx
-from mit_fhir.errors import Forbidden
+from mit_fhir.errors import Conflict, Forbidden
 from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
@@ -197,9 +197,12 @@ def cancel_task(tid: str) -> Response:
     audit.note("update", "Task")
     lang = _lang()
     _may("Task", "u", patient, lang)
-    with ctx().store.transaction() as conn:
-        found = _own(conn, "Task", tid, patient)
-        stored = tasks.cancel(conn, ctx(), tid, now_instant(), CANCEL_REASON)
+    try:
+        with ctx().store.transaction() as conn:
+            found = _own(conn, "Task", tid, patient)
+            stored = tasks.cancel(conn, ctx(), tid, now_instant(), CANCEL_REASON)
+    except Conflict:  # completed or cancelled meanwhile (the patient, a schedule, a colleague)
+        raise PageError(i18n.words(lang)["no_longer_open"], 409) from None
     audit.add([stored])
     form = assignments.title(ctx().catalogue, sdc.questionnaire_of(found), lang)
     return _json({"task": stored["id"], "status": stored["status"],
@@ -214,10 +217,14 @@ def cancel_schedule(cid: str) -> Response:
     audit.note("update", "CarePlan")
     lang = _lang()
     _may("CarePlan", "u", patient, lang)
-    with ctx().store.transaction() as conn:
-        _own(conn, "CarePlan", cid, patient)
-        stored = schedules.cancel(conn, ctx(), cid, now_instant())
+    try:
+        with ctx().store.transaction() as conn:
+            _own(conn, "CarePlan", cid, patient)
+            stored = schedules.cancel(conn, ctx(), cid, now_instant())
+    except Conflict:  # it ended meanwhile (its last occurrence came)
+        raise PageError(i18n.words(lang)["no_longer_running"], 409) from None
     audit.add([stored])
-    row = assignments.schedule_rows([stored], ctx().catalogue, lang, datetime.now(UTC))[0]
+    rows = assignments.schedule_rows([stored], ctx().catalogue, lang, datetime.now(UTC))
     return _json({"schedule": stored["id"], "status": stored["status"],
-                  "message": i18n.words(lang)["stopped"].format(forms=row["forms"])})
+                  "message": i18n.words(lang)["stopped"].format(
+                      forms=rows[0]["forms"] if rows else "")})

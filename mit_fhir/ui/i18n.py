@@ -257,6 +257,10 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
                            "was saved, then try again.",
         "no_requester": "The EHR did not say who is signed in (fhirUser): assigning forms "
                         "needs it. Open the app from the EHR again.",
+        "no_longer_open": "this form is no longer open: it was completed or cancelled "
+                          "meanwhile. The list now shows it as it is.",
+        "no_longer_running": "this schedule has ended meanwhile. The list now shows it as "
+                             "it is.",
         "no_scope": "the EHR did not allow this app to assign forms to this patient ({why}). "
                     "Ask the EHR's administrator to grant the app the scopes it asks for.",
         "task_status": {"requested": "To do", "received": "To do", "accepted": "To do",
@@ -328,6 +332,10 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
                            "per vedere cosa è stato salvato, poi riprovare.",
         "no_requester": "L'EHR non ha indicato chi ha effettuato l'accesso (fhirUser): "
                         "serve per assegnare questionari. Aprire di nuovo l'app dall'EHR.",
+        "no_longer_open": "questo questionario non è più aperto: nel frattempo è stato "
+                          "completato o annullato. L'elenco ora lo mostra com'è.",
+        "no_longer_running": "questa cadenza nel frattempo si è conclusa. L'elenco ora la "
+                             "mostra com'è.",
         "no_scope": "l'EHR non ha permesso a questa app di assegnare questionari a questo "
                     "paziente ({why}). Chiedere all'amministratore dell'EHR di concedere "
                     "all'app gli scope che richiede.",

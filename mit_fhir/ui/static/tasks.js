@@ -120,6 +120,8 @@
       return answer;
     } catch (err) {
       say(failed(err));
+      // What the refusal is about may have changed meanwhile: show the list as it is now.
+      if (err.status) load().catch(() => {});
       return null;
     }
   }
