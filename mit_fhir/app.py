@@ -23,6 +23,7 @@ from mit_fhir.api import (
     questionnaires,
     responses,
     sync,
+    tasks,
 )
 from mit_fhir.api.http import fhir_response
 from mit_fhir.catalogue import Catalogue
@@ -84,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # extract before responses: its /$extract route must win over /<id>.
     for bp in (metadata.bp, questionnaires.bp, extract.bp, responses.bp, observations.bp,
-               *plan_resources.blueprints, *audit_trail.blueprints, sync.bp, health.bp,
+               *plan_resources.blueprints, tasks.bp, *audit_trail.blueprints, sync.bp, health.bp,
                outcomes.bp, cds_hooks.discovery_bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(bp)
     ui.init_app(app)  # the SMART pages under /app (their own session; exempt from bearer auth)

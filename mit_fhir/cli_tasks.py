@@ -6,11 +6,58 @@ site's monitoring or a portal's reminder job (see docs/operations/reminders.md).
 
 from __future__ import annotations
 
-import click
+from datetime import UTC, datetime
 
-from mit_fhir.exits import Commands
+import click
+from dateutil.parser import isoparse
+
+from mit_fhir.exits import COMMON, Commands, epilog
 
 
 @click.group("tasks", cls=Commands)
 def tasks_group() -> None:
     """Forms assigned to patients (SDC Tasks): what is due, the schedules that create them."""
+
+
+def _instant(text: str | None) -> datetime:
+    """--at as a timezone-aware instant (a date is its midnight, UTC unless an offset is given)."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = isoparse(text)
+    except ValueError:
+        raise click.BadParameter("not an ISO 8601 date or date-time", param_hint="--at") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+DUE_HELP = """Print how many open Tasks are due, then their ids, one a line (earliest due first).
+
+Due: open (requested, received, accepted, ready, in-progress, on-hold) and available (its
+period has started) at --at (default now). --overdue: only those whose due date (the period's
+end) has passed. Reads the store only; prints no patient data, so a cron job may pass its
+output on (docs/operations/reminders.md). Example:
+
+\b
+    $ mit-fhir tasks due --overdue
+    2 task(s) overdue at 2026-12-02T06:00:00Z
+    5f0c7c8e-...
+    9a1d2b44-...
+"""
+
+
+@tasks_group.command("due", help=DUE_HELP, epilog=epilog(*COMMON))
+@click.option("--overdue", is_flag=True, help="only Tasks past their due date")
+@click.option("--at", "at", metavar="DATE",
+              help="the instant to ask about (ISO 8601 date or date-time; default now)")
+def due(overdue: bool, at: str | None) -> None:
+    from mit_fhir.cli import _store
+    from mit_fhir.tasks import due_tasks
+
+    moment = _instant(at)
+    store, _ = _store()
+    with store.transaction() as conn:
+        found = due_tasks(conn, moment, overdue)
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    click.echo(f"{len(found)} task(s) {'overdue' if overdue else 'due'} at {stamp}")
+    for task in found:
+        click.echo(task["id"])

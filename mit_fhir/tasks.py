@@ -205,3 +205,16 @@ def complete_with(conn: Connection, context: Context, task_id: str, response: Re
     done = task_shape.completed_by(task, f"QuestionnaireResponse/{response['id']}",
                                    _instant(when))
     return _next(conn, context, task, done)
+
+
+def due_tasks(conn: Connection, at: datetime, overdue: bool = False) -> list[Resource]:
+    """The open Tasks of every patient available at `at` (their period has started), the
+    earliest due first; `overdue`: only those whose due date (period end) `at` has passed."""
+    instant = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    criteria = [Criterion("status:code", "eq", tuple(sorted(task_shape.OPEN))),
+                Criterion("period:start", "le", (instant,))]
+    if overdue:
+        criteria.append(Criterion("period:end", "lt", (instant,)))
+    found = search(conn, "Task", criteria)
+    return sorted(found, key=lambda t: (task_shape.due(t) is None, task_shape.due(t) or "",
+                                        t["id"]))

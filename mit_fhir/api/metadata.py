@@ -11,11 +11,12 @@ from mit_fhir import __version__
 from mit_fhir.api.http import base_url, fhir_response
 from mit_fhir.fhir.extract import PANEL_PROFILE, SCORE_PROFILE
 from mit_fhir.fhir.search import PARAMETERS
+from mit_fhir.fhir.task import PROFILE as TASK_PROFILE
 
 bp = Blueprint("metadata", __name__, url_prefix="/fhir")
 
 _TYPES = {"reference": "reference", "token": "token", "date": "date", "id": "token",
-          "canonical": "reference", "string": "string"}
+          "canonical": "reference", "string": "string", "period": "date"}
 
 
 # The page size when a search gives no _count, and the largest it may ask (config defaults).
@@ -87,6 +88,17 @@ def capability_statement(base: str, security: dict[str, Any] | None = None,
                         }
                         for t in ("MedicationRequest", "CarePlan", "CareTeam")
                     ),
+                    {
+                        "type": "Task",
+                        "supportedProfile": [TASK_PROFILE],
+                        "documentation": "SDC Tasks asking a patient to complete a form; an "
+                                         "update (If-Match required) moves only the status",
+                        "interaction": [{"code": "create"}, {"code": "read"},
+                                        {"code": "update"}, {"code": "search-type"}],
+                        "versioning": "versioned-update",
+                        "updateCreate": False,
+                        "searchParam": _params("Task", paging),
+                    },
                     {
                         "type": "Observation",
                         "supportedProfile": [SCORE_PROFILE, PANEL_PROFILE],

@@ -210,6 +210,18 @@ def _operation(app: Flask, rule: Rule, method: str) -> Schema:
                 "additionalProperties": True,
             }),
         }
+    if method == "PUT" and (types := _body_types(rule)):
+        op["requestBody"] = {"required": True, **_fhir_content({
+            "type": "object", "required": ["resourceType", "id"],
+            "properties": {"resourceType": {"type": "string", "enum": types},
+                           "id": {"type": "string"}},
+            "additionalProperties": True})}
+        op["parameters"] = [*op.get("parameters", []), {
+            "name": "If-Match", "in": "header", "required": True,
+            "schema": {"type": "string", "pattern": '^W/"[0-9]+"$'},
+            "description": "the ETag of the version changed (412 when it is not the current "
+                           "one, or missing)"}]
+        responses["200"]["description"] = "The resource as updated (ETag: its version)"
     return op
 
 

@@ -29,8 +29,19 @@ B = "pat-2"
 BASE = "http://localhost/fhir"  # the test client's host: the service's own base URL
 SECRET = "B-free-text-secret-4711"  # in B's free-text answer; must never reach A
 PATIENT_DATA = ("QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan",
-                "CareTeam", "Provenance", "AuditEvent")
+                "CareTeam", "Task", "Provenance", "AuditEvent")
 FORMS = ("phq-9", "mit-experiment", "medication-plan", "crisis-contact-plan")
+TASK_FORMS = ("phq-9", "bpd-criteria")  # a self-report form (owner: the patient), a rated one
+SDC_TEMP = "http://hl7.org/fhir/uv/sdc/CodeSystem/temp"
+
+
+def task(patient_ref: str, form: str = "phq-9") -> dict[str, Any]:
+    """A Task for the patient `patient_ref` names (any spelling) to complete `form`."""
+    return {"resourceType": "Task", "status": "requested", "intent": "order",
+            "code": {"coding": [{"system": SDC_TEMP, "code": "complete-questionnaire"}]},
+            "for": {"reference": patient_ref}, "requester": {"reference": "Practitioner/dr-1"},
+            "input": [{"type": {"coding": [{"system": SDC_TEMP, "code": "questionnaire"}]},
+                       "valueCanonical": f"https://mit-fhir.org/fhir/Questionnaire/{form}"}]}
 
 
 def _with_secret(qr: dict[str, Any]) -> dict[str, Any]:
@@ -55,15 +66,18 @@ class World:
     client: FlaskClient
     issuer: Issuer
     ids: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # patient -> type -> ids
-    _tokens: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    _tokens: dict[tuple[str, str | None, str | None], str] = field(default_factory=dict)
 
-    def headers(self, scope: str = "patient/*.cruds", patient: str | None = A) -> dict[str, str]:
-        """A bearer token from the issuer's token endpoint (patient context A by default)."""
-        if (scope, patient) not in self._tokens:
+    def headers(self, scope: str = "patient/*.cruds", patient: str | None = A,
+                fhir_user: str | None = None) -> dict[str, str]:
+        """A bearer token from the issuer's token endpoint (patient context A by default;
+        `fhir_user` `Patient/<id>` for the patient's own app)."""
+        key = (scope, patient, fhir_user)
+        if key not in self._tokens:
             client_id = f"attack-{len(self._tokens)}"
-            self.issuer.register(client_id, scope, patient=patient)
-            self._tokens[scope, patient] = self.issuer.token(client_id)
-        return {"Authorization": f"Bearer {self._tokens[scope, patient]}"}
+            self.issuer.register(client_id, scope, patient=patient, fhir_user=fhir_user)
+            self._tokens[key] = self.issuer.token(client_id)
+        return {"Authorization": f"Bearer {self._tokens[key]}"}
 
     def b_ids(self) -> set[str]:
         return {rid for ids in self.ids[B].values() for rid in ids}
@@ -113,6 +127,8 @@ def build_world(issuer: Issuer, database_url: str) -> World:
             qr = {k: v for k, v in sample(form).items() if k != "id"}
             qr["subject"] = {"reference": f"Patient/{patient}"}
             _submit(world.client, clinician, _with_secret(qr) if patient == B else qr)
+        for form in TASK_FORMS:
+            _submit(world.client, clinician, task(f"Patient/{patient}", form))
     _collect(world, clinician)
     _collect(world, clinician)  # now the AuditEvents of the first round are listed too
     return world

@@ -1,4 +1,5 @@
-"""CDS Hooks, the outcomes document and the /app pages with patient A in context: nothing of B's.
+"""CDS Hooks, the outcomes document, Task updates and the /app pages with patient A in context:
+nothing of B's.
 
 Bulk export is a command (`mit-fhir export`), not an HTTP route: no token reaches it.
 """
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from mit_fhir.ui import sessions
-from tests.security.attack import A, B, World
+from tests.security.attack import A, B, World, task
 
 CDS = "/cds-services/mit-outcomes"
 # context.patientId and /outcomes/<id> spellings of B, or of A then B.
@@ -109,3 +110,109 @@ def _phq9() -> dict[str, Any]:
     from tests.conftest import sample
 
     return sample("phq-9")
+
+
+# Task updates (PUT /fhir/Task/<id>, If-Match): A's token changes nothing of B's.
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def _clinician(world: World) -> dict[str, str]:
+    return world.headers("user/*.cruds", None)
+
+
+def _task(world: World, patient: str, form: str = "phq-9") -> dict[str, Any]:
+    """A new Task of `patient` (created by the clinician), as stored."""
+    resp = world.client.post("/fhir/Task", json=task(f"Patient/{patient}", form),
+                             headers={**_clinician(world), **FHIR})
+    assert resp.status_code == 201, resp.json
+    created: dict[str, Any] = resp.json
+    return created
+
+
+def _put(world: World, body: dict[str, Any], headers: dict[str, str],
+         rid: str | None = None) -> Any:
+    version = body.get("meta", {}).get("versionId", "1")
+    return world.client.put(f"/fhir/Task/{rid or body['id']}", json=body, headers={
+        **headers, **FHIR, "If-Match": f'W/"{version}"'})
+
+
+def _unchanged(world: World, stored: dict[str, Any]) -> bool:
+    now = world.client.get(f"/fhir/Task/{stored['id']}", headers=_clinician(world)).json
+    return bool(now["meta"]["versionId"] == stored["meta"]["versionId"])
+
+
+@pytest.mark.parametrize("status, extra", [
+    ("in-progress", {}), ("cancelled", {"statusReason": {"text": "x"}}), ("on-hold", {}),
+])
+@pytest.mark.parametrize("spelling", ["as stored", f"for Patient/{A}", "under A's id"])
+def test_a_cannot_update_bs_task(world: World, status: str, extra: dict[str, Any],
+                                 spelling: str) -> None:
+    theirs, mine = _task(world, B), _task(world, A)
+    body = {**theirs, "status": status, **extra}
+    if spelling == f"for Patient/{A}":
+        body["for"] = {"reference": f"Patient/{A}"}
+    rid = mine["id"] if spelling == "under A's id" else None
+    resp = _put(world, body, world.headers(), rid)
+    assert resp.status_code in (400, 403, 422), (spelling, resp.status_code)
+    assert not world.leaks(resp.data)
+    assert _unchanged(world, theirs) and _unchanged(world, mine)
+
+
+def test_a_cannot_move_as_task_to_b(world: World) -> None:
+    mine = _task(world, A)
+    for spelling in (f"Patient/{B}", B, f"Patient/{A}/../{B}"):
+        resp = _put(world, {**mine, "status": "in-progress", "for": {"reference": spelling}},
+                    world.headers())
+        assert resp.status_code in (400, 403, 422), spelling
+    assert _unchanged(world, mine)
+
+
+def test_a_updates_as_task(world: World) -> None:
+    mine = _task(world, A)
+    resp = _put(world, {**mine, "status": "in-progress"}, world.headers())
+    assert resp.status_code == 200 and resp.json["status"] == "in-progress"
+
+
+def _patient_app(world: World) -> dict[str, str]:
+    """The patient's own app: fhirUser Patient/A, patient context A."""
+    return world.headers("patient/*.cruds", A, fhir_user=f"Patient/{A}")
+
+
+def test_the_patients_own_app_creates_no_task(world: World) -> None:
+    resp = world.client.post("/fhir/Task", json=task(f"Patient/{A}"),
+                             headers={**_patient_app(world), **FHIR})
+    assert resp.status_code == 403 and resp.json["resourceType"] == "OperationOutcome"
+
+
+def test_the_patients_own_app_only_starts_and_completes_its_own_tasks(world: World) -> None:
+    mine, rated = _task(world, A), _task(world, A, "bpd-criteria")  # rated: the clinician's
+    for body in ({**mine, "status": "cancelled", "statusReason": {"text": "no"}},
+                 {**mine, "status": "on-hold"}, {**rated, "status": "in-progress"}):
+        resp = _put(world, body, _patient_app(world))
+        assert resp.status_code == 403, body["status"]
+    assert _unchanged(world, mine) and _unchanged(world, rated)
+    started = _put(world, {**mine, "status": "in-progress"}, _patient_app(world))
+    assert started.status_code == 200, started.json
+    qr = {k: v for k, v in _phq9().items() if k != "id"}
+    qr["subject"] = {"reference": f"Patient/{A}"}
+    response = world.client.post("/fhir/QuestionnaireResponse", json=qr,
+                                 headers={**_patient_app(world), **FHIR})
+    assert response.status_code == 201
+    output = [{"type": {"coding": [{"system": "http://hl7.org/fhir/uv/sdc/CodeSystem/temp",
+                                    "code": "questionnaire-response"}]},
+               "valueReference": {"reference": f"QuestionnaireResponse/{response.json['id']}"}}]
+    done = _put(world, {**started.json, "status": "completed", "output": output},
+                _patient_app(world))
+    assert done.status_code == 200 and done.json["status"] == "completed"
+
+
+def test_the_patients_own_app_cannot_complete_with_bs_response(world: World) -> None:
+    mine = _task(world, A)
+    for rid in sorted(world.ids[B]["QuestionnaireResponse"]):
+        output = [{"type": {"coding": [{"system": "http://hl7.org/fhir/uv/sdc/CodeSystem/temp",
+                                        "code": "questionnaire-response"}]},
+                   "valueReference": {"reference": f"QuestionnaireResponse/{rid}"}}]
+        resp = _put(world, {**mine, "status": "completed", "output": output},
+                    _patient_app(world))
+        assert resp.status_code == 422 and not world.leaks(resp.data), rid
+    assert _unchanged(world, mine)

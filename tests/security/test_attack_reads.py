@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import sample
-from tests.security.attack import BASE, PATIENT_DATA, A, B, World
+from tests.security.attack import BASE, PATIENT_DATA, A, B, World, task
 
 # Subjects a client may put in a resource it submits for B, or for A then B.
 SUBJECTS = [
@@ -48,6 +48,13 @@ def test_a_reads_a(world: World, rtype: str) -> None:
         assert resp.status_code == 200 and resp.json["subject"]["reference"] == f"Patient/{A}"
 
 
+def test_a_reads_as_tasks(world: World) -> None:
+    assert world.ids[A]["Task"]
+    for rid in sorted(world.ids[A]["Task"]):
+        resp = world.client.get(f"/fhir/Task/{rid}", headers=world.headers())
+        assert resp.status_code == 200 and resp.json["for"]["reference"] == f"Patient/{A}"
+
+
 @pytest.mark.parametrize("rtype", PATIENT_DATA)
 @pytest.mark.parametrize("path", [
     "{a}/../{b}", "{a}%2F..%2F{b}", "{a}%252F..%252F{b}", "./{b}", "{b}/", "{b}%0A", "{b}%20",
@@ -65,7 +72,7 @@ def test_path_spellings_read_nothing_of_b(world: World, rtype: str, path: str) -
 
 @pytest.mark.parametrize("subject", SUBJECTS)
 @pytest.mark.parametrize("rtype", ["QuestionnaireResponse", "MedicationRequest", "CarePlan",
-                                   "CareTeam"])
+                                   "CareTeam", "Task"])
 def test_a_cannot_create_for_b(world: World, rtype: str, subject: str) -> None:
     before = _totals(world, rtype)
     body = _resource(rtype, subject)
@@ -76,13 +83,15 @@ def test_a_cannot_create_for_b(world: World, rtype: str, subject: str) -> None:
 
 
 def test_a_still_creates_for_a(world: World) -> None:
-    for rtype in ("QuestionnaireResponse", "CarePlan"):
+    for rtype in ("QuestionnaireResponse", "CarePlan", "Task"):
         resp = world.client.post(f"/fhir/{rtype}", json=_resource(rtype, f"Patient/{A}"),
                                  headers={**world.headers(), **FHIR})
         assert resp.status_code == 201, resp.json
 
 
 def _resource(rtype: str, subject: str) -> dict[str, Any]:
+    if rtype == "Task":  # its patient is `for`
+        return task(subject)
     if rtype == "QuestionnaireResponse":
         body = {k: v for k, v in sample("phq-9").items() if k != "id"}
     elif rtype == "MedicationRequest":

@@ -69,6 +69,8 @@ def check(world: World, rtype: str, query: str, headers: dict[str, str] | None =
 def _belongs_to_a(world: World, res: dict[str, Any]) -> bool:
     if "subject" in res:
         return bool(res["subject"] == {"reference": f"Patient/{A}"})
+    if res["resourceType"] == "Task":
+        return bool(res["for"] == {"reference": f"Patient/{A}"})
     if res["resourceType"] == "AuditEvent":  # those of A's own requests are new ones
         named = [e["what"].get("reference", "") for e in res["entity"]]
         return all(r == f"Patient/{A}" for r in named if r.startswith("Patient"))
