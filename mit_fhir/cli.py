@@ -74,10 +74,11 @@ def _app() -> Flask:
 SERVE_HELP = """Serve the FHIR API: gunicorn's master, uvicorn workers, Flask in threads.
 
 Every MIT_FHIR_* setting is validated. --workers processes each run --threads threads for the
-requests (the event loop reads a request whole before a thread takes it); the sync worker runs
-beside them when MIT_FHIR_EHR_BASE_URL is set. `make run` serves on HOST=127.0.0.1 PORT=8080
-in development mode (e.g. `make run PORT=9000`). gunicorn's control socket is off unless
---control-socket names this instance's own path (its default path is one per host).
+requests (the event loop reads a request whole before a thread takes it); `mit-fhir worker`
+runs beside them (the schedules; sync when MIT_FHIR_EHR_BASE_URL is set). `make run` serves
+on HOST=127.0.0.1 PORT=8080 in development mode (e.g. `make run PORT=9000`). gunicorn's
+control socket is off unless --control-socket names this instance's own path (its default path
+is one per host).
 """
 
 
@@ -163,27 +164,43 @@ def db_upgrade() -> None:
 
 @main.command(epilog=epilog(*COMMON))
 def worker() -> None:
-    """Deliver the outbox to the host EHR until interrupted (also started by `serve`).
+    """Run the assessment schedules and deliver the outbox to the host EHR until interrupted
+    (also started by `serve`).
 
-    Reads the database, MIT_FHIR_EHR_* and MIT_FHIR_SYNC_* settings; no HTTP settings.
+    Reads the database, content (the forms the schedules ask for), MIT_FHIR_EHR_* and
+    MIT_FHIR_SYNC_* settings; no HTTP settings. Without MIT_FHIR_EHR_BASE_URL it runs the
+    schedules only, every MIT_FHIR_SCHEDULE_INTERVAL_SECONDS.
     """
     import signal
     import threading
 
-    from mit_fhir import metrics
-    from mit_fhir.ehr.factory import build_client
-    from mit_fhir.sync.worker import SyncSettings, Worker
+    from mit_fhir import metrics, schedules
 
-    store, settings = _store("outbox", "sync")
-    if not settings.get("EHR_BASE_URL"):
-        fail("MIT_FHIR_EHR_BASE_URL is not set: nothing to sync to", Exit.CONFIG)
+    context = _context("outbox", "sync")
+    settings = context.settings
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    sync_worker = Worker(store, build_client(settings), SyncSettings.from_config(settings))
+    scheduler = threading.Thread(
+        target=schedules.run_every, name="schedules", daemon=True,
+        args=(context, settings["SCHEDULE_INTERVAL_SECONDS"], stop))
+    if not settings.get("EHR_BASE_URL"):
+        click.echo("schedule worker started (no MIT_FHIR_EHR_BASE_URL: nothing to sync)",
+                   err=True)
+        scheduler.start()
+        stop.wait()
+        scheduler.join(30)
+        return
+    from mit_fhir.ehr.factory import build_client
+    from mit_fhir.sync.worker import SyncSettings, Worker
+
+    sync_worker = Worker(context.store, build_client(settings),
+                         SyncSettings.from_config(settings))
     click.echo(f"sync worker {sync_worker.worker_id} started", err=True)
     metrics.serve_worker_metrics(settings.get("WORKER_METRICS_PORT"))
+    scheduler.start()
     sync_worker.run(stop)
+    scheduler.join(30)
 
 
 @main.group("sync")

@@ -223,6 +223,13 @@ class SettingsSchema(Schema):
         load_default=1.0, validate=validate.Range(min=0.01, max=60),
         metadata=about("sync", "`1`",
                        "seconds the worker sleeps when nothing is due"))
+    # Assessment schedules (mit_fhir/schedules.py) become Tasks from the worker's loop.
+    SCHEDULE_INTERVAL_SECONDS = fields.Float(
+        load_default=300.0, validate=validate.Range(min=1, max=86400),
+        metadata=about("sync", "`300`",
+                       "seconds between two runs of the assessment schedules in `mit-fhir worker`"
+                       " (which runs them even without an EHR): how late after its day a "
+                       "scheduled form may be asked for"))
     SYNC_LEASE_SECONDS = fields.Float(
         load_default=120.0, validate=validate.Range(min=1, max=3600),
         metadata=about("sync", "`120`",

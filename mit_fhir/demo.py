@@ -6,7 +6,10 @@ the service computes the Observations and their change flags itself. Licensed in
 SCL-90-R) are answered item by item with answers whose weights give exactly the stated score.
 Every response carries a meta.tag of CodeSystem data-source: `case-report` for a value stated
 in the report, `synthetic` for one chosen for the demonstration; the Observations inherit it.
-Loading is idempotent: each response has a stable identifier and is skipped when present.
+The assessment schedules (demo_schedules.py) follow: the treatment's, whose every Task is
+completed by the response of its date, and a follow-up one whose first forms are overdue.
+Loading is idempotent: each response has a stable identifier and is skipped when present,
+each schedule a business key.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +99,33 @@ class _Plan(Schema):
                             validate=validate.Length(min=1))
 
 
+class _ScheduledForm(Schema):
+    class Meta:
+        unknown = RAISE
+
+    questionnaire = fields.String(required=True)
+    every = fields.Integer(required=True, validate=validate.Range(min=1))
+    unit = fields.String(required=True, validate=validate.OneOf(["d", "wk", "mo"]))
+    start = fields.Date()  # else the schedule's startDaysBeforeLoad
+    end = fields.Date()
+    count = fields.Integer(validate=validate.Range(min=1))
+
+
+class _Schedule(Schema):
+    class Meta:
+        unknown = RAISE
+
+    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9\-]{1,32}$"))
+    title = fields.String(required=True)
+    created = fields.String()
+    startDaysBeforeLoad = fields.Integer(validate=validate.Range(min=0))  # noqa: N815
+    status = fields.String(required=True, validate=validate.OneOf(["active", "completed"]))
+    source = fields.String(required=True, validate=validate.OneOf(sorted(TAGS)))
+    note = fields.String()
+    activities = fields.List(fields.Nested(_ScheduledForm), required=True,
+                             validate=validate.Length(min=1))
+
+
 class DemoSchema(Schema):
     """mit_fhir/data/demo.json."""
 
@@ -106,6 +137,7 @@ class DemoSchema(Schema):
     clinician = fields.Nested(_Reference, required=True)
     assessments = fields.List(fields.Nested(_Assessment), required=True)
     medicationPlans = fields.List(fields.Nested(_Plan), required=True)  # noqa: N815
+    schedules = fields.List(fields.Nested(_Schedule), load_default=list)
 
 
 class DemoError(ValueError):
@@ -119,6 +151,8 @@ class LoadResult:
     patient: str
     created: list[str] = field(default_factory=list)  # demo identifiers submitted now
     present: list[str] = field(default_factory=list)  # already loaded before
+    schedules: list[str] = field(default_factory=list)  # schedule keys stored now
+    schedules_present: list[str] = field(default_factory=list)
 
 
 def demo_data(path: Path = DATA_FILE) -> Resource:
@@ -267,10 +301,16 @@ def _present(context: Context, key: str) -> bool:
             Criterion("identifier", "eq", (f"{IDENTIFIER_SYSTEM}|{key}",))], limit=1))
 
 
-def load_demo(context: Context, data: Resource | None = None) -> LoadResult:
-    """Submit the demo patient's responses that are not stored yet (idempotent)."""
+def load_demo(context: Context, data: Resource | None = None,
+              now: datetime | None = None) -> LoadResult:
+    """Submit the demo patient's responses that are not stored yet, then store its schedules
+    and their Tasks as of `now` (default: the present); idempotent."""
+    from mit_fhir.demo_schedules import check_schedules, load_schedule
+
     data = data or demo_data()
+    moment = now or datetime.now(UTC)
     responses = demo_responses(context, data)  # all built (and checked) before any is stored
+    check_schedules(context, data, moment)
     result = LoadResult(data["patient"]["id"])
     for qr in responses:
         key = qr["identifier"]["value"]
@@ -279,4 +319,7 @@ def load_demo(context: Context, data: Resource | None = None) -> LoadResult:
             continue
         submit(context, qr)
         result.created.append(key)
+    for sched in data["schedules"]:
+        stored = load_schedule(context, data, sched, moment)
+        (result.schedules if stored else result.schedules_present).append(sched["key"])
     return result

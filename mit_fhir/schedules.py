@@ -11,7 +11,9 @@ Authorisation is the caller's (the API's guard, the clinician's session).
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +24,7 @@ from mit_fhir.care_plans import with_identifier
 from mit_fhir.context import Context
 from mit_fhir.errors import Conflict, Issue, NotFound, Unprocessable
 from mit_fhir.fhir import schedule, task
+from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.fhir.index import plan_index
 from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.schedule import Activity, ScheduleError
@@ -91,6 +94,9 @@ def check(context: Context, plan: Resource) -> list[Activity]:
                     expression=(f"CarePlan.activity[{i}].detail.instantiatesCanonical",))
               for i, a in enumerate(activities)
               if context.catalogue.resolve(a.questionnaire) is None]
+    if plan.get("status") not in (schedule.RUNNING, "draft"):
+        issues.append(Issue("a new schedule is active (or a draft)", code="value",
+                            expression=("CarePlan.status",)))
     author = (plan.get("author") or {}).get("reference")
     if not isinstance(author, str) or not author.strip():
         issues.append(Issue("a schedule's author (who asks for the forms) is required",
@@ -125,7 +131,7 @@ def store_schedule(conn: Connection, context: Context, plan: Resource,
     stored = _store(conn, context, plan)
     if stored.get("status") != schedule.RUNNING:
         return stored
-    _run_plan(conn, context, stored, now or datetime.now(UTC))
+    run_plan(conn, context, stored, now or datetime.now(UTC))
     return _read_schedule(conn, stored["id"])  # completed already when nothing remains
 
 
@@ -151,9 +157,33 @@ def cancel(conn: Connection, context: Context, careplan_id: str,
     stored = _store(conn, context, revoked, int(plan["meta"]["versionId"]))
     for _, found in read_by_key_prefix(conn, "Task", f"schedule/{careplan_id}/"):
         if found.get("status") in NOT_STARTED:
-            store_version(conn, context, task.with_status(found, "cancelled", stamp, WITHDRAWN),
-                          int(found["meta"]["versionId"]))
+            _cancel_task(conn, context, found["id"], stamp, WITHDRAWN, NOT_STARTED)
     return stored
+
+
+def finish(conn: Connection, context: Context, careplan_id: str) -> Resource:
+    """Mark an active schedule completed (it creates no more Tasks; those open stay open, to
+    be finished). Completing a completed schedule changes nothing; a revoked one: Conflict."""
+    serialize(conn, f"schedule/{careplan_id}")
+    plan = _read_schedule(conn, careplan_id)
+    if plan["status"] == "completed":
+        return plan
+    if plan["status"] != schedule.RUNNING:
+        raise Conflict(f"the schedule is {plan['status']}, not active")
+    return _store(conn, context, {**plan, "status": "completed"}, int(plan["meta"]["versionId"]))
+
+
+def _cancel_task(conn: Connection, context: Context, task_id: str, when: str, reason: str,
+                 statuses: frozenset[str]) -> bool:
+    """Cancel a Task still in `statuses`, under the Task's own lock (the one a completion
+    takes: mit_fhir/tasks.py), so a form completed meanwhile stays completed."""
+    serialize(conn, f"Task/{task_id}")
+    current = read(conn, "Task", task_id)
+    if current is None or current.get("status") not in statuses:
+        return False
+    store_version(conn, context, task.with_status(current, "cancelled", when, reason),
+                  int(current["meta"]["versionId"]))
+    return True
 
 
 def schedules_of(conn: Connection, patient: str) -> list[Resource]:
@@ -178,7 +208,7 @@ def run(context: Context, now: datetime) -> RunResult:
                 serialize(conn, f"schedule/{careplan_id}")
                 plan = read(conn, "CarePlan", careplan_id)
                 if plan is not None and plan.get("status") == schedule.RUNNING:
-                    total += _run_plan(conn, context, plan, now)
+                    total += run_plan(conn, context, plan, now)
         except Conflict:
             # Another run stored the same occurrence first (the unique business key): it is
             # created, once; this run's part for the schedule rolled back.
@@ -190,7 +220,8 @@ def run(context: Context, now: datetime) -> RunResult:
     return total
 
 
-def _run_plan(conn: Connection, context: Context, plan: Resource, now: datetime) -> RunResult:
+def run_plan(conn: Connection, context: Context, plan: Resource, now: datetime) -> RunResult:
+    """One schedule's part of a run (the caller holds its lock: `serialize`)."""
     created = superseded = 0
     for index, activity in schedule.running(plan):
         k = activity.latest(now)
@@ -204,8 +235,8 @@ def _run_plan(conn: Connection, context: Context, plan: Resource, now: datetime)
             log.warning("a scheduled form is not in the catalogue; no Task created")
             continue
         superseded += _supersede(conn, context, plan["id"], index, k, now)
-        store_new(conn, context, _occurrence_task(context, plan, activity, k, questionnaire,
-                                                  now), key)
+        store_new(conn, context, occurrence_task(context, plan, activity, k, questionnaire,
+                                                 now), key)
         created += 1
     completed = 0
     if schedule.ended(plan, now):
@@ -219,23 +250,43 @@ def _supersede(conn: Connection, context: Context, careplan_id: str, index: int,
     count = 0
     for key, found in read_by_key_prefix(conn, "Task", f"schedule/{careplan_id}/{index}/"):
         if int(key.rsplit("/", 1)[1]) < k and task.is_open(found):
-            store_version(conn, context, task.with_status(found, "cancelled", instant(now),
-                                                          MISSED),
-                          int(found["meta"]["versionId"]))
-            count += 1
+            count += _cancel_task(conn, context, found["id"], instant(now), MISSED, task.OPEN)
     return count
 
 
-def _occurrence_task(context: Context, plan: Resource, activity: Activity, k: int,
-                     questionnaire: Resource, now: datetime) -> Resource:
+def occurrence_task(context: Context, plan: Resource, activity: Activity, k: int,
+                    questionnaire: Resource, now: datetime) -> Resource:
+    """The Task of occurrence k: its window from the occurrence, requested by the schedule's
+    author, owned by the patient for a self-report form (else by the author)."""
     start = activity.occurrence(k)
     assert start is not None  # latest() returns an index inside the schedule
     window = int(context.settings.get("TASK_WINDOW_DAYS") or DEFAULT_WINDOW_DAYS)
     requester = {"reference": plan["author"]["reference"]}
     pid = str(patient_id(plan["subject"]["reference"]))
     owner = None if task.is_self_report(questionnaire) else requester
-    return task.questionnaire_task(
+    made = task.questionnaire_task(
         activity.questionnaire, pid, requester, instant(now),
         period_start=start.date().isoformat(),
         period_end=(start + timedelta(days=window)).date().isoformat(),
         based_on={"reference": f"CarePlan/{plan['id']}"}, tid=new_id(), owner=owner)
+    # A synthetic (demonstration) schedule's Tasks are labelled synthetic too.
+    labels = [t for t in (plan.get("meta") or {}).get("tag", ())
+              if t.get("system") == CS_DATA_SOURCE]
+    if labels:
+        made["meta"]["tag"] = [dict(t) for t in labels]
+    return made
+
+
+def run_every(context: Context, interval: float, stop: threading.Event,
+              clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    """Run the schedules now and then every `interval` seconds until `stop` is set (the
+    worker's loop); a failed run is logged and the next one tried on time."""
+    while not stop.is_set():
+        try:
+            result = run(context, clock())
+            if result.created or result.superseded or result.completed:
+                log.info("schedules run: %d created, %d superseded, %d completed",
+                         result.created, result.superseded, result.completed)
+        except Exception:  # a database outage must not end the loop
+            log.exception("schedules run failed")
+        stop.wait(interval)

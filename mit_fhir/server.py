@@ -103,7 +103,8 @@ def worker_class(limits: ReadLimits, graceful_timeout: float) -> type:
 
 
 class SyncSupervisor:
-    """Runs `mit-fhir worker` beside the web workers and restarts it if it dies."""
+    """Runs `mit-fhir worker` (schedules; sync when an EHR is set) beside the web workers and
+    restarts it if it dies."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -137,15 +138,12 @@ class SyncSupervisor:
 
 def serve(app: Flask, host: str, port: int, workers: int, threads: int,
           control_socket: Path | None = None) -> None:
-    """Run the app under gunicorn until interrupted (with the sync worker when configured)."""
+    """Run the app under gunicorn until interrupted (with the worker unless SYNC_WORKER=false)."""
     from mit_fhir import metrics  # not at module level: see prepare_metrics_dir
 
     store = app.extensions["mit_fhir"].store
-    supervisor = (
-        SyncSupervisor()
-        if app.config.get("EHR_BASE_URL") and app.config.get("SYNC_WORKER")
-        else None
-    )
+    # The worker runs the assessment schedules too, so it is started without an EHR as well.
+    supervisor = SyncSupervisor() if app.config.get("SYNC_WORKER") else None
 
     def post_fork(_server: Any, _worker: Any) -> None:
         # Connections opened in the master must not be shared by the forked workers.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,15 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
+from mit_fhir import schedules
 from mit_fhir.cli import main
 from mit_fhir.demo import DATA_FILE, TAGS, DemoError, demo_data, demo_responses, load_demo
+from mit_fhir.fhir import task as tasks
 from mit_fhir.fhir.answer_weights import answers_for_total, weighted_items
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.paths import PROFILE_DIR
+from mit_fhir.schedules import schedules_of
+from mit_fhir.tasks import open_tasks, tasks_of
 
 DEMO = "demo-mit-1"
 
@@ -165,10 +170,89 @@ def test_medication_requests_carry_the_label_of_the_plan_that_last_changed_them(
         app: Flask, client: Any) -> None:
     context = app.extensions["mit_fhir"]
     data = demo_data()
-    intake_only = {**data, "assessments": [], "medicationPlans": data["medicationPlans"][:1]}
+    intake_only = {**data, "assessments": [], "medicationPlans": data["medicationPlans"][:1],
+                   "schedules": []}  # a schedule's Tasks need the assessments' responses
     load_demo(context, intake_only)
     requests = search(client, f"/fhir/MedicationRequest?patient={DEMO}")
     assert [tag_code(r) for r in requests] == ["case-report", "case-report"]
     load_demo(context)  # the synthetic later versions change both medicines
     requests = search(client, f"/fhir/MedicationRequest?patient={DEMO}")
     assert [tag_code(r) for r in requests] == ["synthetic", "synthetic"]
+
+
+LOADED = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+def _demo_tasks(app: Flask) -> list[dict[str, Any]]:
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        found = tasks_of(conn, DEMO)
+    return sorted(found, key=lambda t: (tasks.questionnaire_url(t), tasks.period(t)[0]))
+
+
+def test_the_treatment_schedules_tasks_are_completed_by_the_responses_of_their_dates(
+        app: Flask, client: Any) -> None:
+    load_demo(app.extensions["mit_fhir"], now=LOADED)
+    responses = {f"QuestionnaireResponse/{r['id']}": r
+                 for r in search(client, f"/fhir/QuestionnaireResponse?patient={DEMO}")}
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        treatment, = [p for p in schedules_of(conn, DEMO) if p["status"] == "completed"]
+    done = [t for t in _demo_tasks(app) if t["basedOn"] == [
+        {"reference": f"CarePlan/{treatment['id']}"}]]
+    # DERS and SCL-90-R at intake and every 13 weeks to the end (7 each), BPD criteria twice
+    forms = [tasks.questionnaire_url(t).rsplit("/", 1)[1] for t in done]
+    assert forms == ["bpd-criteria"] * 2 + ["ders"] * 7 + ["scl-90-r"] * 7
+    used = set()
+    for task in done:
+        assert task["status"] == "completed"
+        qr = responses[tasks.response_of(task)]
+        used.add(tasks.response_of(task))
+        assert qr["questionnaire"] == tasks.questionnaire_of(task)
+        start = tasks.period(task)[0]
+        assert start <= qr["authored"][:10] < str(date.fromisoformat(start) + timedelta(weeks=13))
+        assert tag_code(task) == tag_code(qr)  # the Task is labelled as its response
+    assert len(used) == 16  # each response completes one Task
+    intake = [t for t in done if tasks.period(t)[0] == "2019-03-04"]
+    assert [tag_code(t) for t in intake] == ["case-report"] * 3
+    bpd = [t for t in done if "bpd-criteria" in tasks.questionnaire_of(t)]
+    assert all(t["owner"] == {"reference": "Practitioner/demo-psychiatrist"} for t in bpd)
+    assert tasks.period(bpd[-1])[0] == "2020-09-07"  # at the end of therapy
+
+
+def test_the_follow_up_schedule_leaves_self_report_forms_open_and_overdue(
+        app: Flask, client: Any) -> None:
+    load_demo(app.extensions["mit_fhir"], now=LOADED)
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        follow_up, treatment = schedules_of(conn, DEMO)
+        open_now = open_tasks(conn, DEMO, owner=f"Patient/{DEMO}")
+    assert follow_up["status"] == "active" and treatment["status"] == "completed"
+    assert tag_code(follow_up) == tag_code(treatment) == "synthetic"
+    assert sorted(tasks.questionnaire_url(t).rsplit("/", 1)[1] for t in open_now) == [
+        "ders", "scl-90-r"]
+    for task in open_now:
+        assert task["basedOn"] == [{"reference": f"CarePlan/{follow_up['id']}"}]
+        assert tag_code(task) == "synthetic"
+        assert tasks.overdue(task, LOADED)
+        assert tasks.due(task) == "2026-11-11T00:00:00"  # three weeks before the load
+    # the worker, later, finds nothing more to do until the next occurrence
+    assert schedules.run(app.extensions["mit_fhir"], LOADED + timedelta(days=1)).created == 0
+
+
+def test_loading_twice_adds_no_schedule_or_task(app: Flask) -> None:
+    context = app.extensions["mit_fhir"]
+    first = load_demo(context, now=LOADED)
+    before = [(t["id"], t["meta"]["versionId"]) for t in _demo_tasks(app)]
+    second = load_demo(context, now=LOADED + timedelta(days=40))
+    assert first.schedules == ["treatment", "follow-up"] and second.schedules == []
+    assert second.schedules_present == ["treatment", "follow-up"]
+    assert [(t["id"], t["meta"]["versionId"]) for t in _demo_tasks(app)] == before
+    with context.store.transaction() as conn:
+        assert len(schedules_of(conn, DEMO)) == 2
+
+
+def test_a_schedule_whose_occurrence_has_no_response_stops_the_load(app: Flask) -> None:
+    data = demo_data()
+    data["schedules"][0]["activities"][0]["every"] = 4  # DERS every 4 weeks: gaps appear
+    with pytest.raises(DemoError, match="no ders response"):
+        load_demo(app.extensions["mit_fhir"], data, now=LOADED)
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        assert [p["title"] for p in schedules_of(conn, DEMO)] == []

@@ -4,15 +4,21 @@ ended, revoked; two runs at once still create each Task once."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import subprocess
+import sys
 import threading
-from datetime import UTC, date, datetime
+import time
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 
 from mit_fhir import schedules
 from mit_fhir.app import create_app
+from mit_fhir.cli import main
 from mit_fhir.context import Context
 from mit_fhir.errors import Conflict, NotFound, Unprocessable
 from mit_fhir.fhir import task as tasks
@@ -20,7 +26,7 @@ from mit_fhir.fhir.schedule import Activity
 from mit_fhir.fhir.search import criteria
 from mit_fhir.store.repository import search
 from mit_fhir.tasks import store_version
-from tests.conftest import stored_counts
+from tests.conftest import ROOT, service_env, service_log, stored_counts
 
 DERS = "https://mit-fhir.org/fhir/Questionnaire/ders"
 SCL = "https://mit-fhir.org/fhir/Questionnaire/scl-90-r"
@@ -201,3 +207,42 @@ def test_two_runs_at_once_in_processes_create_each_task_once(
         child.join(30)
     assert sum(created) == 8
     assert [len(_tasks(context, p)) for p in ("p1", "p2", "p3", "p4")] == [2, 2, 2, 2]
+
+
+def test_tasks_schedule_runs_once_as_at_a_moment_and_prints_counts_only(
+        database_url: str, context: Context) -> None:
+    _create(context, Activity(DERS, 1, "wk", date(2026, 1, 5)), patient="p-secret",
+            now="2026-01-05T08:00:00")
+    env = {"MIT_FHIR_DATABASE_URL": database_url}
+    result = CliRunner().invoke(main, ["tasks", "schedule", "--at", "2026-01-12T08:00:00Z"],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["created:", "1", "superseded:", "1", "completed:", "0"]
+    again = CliRunner().invoke(main, ["tasks", "schedule", "--at", "2026-01-12"], env=env)
+    assert again.output.split()[:4] == ["created:", "0", "superseded:", "0"]
+    assert "p-secret" not in result.output + again.output
+    refused = CliRunner().invoke(main, ["tasks", "schedule", "--at", "next week"], env=env)
+    assert refused.exit_code != 0 and "--at" in refused.output
+
+
+def test_the_worker_runs_the_schedules_without_an_ehr(database_url: str,
+                                                      context: Context) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=3)
+    _create(context, Activity(DERS, 1, "d", start.date()), now=start.isoformat())
+    env = service_env(DATABASE_URL=database_url, SCHEDULE_INTERVAL_SECONDS="1")
+    with service_log("schedule-worker").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mit_fhir", "worker"], env=env, cwd=ROOT,
+                                stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(_tasks(context)) < 2:
+                time.sleep(0.5)
+            assert proc.poll() is None  # it keeps running: no EHR is no reason to stop
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    missed, latest = _tasks(context)
+    assert missed["status"] == "cancelled"
+    assert tasks.period(latest)[0] == today.date().isoformat() and tasks.is_open(latest)
+    assert proc.returncode == 0

@@ -82,6 +82,8 @@ def capability_statement(base: str, security: dict[str, Any] | None = None,
                         {
                             "type": t,
                             "interaction": [{"code": "create"}, {"code": "read"},
+                                            # PUT: only to end a schedule (plan_resources.py)
+                                            *([{"code": "update"}] if t == "CarePlan" else []),
                                             {"code": "search-type"}],
                             "versioning": "versioned",
                             "searchParam": _params(t, paging),

@@ -174,3 +174,16 @@ def test_a_malformed_schedule_careplan_is_refused_naming_the_element(change, whe
     with pytest.raises(ScheduleError) as err:
         schedule.validate(plan)
     assert err.value.where == where
+
+
+def test_the_category_is_the_code_of_the_published_code_system() -> None:
+    import json
+
+    from fhir.resources.R4B.codesystem import CodeSystem
+
+    from mit_fhir.paths import PROFILE_DIR
+
+    raw = json.loads((PROFILE_DIR / "CodeSystem-mit-care-plan.json").read_text())
+    CodeSystem.model_validate(raw)
+    assert raw["url"] == schedule.CATEGORY_SYSTEM
+    assert [c["code"] for c in raw["concept"]] == [schedule.CATEGORY_CODE]
