@@ -41,6 +41,9 @@ DEFAULT_SCOPE = " ".join(
 # assigning them to the launched patient (Tasks, schedule CarePlans: ui/assign.py).
 DEFAULT_SMART_SCOPE = ("launch openid fhirUser patient/*.rs patient/QuestionnaireResponse.cu "
                "patient/Task.cu patient/CarePlan.cu user/*.rs offline_access")
+# What the patient launch asks for: the patient's own Tasks and responses (SMART v2 order).
+DEFAULT_SMART_PATIENT_SCOPE = ("launch/patient openid fhirUser patient/Task.rus "
+                               "patient/QuestionnaireResponse.crus offline_access")
 
 # The groups, by what uses them; each command of cli.py names the groups it needs.
 GROUPS = {
@@ -317,6 +320,17 @@ class SettingsSchema(Schema):
         load_default=DEFAULT_SMART_SCOPE,
         metadata=about("http", f"`{DEFAULT_SMART_SCOPE}`",
                        "scopes requested at launch"))
+    SMART_PATIENT_SCOPE = fields.String(
+        load_default=DEFAULT_SMART_PATIENT_SCOPE,
+        metadata=about("http", f"`{DEFAULT_SMART_PATIENT_SCOPE}`",
+                       "scopes requested by the patient launch (`/app/launch?view=patient`, or "
+                       "a portal's launch of the same URL); see docs/operations/"
+                       "patient-launch.md"))
+    PATIENT_SCORES = fields.Boolean(
+        load_default=False,
+        metadata=about("http", "`false`",
+                       "whether a patient's own page (`/app/my`) also lists the patient's own "
+                       "scores, plainly worded; off, it lists only the forms to fill"))
     SMART_REDIRECT_URL = fields.Url(
         load_default=None, allow_none=True, require_tld=False,
         metadata=about("http", "derived from the request (`.../app/callback`)",

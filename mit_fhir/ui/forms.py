@@ -109,8 +109,9 @@ def questionnaire_json(qid: str) -> Response:
     return jsonify(presentation.for_renderer(i18n.translated(served, lang), grid=grid))
 
 
-def _refused(exc: FhirError, qid: str) -> Response:
-    """A refusal of the posted form, each issue naming the question as the person sees it."""
+def refused(exc: FhirError, qid: str) -> Response:
+    """A refusal of the posted form, each issue naming the question as the person sees it
+    (also on the patient's pages, ui/patient_forms.py)."""
     lang = request.args.get("lang", "en")
     questionnaire = _form(qid)
     if lang not in i18n.languages(questionnaire):
@@ -131,7 +132,7 @@ def _prepared(qid: str, data: dict[str, Any], status: str) -> dict[str, Any]:
         raise PageError("send a QuestionnaireResponse", 400)
     questionnaire = _form(qid)
     qr = {k: v for k, v in body.items() if k not in ("id", "meta", "identifier", "contained")}
-    if (fill := _fill_identifier(body.get("identifier"))) is not None:
+    if (fill := fill_identifier(body.get("identifier"))) is not None:
         qr["identifier"] = fill
     version = questionnaire.get("version")
     qr["questionnaire"] = questionnaire["url"] + (f"|{version}" if version else "")
@@ -154,7 +155,7 @@ _FILL_VALUE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][
                          r"[0-9a-f]{12}")
 
 
-def _fill_identifier(sent: Any) -> dict[str, str] | None:
+def fill_identifier(sent: Any) -> dict[str, str] | None:
     """The page's identifier of this fill, or None when the page sent none (an older page)."""
     if sent is None:
         return None
@@ -182,7 +183,7 @@ def submit_response(qid: str) -> Response:
     except FhirError as exc:
         if exc.status >= 500:
             raise
-        return _refused(exc, qid)
+        return refused(exc, qid)
     audit.add([stored])
     with ctx().store.transaction() as conn:
         conn.execute(delete(ui_draft).where(ui_draft.c.patient == patient,
@@ -191,10 +192,10 @@ def submit_response(qid: str) -> Response:
         observations = repository.search(conn, "Observation", [Criterion(
             "derived-from", "eq", (f"QuestionnaireResponse/{stored['id']}",))])
     return jsonify({"response": stored["id"], "scores": _scores(observations),
-                    "alerts": _alerts(observations)})
+                    "alerts": recorded_alerts(observations)})
 
 
-def _alerts(observations: list[dict[str, Any]]) -> list[dict[str, str]]:
+def recorded_alerts(observations: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The risk alerts the service recorded on the response's panel (fhir/alerts.py)."""
     return [a.as_json() for obs in observations if "hasMember" in obs
             for a in alerts.recorded(obs)]
@@ -248,7 +249,7 @@ def draft(qid: str) -> Response:
     except FhirError as exc:
         if exc.status >= 500:
             raise
-        return _refused(exc, qid)
+        return refused(exc, qid)
     with ctx().store.transaction() as conn:
         conn.execute(delete(ui_draft).where(*key))
         conn.execute(ui_draft.insert().values(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import re
+from typing import Any
 
 from flask import Response, current_app, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
@@ -10,10 +12,16 @@ from werkzeug.wrappers import Response as BaseResponse
 from mit_fhir.context import ctx
 from mit_fhir.ui import sessions, smart
 from mit_fhir.ui.blueprint import bp
-from mit_fhir.ui.web import PageError, check_csrf, cookie, new_session, set_cookie
+from mit_fhir.ui.web import PageError, check_csrf, cookie, new_session, role_of, set_cookie
 
 PENDING_SECONDS = 600  # a launch must come back from the EHR's login within ten minutes
-VIEWS = {"forms": "ui.forms", "outcomes": "ui.my_outcomes"}
+VIEWS = {"forms": "ui.forms", "outcomes": "ui.my_outcomes", "patient": "ui.my"}
+# Set on the device when a clinician hands it over: the next launch there re-authenticates.
+HANDED_OVER = "mit_fhir_handed_over"
+HANDED_OVER_SECONDS = 30 * 86400
+_PATIENT_USER = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
+NOT_A_PATIENT = ("This is the patients' sign-in: the account used is not a patient's. "
+                 "Clinicians start the app from the patient's chart in the EHR.")
 
 
 def _issuers() -> list[str]:
@@ -42,11 +50,19 @@ def launch() -> BaseResponse:
     endpoints = smart.discover(iss, client.timeout)
     redirect_uri = current_app.config["SMART_REDIRECT_URL"] or url_for("ui.callback",
                                                                         _external=True)
-    url, pending = smart.authorization_url(client, endpoints, redirect_uri,
-                                           request.args.get("launch"))
+    scope = current_app.config["SMART_PATIENT_SCOPE"] if view == "patient" else None
     with ctx().store.transaction() as conn:
+        current = sessions.load(conn, cookie())
+        # After a hand-over on this device, only a fresh sign-in gives the chart back.
+        handed_over = role_of(current) == "handover" or bool(request.cookies.get(HANDED_OVER))
+        url, pending = smart.authorization_url(client, endpoints, redirect_uri,
+                                               request.args.get("launch"), scope,
+                                               "login" if handed_over else None)
+        if role_of(current) == "handover":
+            sessions.drop(conn, cookie())
         token = sessions.create(conn, {"pending": pending, "endpoints": endpoints.as_dict(),
-                                       "view": view}, PENDING_SECONDS)
+                                       "view": view, "scope": scope or client.scope,
+                                       "reauthenticated": handed_over}, PENDING_SECONDS)
     resp = redirect(url, 302)
     set_cookie(resp, token, PENDING_SECONDS)
     return resp
@@ -82,17 +98,48 @@ def callback() -> BaseResponse:
     token = smart.exchange(client, endpoints, pending["pending"], code)
     claims = smart.id_token_claims(client, endpoints, token["id_token"]) \
         if token.get("id_token") else {}
+    # The role is decided here, once: a Patient as fhirUser is the patient's own session.
+    own = patient_user(claims.get("fhirUser"), endpoints.iss)
+    view = pending.get("view", "forms")
+    if view == "patient" and own is None:
+        raise PageError(NOT_A_PATIENT, 403)
+    if own is not None and token.get("patient") not in (None, own):
+        raise PageError("The portal launched the app for someone else than the signed-in "
+                        "patient: it was refused.", 403)
     session_data = {
         "endpoints": endpoints.as_dict(),
         "access_token": token["access_token"], "refresh_token": token.get("refresh_token"),
-        "expires_at": token.get("expires_at"), "scope": token.get("scope", client.scope),
-        "patient": token.get("patient"), "encounter": token.get("encounter"),
+        "expires_at": token.get("expires_at"),
+        "scope": token.get("scope", pending.get("scope") or client.scope),
+        "patient": own or token.get("patient"), "encounter": token.get("encounter"),
         "fhirUser": claims.get("fhirUser"), "sub": claims.get("sub"),
+        "role": "patient" if own is not None else "clinician",
     }
     cookie_value, _ = new_session(session_data)
-    resp = redirect(url_for(VIEWS[pending.get("view", "forms")]), 302)
+    resp = redirect(url_for("ui.my" if own is not None else VIEWS[view]), 302)
     set_cookie(resp, cookie_value, current_app.config["SMART_SESSION_SECONDS"])
+    if pending.get("reauthenticated"):
+        resp.delete_cookie(HANDED_OVER, path="/app")
     return resp
+
+
+def patient_user(fhir_user: Any, iss: str) -> str | None:
+    """The Patient id when the id_token's fhirUser is a Patient (relative, or absolute on the
+    EHR's own base), else None; a Patient on another server is refused."""
+    if not isinstance(fhir_user, str):
+        return None
+    relative = fhir_user.removeprefix(iss.rstrip("/") + "/")
+    if (found := _PATIENT_USER.fullmatch(relative)) is not None:
+        return found.group(1)
+    if "Patient/" in fhir_user:
+        raise PageError("The signed-in patient is not one of this EHR's.", 403)
+    return None
+
+
+def mark_handed_over(resp: BaseResponse) -> None:
+    """Remember on the device that it was handed over (see `launch`)."""
+    resp.set_cookie(HANDED_OVER, "1", max_age=HANDED_OVER_SECONDS, path="/app", secure=True,
+                    httponly=True, samesite="Lax")
 
 
 @bp.post("/logout")

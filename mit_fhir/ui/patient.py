@@ -9,7 +9,9 @@ from typing import Any
 from flask import Response, current_app, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from mit_fhir import tasks
 from mit_fhir.context import ctx
+from mit_fhir.errors import FhirError
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.fhir.references import resource_patient
 from mit_fhir.security import audit
@@ -19,6 +21,7 @@ from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import i18n, sessions
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
+from mit_fhir.ui.launch import mark_handed_over
 from mit_fhir.ui.web import (
     PageError,
     check_csrf,
@@ -74,6 +77,7 @@ def handover() -> BaseResponse:
         sessions.drop(conn, cookie())
     resp = jsonify({"url": url_for("ui.my")})
     set_cookie(resp, token, seconds)
+    mark_handed_over(resp)
     return resp
 
 
@@ -87,11 +91,7 @@ def _tasks(data: Resource) -> list[Resource]:
             by_id = {t["id"]: t for t in found}
             listed = [by_id[i] for i in data.get("tasks", []) if i in by_id]
         else:
-            listed = repository.search(conn, "Task", [
-                Criterion("patient", "eq", (f"Patient/{patient}",)),
-                Criterion("owner", "eq", (owner_reference(patient),)),
-                Criterion("status", "eq", tuple(sorted(fhir_task.OPEN)))])
-            listed.sort(key=lambda t: fhir_task.due(t) or "9999")
+            listed = tasks.open_tasks(conn, patient, owner=owner_reference(patient))
     return [t for t in listed if _open_own(t, patient)]
 
 
@@ -109,9 +109,15 @@ def task_of(data: Resource, tid: str) -> Resource:
     return found
 
 
+def _resolved(task: Resource) -> Resource | None:
+    """The Task's form: the version it names, else the catalogue's current one of its URL."""
+    catalogue = ctx().catalogue
+    return catalogue.resolve(fhir_task.questionnaire_of(task) or "") or \
+        catalogue.resolve(fhir_task.questionnaire_url(task) or "")
+
+
 def form_of(task: Resource) -> Resource:
-    canonical = fhir_task.questionnaire_of(task) or ""
-    found = ctx().catalogue.resolve(canonical)
+    found = _resolved(task)
     if found is None:
         raise PageError("This form is not available.", 404)
     return found
@@ -129,7 +135,7 @@ def lang_of(questionnaire: Resource | None = None) -> str:
 
 def listed(task: Resource, lang: str, now: datetime) -> Resource:
     """A Task as the patient's page shows it: the form's title, due date, overdue."""
-    questionnaire = ctx().catalogue.resolve(fhir_task.questionnaire_of(task) or "")
+    questionnaire = _resolved(task)
     title = (i18n.translated({k: questionnaire.get(k) for k in ("title", "_title", "language")},
                              lang if lang in i18n.languages(questionnaire) else
                              questionnaire.get("language", "en")).get("title")
@@ -153,8 +159,34 @@ def my() -> Response:
     if handover and not items:
         return page("patient_end.html", title=words["give_back_title"], lang=lang,
                     words=words, mode="handover")
+    scores = own_scores(str(data["patient"])) \
+        if current_app.config["PATIENT_SCORES"] and not handover else []
     return page("patient.html", title=words["my_title"], lang=lang, words=words, items=items,
-                mode=data.get("role"), languages=i18n.LANGUAGES)
+                mode=data.get("role"), languages=i18n.LANGUAGES, scores=scores)
+
+
+SCORES_SHOWN = 10  # the latest scores only: a reminder, not the clinician's chart
+
+
+def own_scores(patient: str) -> list[Resource]:
+    """The patient's own latest scores, plainly: the score's name, the day, the number; none
+    when the launch was not granted patient/Observation.rs (the page stays the forms list)."""
+    try:
+        authorize("Observation", "r", patient)
+    except FhirError:
+        return []
+    audit.note("read", "Observation")
+    audit.add_patient(patient)
+    with ctx().store.transaction() as conn:
+        found = repository.search(conn, "Observation", [
+            Criterion("patient", "eq", (f"Patient/{patient}",))])
+    shown = [o for o in found if "hasMember" not in o
+             and isinstance((o.get("valueQuantity") or {}).get("value"), int | float)]
+    shown.sort(key=lambda o: str(o.get("effectiveDateTime") or ""), reverse=True)
+    return [{"title": o.get("code", {}).get("text") or ((o.get("code", {}).get("coding")
+                                                         or [{}])[0].get("display") or ""),
+             "date": str(o.get("effectiveDateTime") or "")[:10],
+             "value": o["valueQuantity"]["value"]} for o in shown[:SCORES_SHOWN]]
 
 
 @bp.post("/api/my/end")

@@ -90,15 +90,21 @@ def discover(iss: str, timeout: float) -> Endpoints:
 
 
 def authorization_url(client: Client, endpoints: Endpoints, redirect_uri: str,
-                      launch: str | None) -> tuple[str, dict[str, str]]:
-    """Where to send the browser, and what the callback must find again (state, verifier)."""
+                      launch: str | None, scope: str | None = None,
+                      prompt: str | None = None) -> tuple[str, dict[str, str]]:
+    """Where to send the browser, and what the callback must find again (state, verifier).
+    `scope` replaces the client's (the patient launch); `prompt=login` makes the EHR ask for
+    the user's credentials again (OpenID Connect), as after a hand-over of the device."""
     verifier = generate_token(64)
     extra = {"aud": endpoints.iss}
     if launch:
         extra["launch"] = launch
+    if prompt:
+        extra["prompt"] = prompt
+    asked = scope or client.scope
     # A standalone launch asks for a patient to be picked instead of the EHR's context.
-    scope = client.scope if launch else " ".join(dict.fromkeys(
-        "launch/patient" if s == "launch" else s for s in client.scope.split()))
+    scope = asked if launch else " ".join(dict.fromkeys(
+        "launch/patient" if s == "launch" else s for s in asked.split()))
     with client.session(redirect_uri, scope=scope) as oauth:
         url, state = oauth.create_authorization_url(
             endpoints.authorize, code_verifier=verifier, **extra)

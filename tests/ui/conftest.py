@@ -31,6 +31,10 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 CLIENT_ID = "mit-fhir-app"
 SCOPE = ("launch launch/patient openid fhirUser patient/*.rs patient/QuestionnaireResponse.cu "
          "user/*.rs offline_access")
+# The patient launch's default (MIT_FHIR_SMART_PATIENT_SCOPE); the app is registered for both.
+PATIENT_SCOPE = ("launch/patient openid fhirUser patient/Task.rus "
+                 "patient/QuestionnaireResponse.crus offline_access")
+REGISTERED_SCOPE = f"{SCOPE} {PATIENT_SCOPE}"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def run_app_server(ehr: SmartEhr, tmp: Path, **settings: Any) -> Iterator[AppSer
     app = create_app(config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
-    ehr.register(CLIENT_ID, f"{base}/app/callback", SCOPE, secret="s3cret-of-the-app")
+    ehr.register(CLIENT_ID, f"{base}/app/callback", REGISTERED_SCOPE, secret="s3cret-of-the-app")
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

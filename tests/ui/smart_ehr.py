@@ -11,7 +11,12 @@ and a FHIR endpoint that checks its access tokens and forwards to a real FHIR se
   id_token (RS256, from /jwks) naming the user's `fhirUser`;
 - `/ehr/chart?patient=ID`: the EHR's chart page, whose "MIT forms" link is an EHR launch
   (`{app}/app/launch?iss=...&launch=...`), the launch id standing for the patient;
-  `/ehr/frame?patient=ID` runs the same launch inside an iframe of the chart.
+  `/ehr/frame?patient=ID` runs the same launch inside an iframe of the chart;
+- a patient user (`sign_in_patient`): fhirUser `Patient/<id>`, and a standalone launch with
+  `launch/patient` gets that patient as its context; `/portal?patient=ID&app=...` is the
+  patient portal's "My forms" link (a portal launch of `view=patient`);
+- every authorization request's `prompt` is recorded (`prompts`), as `prompt=login` must
+  reach the EHR after a hand-over of the device.
 """
 
 from __future__ import annotations
@@ -145,6 +150,8 @@ class SmartEhr:
     expires_in: int = 3600
     auto_approve: bool = False
     picked_patient: str | None = None  # whom the user picks in a standalone launch
+    patient_user: str | None = None  # the signed-in user is this Patient (sign_in_patient)
+    prompts: list[str | None] = field(default_factory=list)
     apps: dict[str, App] = field(default_factory=dict)
     launches: dict[str, dict[str, str]] = field(default_factory=dict)
     codes: dict[str, Code] = field(default_factory=dict)
@@ -176,6 +183,13 @@ class SmartEhr:
         self.apps[client_id] = app
         return app
 
+    def sign_in_patient(self, patient: str) -> None:
+        """The person at the EHR's login is now the patient `patient` (a portal account)."""
+        self.user, self.fhir_user, self.patient_user = patient, f"Patient/{patient}", patient
+
+    def sign_in_clinician(self, user: str = "dr-rossi") -> None:
+        self.user, self.fhir_user, self.patient_user = user, f"Practitioner/{user}", None
+
     def launch(self, patient: str, encounter: str | None = None) -> str:
         """A launch id standing for this context (what an EHR puts in the launch URL)."""
         launch = uuid.uuid4().hex
@@ -201,8 +215,9 @@ class SmartEhr:
                 launch = data.get("launch")
                 context = dict(ehr.launches.get(launch, {})) if launch else {}
                 if not launch and "launch/patient" in (req.payload.scope or "").split() \
-                        and ehr.picked_patient:
-                    context = {"patient": ehr.picked_patient}  # the user's pick, standalone
+                        and (ehr.patient_user or ehr.picked_patient):
+                    # A patient's own record, else the user's pick (standalone).
+                    context = {"patient": ehr.patient_user or ehr.picked_patient or ""}
                 item = Code(code, req.client.client_id, req.payload.redirect_uri,
                             req.payload.scope or "", data.get("code_challenge"),
                             data.get("code_challenge_method"), req.user, context)
@@ -289,6 +304,7 @@ class SmartEhr:
 
         @app.get("/authorize")
         def authorize_page() -> Any:
+            ehr.prompts.append(request.args.get("prompt"))
             try:
                 grant = server.get_consent_grant(end_user=ehr.user)
             except OAuth2Error as exc:  # an invalid request: shown, as an EHR would
@@ -330,6 +346,16 @@ class SmartEhr:
                 f"<h1>Chart of patient {escape(patient)}</h1>"
                 f"<a id='launch' href='{escape(url)}'>Open MIT {escape(view)}</a>"
                 "</body></html>", content_type="text/html")
+
+        @app.get("/portal")
+        def portal() -> Response:
+            """The patient portal's page: its "My forms" link is a portal launch."""
+            url = ehr.launch_url(request.args["app"], request.args["patient"], view="patient")
+            return Response(
+                "<!doctype html><html lang='en'><title>Patient portal</title>"
+                "<link rel='icon' href='data:,'><body><h1>Your portal</h1>"
+                f"<a id='launch' href='{escape(url)}'>My forms</a></body></html>",
+                content_type="text/html")
 
         @app.get("/ehr/frame")
         def frame() -> Response:

@@ -58,6 +58,8 @@ def test_a_handover_starts_a_new_locked_session_for_the_chosen_tasks(
     other_own = seed_task(app, PATIENT, DERS_URL)
     launched(browser, ehr)
     clinician = _cookie(browser)
+    # The chart is never kept by the browser: the back button cannot show it again.
+    assert browser.get("/app/", base_url=APP).headers["Cache-Control"] == "no-store"
     status, body = _hand_over(browser, [chosen])
     assert status == 200 and body == {"url": "/app/my"}
     locked = _cookie(browser)

@@ -7,6 +7,8 @@
   const submitButton = document.getElementById("submit");
   const W = JSON.parse(document.getElementById("words").textContent);
   const say = (text) => { status.textContent = text; };
+  // The patient's own page (ui/patient_forms.py): a thank-you, never scores.
+  const patientMode = root.dataset.mode === "patient";
   const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
 
   // One identifier per fill of the form, sent with every attempt to submit it: the service
@@ -295,6 +297,22 @@
     section.querySelector("h2").focus({ preventScroll: false });
   }
 
+  function showThanks(safety) {
+    // Sent: the form and its buttons go, the thank-you (and the safety message first) stay.
+    // The status line (aria-live) says that the answers were sent.
+    root.hidden = true;
+    saveButton.closest(".actions").hidden = true;
+    const safe = document.getElementById("safety");
+    const thanks = document.getElementById("thanks");
+    safe.hidden = !safety;
+    if (safety) safe.setAttribute("role", "alert");
+    thanks.hidden = false;
+    say(W.thanks);
+    const first = safety ? safe : thanks;
+    first.querySelector("h2").tabIndex = -1;
+    first.querySelector("h2").focus({ preventScroll: false });
+  }
+
   // The items a refusal names are marked where they are, the first one focused: the message
   // under the buttons says what is missing, the mark says where.
   function markRefused(linkIds) {
@@ -329,9 +347,13 @@
       storage("drop");  // stored: a reload starts a new fill
       markRefused([]);
       root.dataset.submitted = result.response;
-      showAlerts(result.alerts);
-      showScores(result.scores);
-      say(fmt(W.submitted, { n: result.scores.length }));
+      if (patientMode) {
+        showThanks(result.safety);
+      } else {
+        showAlerts(result.alerts);
+        showScores(result.scores);
+        say(fmt(W.submitted, { n: result.scores.length }));
+      }
     } catch (err) {
       if (why(err) === null) {
         say(W.lost);
@@ -352,7 +374,7 @@
     }
   }
 
-  document.getElementById("result-title").tabIndex = -1;
+  if (!patientMode) document.getElementById("result-title").tabIndex = -1;
   saveButton.addEventListener("click", saveDraft);
   submitButton.addEventListener("click", submit);
   load().catch(() => say(W.load_failed));
