@@ -211,6 +211,7 @@ def test_cancelling_a_task_and_stopping_a_schedule(server: AppServer, page: Any)
 def test_a_bad_cadence_is_refused_with_a_message_and_nothing_stored(server: AppServer,
                                                                     page: Any) -> None:
     patient = open_page(page, server, "Rifiutata")
+    assert page.is_hidden("#handover-box")  # nothing the patient could fill yet
     tick(page, "ders")
     page.check('input[name="mode"][value="schedule"]')
     page.fill("#every", "0")

@@ -108,6 +108,9 @@
       document.getElementById("no-tasks"), doc.tasks, taskRow);
     fill(document.getElementById("schedule-rows"), document.getElementById("schedules-wrap"),
       document.getElementById("no-schedules"), doc.schedules, scheduleRow);
+    // Handing over only makes sense while some open form is the patient's to fill.
+    document.getElementById("handover-box").hidden =
+      !doc.tasks.some((t) => t.open && t.owner === "patient");
     return doc;
   }
 
