@@ -37,9 +37,10 @@ DEFAULT_SCOPE = " ".join(
 )
 
 
-# What the SMART app pages ask the EHR for (SMART App Launch 2.x scopes).
+# What the SMART app pages ask the EHR for (SMART App Launch 2.x scopes): filling forms, and
+# assigning them to the launched patient (Tasks, schedule CarePlans: ui/assign.py).
 DEFAULT_SMART_SCOPE = ("launch openid fhirUser patient/*.rs patient/QuestionnaireResponse.cu "
-               "user/*.rs offline_access")
+               "patient/Task.cu patient/CarePlan.cu user/*.rs offline_access")
 # What the patient launch asks for: the patient's own Tasks and responses (SMART v2 order).
 DEFAULT_SMART_PATIENT_SCOPE = ("launch/patient openid fhirUser patient/Task.rus "
                                "patient/QuestionnaireResponse.crus offline_access")

@@ -10,7 +10,15 @@ def init_app(app: Flask) -> None:
     from mit_fhir.security import guard
 
     # Their routes join bp on import.
-    from mit_fhir.ui import forms, landing, launch, outcomes, patient, patient_forms  # noqa: F401
+    from mit_fhir.ui import (  # noqa: F401
+        assign,
+        forms,
+        landing,
+        launch,
+        outcomes,
+        patient,
+        patient_forms,
+    )
     from mit_fhir.ui.blueprint import bp
 
     app.register_blueprint(bp)

@@ -213,3 +213,155 @@ PATIENT_WORDS: dict[str, dict[str, str]] = {
 }
 for _lang, _words in PATIENT_WORDS.items():
     WORDS[_lang].update(_words)
+
+
+# ---- The clinician's assignments page (ui/assign.py, tasks.html, tasks.js; issue 14) ----
+ASSIGN_WORDS: dict[str, dict[str, Any]] = {
+    "en": {
+        "tasks_nav": "Assigned forms", "tasks_for": "Assigned forms for patient",
+        "assign_link": "Assign forms for the patient to fill, once or on a schedule",
+        "assign_title": "Assign forms", "assign_forms": "Forms",
+        "self_report": "Filled by the patient", "clinician_rated": "Rated by the clinician",
+        "when": "When", "once": "Once, by a due date", "repeat": "On a schedule",
+        "due_by": "Due by", "default_window": "Suggested: {n} days from today.",
+        "every": "Every", "unit_label": "Unit", "unit_wk": "weeks", "unit_mo": "months",
+        "from": "First on", "ends": "Ends", "ends_on": "On a date", "ends_after": "After a "
+        "number of times", "end_date": "Last date", "times": "Number of times",
+        "ends_never": "Not set: until the schedule is stopped", "assign": "Assign",
+        "tasks_heading": "Forms to fill", "col_select": "Hand over", "col_form": "Form",
+        "col_status": "Status", "col_due": "Due", "col_owner": "Filled by",
+        "col_done": "Completed or closed", "col_action": "Action",
+        "owner_patient": "Patient", "owner_clinician": "Clinician",
+        "task_overdue": "Overdue: was due {date}", "from_schedule": "from a schedule",
+        "cancel": "Cancel", "cancel_label": "Cancel {form}", "select_label": "Hand {form} "
+        "to the patient", "no_tasks": "No forms assigned yet.",
+        "schedules_heading": "Schedules", "col_forms": "Forms", "col_cadence": "How often",
+        "col_from": "First on", "col_until": "Until", "col_next": "Next", "stop": "Stop",
+        "stop_label": "Stop the schedule of {forms}", "no_schedules": "No schedules.",
+        "until_date": "until {date}", "until_count": "{n} times", "until_none": "no end set",
+        "activity_cancelled": "{form} (stopped)",
+        "handover_title": "Fill in now, on this device",
+        "handover": "Hand to patient (you will sign in again to come back)",
+        "handover_help": "Tick the patient's open forms in the list above, then hand the "
+                         "device over: it shows only those forms, locked, with no way back "
+                         "to the chart. To come back to this page you will have to sign in "
+                         "again from the EHR.",
+        "handover_none": "Tick at least one open form that the patient fills.",
+        "handing": "Handing over…",
+        "loading_tasks": "Loading…", "working": "Saving…",
+        "assigned": "Assigned: {forms}, due by {date}.",
+        "scheduled": "Schedule saved: {forms}, {cadence}.",
+        "cancelled": "Cancelled: {form}.", "stopped": "Schedule stopped: {forms}.",
+        "not_done": "Not done: {why}",
+        "lost_connection": "Not done: the connection was lost. Reload the page to see what "
+                           "was saved, then try again.",
+        "no_requester": "The EHR did not say who is signed in (fhirUser): assigning forms "
+                        "needs it. Open the app from the EHR again.",
+        "no_longer_open": "this form is no longer open: it was completed or cancelled "
+                          "meanwhile. The list now shows it as it is.",
+        "no_longer_running": "this schedule has ended meanwhile. The list now shows it as "
+                             "it is.",
+        "no_scope": "the EHR did not allow this app to assign forms to this patient ({why}). "
+                    "Ask the EHR's administrator to grant the app the scopes it asks for.",
+        "task_status": {"requested": "To do", "received": "To do", "accepted": "To do",
+                        "ready": "To do", "in-progress": "Started", "on-hold": "On hold",
+                        "completed": "Completed", "cancelled": "Cancelled",
+                        "failed": "Failed", "rejected": "Refused",
+                        "entered-in-error": "Entered in error", "draft": "Draft"},
+        "plan_status": {"active": "Running", "revoked": "Stopped", "completed": "Ended",
+                        "on-hold": "Paused", "draft": "Draft",
+                        "entered-in-error": "Entered in error"},
+        "units": {"d": {"one": "every day", "many": "every {n} days"},
+                  "wk": {"one": "every week", "many": "every {n} weeks"},
+                  "mo": {"one": "every month", "many": "every {n} months"}},
+        "choose_form": "Choose at least one form.",
+        "no_such_form": "One of the chosen forms is not offered here: reload the page.",
+        "due_invalid": "Give the due date as a date (YYYY-MM-DD).",
+        "due_past": "The due date has passed: choose today or a later day.",
+        "every_invalid": "Say how often as a whole number from 1 to 99.",
+        "unit_invalid": "Choose weeks or months.",
+        "start_invalid": "Give the date of the first time (YYYY-MM-DD).",
+        "end_invalid": "Give the last date as a date (YYYY-MM-DD).",
+        "end_before_start": "The last date must come after the first.",
+        "count_invalid": "Say how many times as a whole number from 1 to 999.",
+        "end_or_count": "Give a last date or a number of times, not both.",
+    },
+    "it": {
+        "tasks_nav": "Questionari assegnati", "tasks_for": "Questionari assegnati al paziente",
+        "assign_link": "Assegnare questionari da compilare al paziente, una volta o con una "
+                       "cadenza",
+        "assign_title": "Assegnare questionari", "assign_forms": "Questionari",
+        "self_report": "Compilati dal paziente", "clinician_rated": "Valutati dal clinico",
+        "when": "Quando", "once": "Una volta, entro una data", "repeat": "Con una cadenza",
+        "due_by": "Da compilare entro", "default_window": "Proposta: {n} giorni da oggi.",
+        "every": "Ogni", "unit_label": "Unità", "unit_wk": "settimane", "unit_mo": "mesi",
+        "from": "La prima volta il", "ends": "Termina", "ends_on": "A una data",
+        "ends_after": "Dopo un numero di volte", "end_date": "Ultima data",
+        "times": "Numero di volte",
+        "ends_never": "Non fissato: finché la cadenza non viene interrotta",
+        "assign": "Assegna",
+        "tasks_heading": "Questionari da compilare", "col_select": "Da consegnare",
+        "col_form": "Questionario", "col_status": "Stato", "col_due": "Scadenza",
+        "col_owner": "Compilato da", "col_done": "Completato o chiuso il",
+        "col_action": "Azione", "owner_patient": "Paziente", "owner_clinician": "Clinico",
+        "task_overdue": "In ritardo: scadeva il {date}", "from_schedule": "da una cadenza",
+        "cancel": "Annulla", "cancel_label": "Annulla {form}",
+        "select_label": "Consegna {form} al paziente",
+        "no_tasks": "Nessun questionario assegnato.",
+        "schedules_heading": "Cadenze", "col_forms": "Questionari",
+        "col_cadence": "Frequenza", "col_from": "La prima volta il", "col_until": "Fino a",
+        "col_next": "Prossima",
+        "stop": "Interrompi", "stop_label": "Interrompi la cadenza di {forms}",
+        "no_schedules": "Nessuna cadenza.",
+        "until_date": "fino al {date}", "until_count": "{n} volte",
+        "until_none": "nessuna fine fissata", "activity_cancelled": "{form} (interrotto)",
+        "handover_title": "Compilare ora, su questo dispositivo",
+        "handover": "Consegna al paziente (per tornare dovrà accedere di nuovo)",
+        "handover_help": "Spuntare nell'elenco sopra i questionari aperti del paziente, poi "
+                         "consegnare il dispositivo: mostra solo quei questionari, bloccato, "
+                         "senza modo di tornare alla cartella. Per tornare a questa pagina "
+                         "dovrà accedere di nuovo dall'EHR.",
+        "handover_none": "Spuntare almeno un questionario aperto che compila il paziente.",
+        "handing": "Consegna in corso…",
+        "loading_tasks": "Caricamento…", "working": "Salvataggio…",
+        "assigned": "Assegnati: {forms}, da compilare entro il {date}.",
+        "scheduled": "Cadenza salvata: {forms}, {cadence}.",
+        "cancelled": "Annullato: {form}.", "stopped": "Cadenza interrotta: {forms}.",
+        "not_done": "Non fatto: {why}",
+        "lost_connection": "Non fatto: la connessione si è interrotta. Ricaricare la pagina "
+                           "per vedere cosa è stato salvato, poi riprovare.",
+        "no_requester": "L'EHR non ha indicato chi ha effettuato l'accesso (fhirUser): "
+                        "serve per assegnare questionari. Aprire di nuovo l'app dall'EHR.",
+        "no_longer_open": "questo questionario non è più aperto: nel frattempo è stato "
+                          "completato o annullato. L'elenco ora lo mostra com'è.",
+        "no_longer_running": "questa cadenza nel frattempo si è conclusa. L'elenco ora la "
+                             "mostra com'è.",
+        "no_scope": "l'EHR non ha permesso a questa app di assegnare questionari a questo "
+                    "paziente ({why}). Chiedere all'amministratore dell'EHR di concedere "
+                    "all'app gli scope che richiede.",
+        "task_status": {"requested": "Da fare", "received": "Da fare", "accepted": "Da fare",
+                        "ready": "Da fare", "in-progress": "Iniziato", "on-hold": "Sospeso",
+                        "completed": "Completato", "cancelled": "Annullato",
+                        "failed": "Non riuscito", "rejected": "Rifiutato",
+                        "entered-in-error": "Inserito per errore", "draft": "Bozza"},
+        "plan_status": {"active": "Attiva", "revoked": "Interrotta", "completed": "Conclusa",
+                        "on-hold": "Sospesa", "draft": "Bozza",
+                        "entered-in-error": "Inserita per errore"},
+        "units": {"d": {"one": "ogni giorno", "many": "ogni {n} giorni"},
+                  "wk": {"one": "ogni settimana", "many": "ogni {n} settimane"},
+                  "mo": {"one": "ogni mese", "many": "ogni {n} mesi"}},
+        "choose_form": "Scegliere almeno un questionario.",
+        "no_such_form": "Uno dei questionari scelti non è disponibile: ricaricare la pagina.",
+        "due_invalid": "Indicare la scadenza come data (AAAA-MM-GG).",
+        "due_past": "La scadenza è già passata: scegliere oggi o un giorno successivo.",
+        "every_invalid": "Indicare ogni quanto con un numero intero da 1 a 99.",
+        "unit_invalid": "Scegliere settimane o mesi.",
+        "start_invalid": "Indicare la data della prima volta (AAAA-MM-GG).",
+        "end_invalid": "Indicare l'ultima data come data (AAAA-MM-GG).",
+        "end_before_start": "L'ultima data deve venire dopo la prima.",
+        "count_invalid": "Indicare quante volte con un numero intero da 1 a 999.",
+        "end_or_count": "Indicare un'ultima data o un numero di volte, non entrambi.",
+    },
+}
+for _lang, _more in ASSIGN_WORDS.items():
+    WORDS[_lang].update(_more)

@@ -138,7 +138,8 @@ def test_the_italian_page_is_italian_controls_and_header_included(app_server: Ap
     open_form(page, app_server, "mit-contract", "it")
     words = i18n.words("it")
     assert page.locator("header nav a").all_inner_texts() == [words["forms"],
-                                                             words["outcomes_nav"]]
+                                                             words["outcomes_nav"],
+                                                             words["tasks_nav"]]
     assert page.inner_text("#sign-out") == words["sign_out"]
     assert page.inner_text("#status") == words["ready"]
     shown = page.evaluate("""() => {

@@ -1,0 +1,215 @@
+/* The assignments page: list the patient's Tasks and schedules, assign, cancel, hand over. */
+"use strict";
+(function () {
+  const root = document.getElementById("assignments");
+  const W = JSON.parse(document.getElementById("words").textContent);
+  const status = document.getElementById("status");
+  const errors = document.getElementById("assign-errors");
+  const form = document.getElementById("assign-form");
+  const lang = root.dataset.lang;
+  const say = (text) => { status.textContent = text; };
+  const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  const { request, cell } = window.mitFhir;
+
+  function failed(err) {
+    if (err instanceof TypeError) return W.lost_connection;  // fetch: no answer at all
+    return fmt(W.not_done, { why: err.message });
+  }
+
+  function button(text, label, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    b.setAttribute("aria-label", label);
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function taskRow(t) {
+    const row = document.createElement("tr");
+    row.dataset.task = t.id;
+    if (t.overdue) row.classList.add("overdue");
+    const pick = document.createElement("td");
+    if (t.open && t.owner === "patient") {
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "handover";
+      box.value = t.id;
+      box.setAttribute("aria-label", fmt(W.select_label, { form: t.form }));
+      pick.appendChild(box);
+    }
+    row.appendChild(pick);
+    const name = cell(row, t.form, true);
+    name.lang = t.formLang;
+    if (t.scheduled) {
+      const note = document.createElement("span");
+      note.className = "note";
+      note.lang = lang;
+      note.textContent = " (" + W.from_schedule + ")";
+      name.appendChild(note);
+    }
+    const state = cell(row, t.statusText);
+    if (t.reason && !t.open) state.title = t.reason;
+    const due = cell(row, t.due || "");
+    if (t.overdue) {
+      due.textContent = "";
+      const strong = document.createElement("strong");
+      strong.textContent = fmt(W.task_overdue, { date: t.due });
+      due.appendChild(strong);
+    }
+    cell(row, t.owner === "patient" ? W.owner_patient : W.owner_clinician);
+    cell(row, t.closed || "");
+    const action = document.createElement("td");
+    if (t.open) {
+      action.appendChild(button(W.cancel, fmt(W.cancel_label, { form: t.form }),
+        () => act(root.dataset.api + "/" + encodeURIComponent(t.id) + "/cancel")));
+    }
+    row.appendChild(action);
+    return row;
+  }
+
+  function scheduleRow(s) {
+    const row = document.createElement("tr");
+    row.dataset.schedule = s.id;
+    cell(row, s.forms, true);
+    cell(row, s.cadence);
+    cell(row, s.start);
+    cell(row, s.until);
+    cell(row, s.next || "");
+    cell(row, s.statusText);
+    const action = document.createElement("td");
+    if (s.active) {
+      action.appendChild(button(W.stop, fmt(W.stop_label, { forms: s.forms }),
+        () => act(root.dataset.api + "/schedules/" + encodeURIComponent(s.id) + "/cancel")));
+    }
+    row.appendChild(action);
+    return row;
+  }
+
+  // Each cell carries its column's name: on a phone the rows become cards that show it.
+  function labelled(body) {
+    const heads = Array.from(body.closest("table").querySelectorAll("thead th"),
+      (th) => th.textContent);
+    for (const row of body.rows) {
+      Array.from(row.cells).forEach((c, i) => { c.dataset.label = heads[i]; });
+    }
+  }
+
+  function fill(body, wrap, empty, rows, make) {
+    body.replaceChildren(...rows.map(make));
+    labelled(body);
+    wrap.hidden = rows.length === 0;
+    empty.hidden = rows.length !== 0;
+  }
+
+  async function load() {
+    const doc = await request("GET", root.dataset.source);
+    fill(document.getElementById("task-rows"), document.getElementById("tasks-wrap"),
+      document.getElementById("no-tasks"), doc.tasks, taskRow);
+    fill(document.getElementById("schedule-rows"), document.getElementById("schedules-wrap"),
+      document.getElementById("no-schedules"), doc.schedules, scheduleRow);
+    // Handing over only makes sense while some open form is the patient's to fill.
+    document.getElementById("handover-box").hidden =
+      !doc.tasks.some((t) => t.open && t.owner === "patient");
+    return doc;
+  }
+
+  async function act(url, body) {
+    say(W.working);
+    try {
+      const answer = await request("POST", url + "?lang=" + encodeURIComponent(lang), body || {});
+      await load();
+      say(answer.message);
+      return answer;
+    } catch (err) {
+      say(failed(err));
+      // What the refusal is about may have changed meanwhile: show the list as it is now.
+      if (err.status) load().catch(() => {});
+      return null;
+    }
+  }
+
+  function showErrors(err) {
+    const issues = err.issues && err.issues.length ? err.issues : [err.message];
+    errors.replaceChildren(...issues.map((text) => {
+      const line = document.createElement("span");
+      line.textContent = text;
+      return line;
+    }));
+    errors.hidden = false;
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    for (const name of err.items || []) {
+      const el = name === "forms" ? document.getElementById("forms-field") : form.elements[name];
+      if (el && el.setAttribute) el.setAttribute("aria-invalid", "true");
+    }
+  }
+
+  const onceFields = document.getElementById("once-fields");
+  const scheduleFields = document.getElementById("schedule-fields");
+  function mode() { return form.querySelector('input[name="mode"]:checked').value; }
+  for (const radio of form.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener("change", () => {
+      onceFields.hidden = mode() !== "once";
+      scheduleFields.hidden = mode() !== "schedule";
+    });
+  }
+  // Typing a last date or a number of times chooses that ending.
+  for (const [field, value] of [["end", "date"], ["count", "count"]]) {
+    form.elements[field].addEventListener("input", () => {
+      form.querySelector('input[name="ends"][value="' + value + '"]').checked = true;
+    });
+  }
+
+  function posted() {
+    const forms = Array.from(form.querySelectorAll('input[name="forms"]:checked'), (b) => b.value);
+    if (mode() === "once") return [root.dataset.once, { forms, due: form.elements.due.value }];
+    const ends = form.querySelector('input[name="ends"]:checked').value;
+    return [root.dataset.schedule, {
+      forms, every: form.elements.every.value, unit: form.elements.unit.value,
+      start: form.elements.start.value,
+      end: ends === "date" ? form.elements.end.value || "-" : null,
+      count: ends === "count" ? form.elements.count.value || "-" : null,
+    }];
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [url, body] = posted();
+    const submit = document.getElementById("assign");
+    submit.disabled = true;
+    say(W.working);
+    try {
+      const answer = await request("POST", url, body);
+      errors.hidden = true;
+      for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+      for (const box of form.querySelectorAll('input[name="forms"]:checked')) box.checked = false;
+      await load();
+      say(answer.message);
+    } catch (err) {
+      if (err.status === 422) {
+        showErrors(err);
+        say(fmt(W.not_done, { why: err.issues && err.issues.length ? err.issues.join(" ") : err.message }));
+      } else {
+        say(failed(err));
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  document.getElementById("handover").addEventListener("click", async () => {
+    const chosen = Array.from(document.querySelectorAll('input[name="handover"]:checked'),
+      (b) => b.value);
+    if (!chosen.length) { say(W.handover_none); return; }
+    say(W.handing);
+    try {
+      const answer = await request("POST", root.dataset.handover, { tasks: chosen });
+      window.location.assign(answer.url);
+    } catch (err) {
+      say(failed(err));
+    }
+  });
+
+  say(W.loading_tasks);
+  load().then(() => { say(""); root.dataset.ready = "true"; }).catch((err) => say(failed(err)));
+})();
