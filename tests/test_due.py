@@ -72,13 +72,14 @@ def _one(app: Flask, *args: Any, **kw: Any) -> dict[str, Any]:
 
 
 def test_an_overdue_task_says_by_how_long_and_its_last_completion(app: Flask) -> None:
-    row = _one(app, [_task(DERS, end="2026-02-08")],
+    row = _one(app, [_task(DERS, end="2026-02-07")],
                [], [_response(DERS, "2025-06-01T10:00:00Z", synthetic=True),
                     _response(DERS, "2025-09-01T10:00:00Z", status="in-progress")], NOW)
     assert row["label"] == "DERS" and row["selfReport"] and row["owner"] == "patient"
-    assert row["due"] == "2026-02-08T00:00:00" and row["dueFrom"] == "task"
+    # Due all of 7 February (the period's end day), overdue from the 8th.
+    assert row["due"] == "2026-02-07T23:59:59" and row["dueFrom"] == "task"
     (late,) = row["overdue"]
-    assert late == {"task": "t1", "due": "2026-02-08T00:00:00", "days": 21, "by": "3 weeks"}
+    assert late == {"task": "t1", "due": "2026-02-07T23:59:59", "days": 21, "by": "3 weeks"}
     # A draft is no completion; a synthetic one stays labelled synthetic.
     assert row["last"] == {"date": "2025-06-01T10:00:00Z", "response": "2025-06-01",
                            "synthetic": True}
@@ -93,7 +94,7 @@ def test_a_task_no_longer_open_is_never_overdue(app: Flask, status: str) -> None
 def test_an_open_task_not_yet_due_is_the_next_due_date(app: Flask) -> None:
     row = _one(app, [_task(DERS, status="in-progress", end="2026-03-10")],
                [_schedule(DERS)], [], NOW)
-    assert row["overdue"] == [] and row["due"] == "2026-03-10T00:00:00"
+    assert row["overdue"] == [] and row["due"] == "2026-03-10T23:59:59"
     assert row["dueFrom"] == "task" and row["last"] is None
 
 
@@ -114,8 +115,8 @@ def test_a_cancelled_schedule_gives_no_next_due_date(app: Flask) -> None:
 
 def test_a_clinician_rated_form_is_the_clinicians_and_overdue_comes_first(app: Flask) -> None:
     rows = due.summarise(app.extensions["mit_fhir"].catalogue, [
-        _task(DERS, end="2026-02-25", tid="a"),
-        _task(BPD, end="2025-12-01", tid="b", owner=DR),
+        _task(DERS, end="2026-02-24", tid="a"),
+        _task(BPD, end="2025-11-30", tid="b", owner=DR),
         _task(DERS, end="2026-04-01", tid="c"),
     ], [], [], NOW)
     assert [r["questionnaire"]["id"] for r in rows] == ["bpd-criteria", "ders"]

@@ -9,6 +9,7 @@ from mit_fhir.fhir.search import (
     PERIOD_OPEN_END,
     PERIOD_OPEN_START,
     Row,
+    date_end_key,
     date_key,
     reference_rows,
     token_rows,
@@ -84,7 +85,7 @@ def task_index(task: Resource) -> list[Row]:
         rows.append(("questionnaire", url))
     start, end = tasks.period(task)
     rows.append(("period:start", date_key(start) or PERIOD_OPEN_START))
-    rows.append(("period:end", date_key(end) or PERIOD_OPEN_END))
+    rows.append(("period:end", date_end_key(end) or PERIOD_OPEN_END))
     rows += reference_rows("requester", task.get("requester"))
     rows += reference_rows("owner", task.get("owner"))
     for ref in task.get("basedOn") or ():

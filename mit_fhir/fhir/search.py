@@ -72,6 +72,17 @@ def date_key(text: str | None) -> str | None:
         return None
 
 
+def date_end_key(text: str | None) -> str | None:
+    """The last UTC instant a stored date/dateTime covers (a period's end of day precision
+    includes that whole day), or None."""
+    if not text:
+        return None
+    try:
+        return date_range(text)[1]
+    except ValueError:
+        return None
+
+
 def _reference(index: str, value: str) -> Criterion:
     # The grammar of mit_fhir.fhir.references, whose canonical Type/id the index rows hold.
     # Values reach here canonical (the guard parsed them with the service's base URL), so a

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mit_fhir.fhir.search import date_key
+from mit_fhir.fhir.search import date_end_key
 from mit_fhir.fhir.urls import BASE
 
 Resource = dict[str, Any]
@@ -111,8 +111,9 @@ def is_open(task: Resource) -> bool:
 
 
 def due(task: Resource) -> str | None:
-    """The instant (UTC, `YYYY-MM-DDTHH:MM:SS`) by which the Task is due: its period's end."""
-    return date_key(period(task)[1])
+    """The last instant (UTC, `YYYY-MM-DDTHH:MM:SS`) the Task is due by: the end of its
+    period's end, so a Task due on 2026-11-11 is due all that day and overdue from the next."""
+    return date_end_key(period(task)[1])
 
 
 def overdue(task: Resource, now: datetime) -> bool:
@@ -128,8 +129,9 @@ def with_status(task: Resource, status: str, when: str, reason: str | None = Non
     execution = dict(out.get("executionPeriod") or {})
     if status == "in-progress":
         execution.setdefault("start", when)
-    if status in ("completed", "cancelled", "failed"):
+    if status == "completed":
         execution.setdefault("start", when)
+    if status in ("completed", "cancelled", "failed"):  # a Task never started has no start
         execution["end"] = when
     if execution:
         out["executionPeriod"] = execution

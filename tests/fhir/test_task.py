@@ -29,7 +29,13 @@ def test_a_questionnaire_task_is_a_valid_r4_task_of_the_sdc_shape() -> None:
     assert tasks.questionnaire_of(task) == DERS
     assert tasks.questionnaire_url(task) == DERS.partition("|")[0]
     assert resource_patient(task) == "p1"
-    assert tasks.due(task) == "2026-01-15T00:00:00"
+    assert tasks.due(task) == "2026-01-15T23:59:59"  # due all that day
+
+
+def test_a_task_cancelled_before_it_started_has_no_start() -> None:
+    dropped = tasks.with_status(_task(), "cancelled", "2026-01-02T10:00:00Z", "not needed")
+    assert dropped["executionPeriod"] == {"end": "2026-01-02T10:00:00Z"}
+    assert dropped["statusReason"] == {"text": "not needed"}
 
 
 def test_completion_records_the_response_as_output() -> None:
@@ -44,6 +50,8 @@ def test_overdue_needs_an_open_task_past_its_due_date() -> None:
     task = _task(period_end="2026-01-15")
     assert tasks.overdue(task, datetime(2026, 1, 16, tzinfo=UTC))
     assert not tasks.overdue(task, datetime(2026, 1, 14, tzinfo=UTC))
+    # Due on the 15th means all of the 15th (newcomer finding 3): not overdue at noon.
+    assert not tasks.overdue(task, datetime(2026, 1, 15, 12, tzinfo=UTC))
     assert not tasks.overdue(tasks.with_status(task, "cancelled", "2026-01-14"),
                              datetime(2026, 1, 16, tzinfo=UTC))
     assert not tasks.overdue(_task(), datetime(2099, 1, 1, tzinfo=UTC))  # no due date
@@ -54,7 +62,7 @@ def test_index_rows_name_the_patient_the_form_and_both_ends_of_the_period() -> N
     assert ("patient", "Patient/p1") in rows and ("subject", "Patient/p1") in rows
     assert ("questionnaire", DERS.partition("|")[0]) in rows
     assert ("period:start", "2026-01-01T00:00:00") in rows
-    assert ("period:end", "2026-01-15T00:00:00") in rows
+    assert ("period:end", "2026-01-15T23:59:59") in rows  # the end day is in the period
     assert ("status:code", "requested") in rows
     open_rows = set(task_index(_task()))
     assert ("period:end", "9999-12-31T23:59:59") in open_rows
