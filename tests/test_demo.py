@@ -16,6 +16,7 @@ from mit_fhir.cli import main
 from mit_fhir.demo import DATA_FILE, TAGS, DemoError, demo_data, demo_responses, load_demo
 from mit_fhir.fhir import task as tasks
 from mit_fhir.fhir.answer_weights import answers_for_total, weighted_items
+from mit_fhir.fhir.duration import wording
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.paths import PROFILE_DIR
 from mit_fhir.schedules import schedules_of
@@ -232,7 +233,13 @@ def test_the_follow_up_schedule_leaves_self_report_forms_open_and_overdue(
         assert task["basedOn"] == [{"reference": f"CarePlan/{follow_up['id']}"}]
         assert tag_code(task) == "synthetic"
         assert tasks.overdue(task, LOADED)
-        assert tasks.due(task) == "2026-11-11T00:00:00"  # three weeks before the load
+        # started 36 days before the load, a 14-day window: due all of 2026-11-10, which
+        # the load (2026-12-02T08:00Z) has passed by three whole weeks, as schedules.md says
+        assert tasks.period(task) == ("2026-10-27", "2026-11-10")
+        assert tasks.due(task) == "2026-11-10T23:59:59"
+        late = LOADED - datetime.fromisoformat(tasks.due(task) + "+00:00")
+        assert wording(datetime.fromisoformat(tasks.due(task) + "+00:00"), LOADED) == "3 weeks"
+        assert timedelta(weeks=3) <= late < timedelta(weeks=4)
     # the worker, later, finds nothing more to do until the next occurrence
     assert schedules.run(app.extensions["mit_fhir"], LOADED + timedelta(days=1)).created == 0
 

@@ -1,5 +1,8 @@
 """The CDS card of what is overdue: Tasks stored through mit_fhir.tasks for the demo patient,
-read back by the patient-view service with real bearer tokens (and a golden at a fixed now)."""
+read back by the patient-view service with real bearer tokens (and a golden at a fixed now).
+
+The demo itself leaves two forms overdue: its follow-up schedule's DERS and SCL-90-R Tasks,
+due 22 days before the load (docs/clinical/schedules.md), so their cards are in every call."""
 
 from __future__ import annotations
 
@@ -42,11 +45,21 @@ def summaries(cards: list[dict[str, Any]]) -> list[str]:
     return [c["summary"] for c in cards]
 
 
+# The demo's own follow-up forms, overdue by three weeks whenever it is loaded.
+FOLLOW_UP = ["DERS overdue by 3 weeks (last 2020-09-07)",
+             "SCL-90-R overdue by 3 weeks (last 2020-09-07)"]
+
+
+def overdue_of(cards: list[dict[str, Any]]) -> list[str]:
+    return [s for s in summaries(cards) if " overdue by " in s]
+
+
 def test_an_overdue_task_is_a_card_beside_its_change_summary(
         secured_demo: Flask, tokens: Tokens) -> None:  # noqa: F811
     api = secured_demo.test_client()
     late = assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/ders", ago(36), ago(22))
-    assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/cssrs-screener", ago(19), ago(5))
+    # Due all of the day 6 days ago: overdue by 5 whole days.
+    assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/cssrs-screener", ago(19), ago(6))
     cards = call(api, hook(), tokens("clinic-app")).get_json()["cards"]
     said = summaries(cards)
     change = said.index("DERS 118 -> 57 since 2019-03: reliable improvement, recovered")
@@ -54,6 +67,9 @@ def test_an_overdue_task_is_a_card_beside_its_change_summary(
     # The demo's last DERS is the case report's 2020-09-07 (not synthetic).
     assert ders["summary"] == "DERS overdue by 3 weeks (last 2020-09-07)"
     assert ders["indicator"] == "info" and "by the patient (self-report)" in ders["detail"]
+    # The one assigned here and the demo's follow-up one, both due 22 days ago.
+    assert "2 open Tasks for this form are overdue." in ders["detail"]
+    assert overdue_of(cards) == [*FOLLOW_UP, "C-SSRS screener overdue by 5 days (never completed)"]
     assert ders["source"]["topic"] == cards[change]["source"]["topic"]
     # Never completed, and a risk screen: a warning, after the forms that have scores.
     risk = cards[-1]
@@ -72,7 +88,9 @@ def test_a_synthetic_last_completion_says_so(secured_demo: Flask, tokens: Tokens
     assign(secured_demo, "https://mit-fhir.org/fhir/Questionnaire/bpd-criteria", ago(120),
            ago(100))
     cards = call(secured_demo.test_client(), hook(), tokens("clinic-app")).get_json()["cards"]
-    (card,) = [c for c in cards if "overdue" in c["summary"]]
+    assert overdue_of(cards) == [
+        "BPD Criteria overdue by 3 months (last 2020-09-07, synthetic)", *FOLLOW_UP]
+    (card,) = [c for c in cards if c["summary"].startswith("BPD Criteria overdue")]
     assert card["summary"] == "BPD Criteria overdue by 3 months (last 2020-09-07, synthetic)"
     assert "by the clinician" in card["detail"] and "synthetic demonstration" in card["detail"]
 
@@ -87,7 +105,10 @@ def test_a_completed_or_cancelled_task_is_no_card(secured_demo: Flask, tokens: T
             done, "QuestionnaireResponse/x", "2026-01-01T10:00:00Z"), 1)
         tasks.cancel(conn, context, dropped["id"], datetime.now(UTC), "no longer needed")
     cards = call(secured_demo.test_client(), hook(), tokens("clinic-app")).get_json()["cards"]
-    assert len(cards) == 3 and not [s for s in summaries(cards) if "overdue" in s]
+    # The three change cards and the demo's own two overdue forms; the DERS and SCL-90-R
+    # Tasks completed or cancelled here count for nothing (one overdue Task per form).
+    assert len(cards) == 5 and overdue_of(cards) == FOLLOW_UP
+    assert not [c for c in cards if "open Tasks for this form" in c["detail"]]
 
 
 def test_only_a_token_that_may_search_tasks_gets_the_overdue_card(
@@ -103,22 +124,22 @@ def test_only_a_token_that_may_search_tasks_gets_the_overdue_card(
         return [s for s in summaries(resp.get_json()["cards"]) if "overdue" in s]
 
     assert overdue("patient/Observation.rs") == []
-    assert overdue("patient/Observation.rs patient/Task.rs") == [
-        "DERS overdue by 3 weeks (last 2020-09-07)"]
+    assert overdue("patient/Observation.rs patient/Task.rs") == FOLLOW_UP
 
 
 NOW = datetime(2021, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def test_the_overdue_cards_golden(app: Flask) -> None:
-    """The demo's cards with three Tasks at a fixed instant: DERS two weeks late, SCL-90-R not
-    yet due, the BPD criteria (the clinician's) months late."""
+    """The demo loaded at a fixed instant (its follow-up's DERS and SCL-90-R due 22 days
+    before) and three Tasks more: DERS two weeks late, SCL-90-R not yet due, the BPD criteria
+    (the clinician's) four months late. Nothing in it depends on the day the suite runs."""
     context = app.extensions["mit_fhir"]
-    load_demo(context)
+    load_demo(context, now=NOW)
     with context.store.transaction() as conn:
         for tid, form, end in (("t-ders", "ders", "2021-02-14"), ("t-scl", "scl-90-r",
                                                                    "2021-03-10"),
-                               ("t-bpd", "bpd-criteria", "2020-11-01")):
+                               ("t-bpd", "bpd-criteria", "2020-10-31")):
             q = context.catalogue.get(form)
             owner = None if fhir_task.is_self_report(q) else {"reference": DR}
             tasks.store_new(conn, context, fhir_task.questionnaire_task(
@@ -129,5 +150,8 @@ def test_the_overdue_cards_golden(app: Flask) -> None:
                           "http://localhost/app/launch?view=outcomes", rows)
     overdue = [c["summary"] for c in cards["cards"] if "overdue" in c["summary"]]
     assert overdue == ["BPD Criteria overdue by 4 months (last 2020-09-07, synthetic)",
-                       "DERS overdue by 2 weeks (last 2020-09-07)"]
+                       *FOLLOW_UP]
+    ders = next(c for c in cards["cards"] if c["summary"] == FOLLOW_UP[0])
+    assert "(DERS): due 2021-02-07," in ders["detail"]  # the follow-up's, the longest overdue
+    assert "2 open Tasks for this form are overdue." in ders["detail"]  # and t-ders
     compare_golden(GOLDEN / "cds" / "demo-mit-1-overdue.json", cards)
