@@ -230,9 +230,9 @@ class SettingsSchema(Schema):
     SCHEDULE_INTERVAL_SECONDS = fields.Float(
         load_default=300.0, validate=validate.Range(min=1, max=86400),
         metadata=about("sync", "`300`",
-                       "seconds between two runs of the assessment schedules in `mit-fhir worker`"
-                       " (which runs them even without an EHR): how late after its day a "
-                       "scheduled form may be asked for"))
+                       "seconds (1 to 86400) between two runs of the assessment schedules in "
+                       "`mit-fhir worker` (which runs them even without an EHR): how late after "
+                       "its day a scheduled form may be asked for"))
     SYNC_LEASE_SECONDS = fields.Float(
         load_default=120.0, validate=validate.Range(min=1, max=3600),
         metadata=about("sync", "`120`",
@@ -324,8 +324,9 @@ class SettingsSchema(Schema):
         load_default=DEFAULT_SMART_PATIENT_SCOPE,
         metadata=about("http", f"`{DEFAULT_SMART_PATIENT_SCOPE}`",
                        "scopes requested by the patient launch (`/app/launch?view=patient`, or "
-                       "a portal's launch of the same URL); see docs/operations/"
-                       "patient-launch.md"))
+                       "a portal's launch of the same URL); must include `openid` and "
+                       "`fhirUser` (the patient is known by the ID token's fhirUser); see "
+                       "docs/operations/patient-launch.md"))
     PATIENT_SCORES = fields.Boolean(
         load_default=False,
         metadata=about("http", "`false`",

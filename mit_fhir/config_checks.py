@@ -70,6 +70,12 @@ def check_http(settings: dict[str, Any]) -> None:
     settings["FRAME_ANCESTORS"] = " ".join(
         _origins(settings["FRAME_ANCESTORS"], "FRAME_ANCESTORS"))
     settings["SMART_ISSUERS"] = " ".join(_issuers(settings["SMART_ISSUERS"]))
+    # The patient launch identifies its patient by the ID token's fhirUser (ui/launch.py).
+    asked = settings["SMART_PATIENT_SCOPE"].split()
+    missing = [s for s in ("openid", "fhirUser") if s not in asked]
+    if missing:
+        raise refuse("SMART_PATIENT_SCOPE", f"must include {' and '.join(missing)} (the patient "
+                     "launch knows its patient by the ID token's fhirUser)")
     if settings["AUTH"] != "jwt":
         return
     for name, why in (("AUTH_ISSUER", "the issuer whose tokens are accepted"),

@@ -74,6 +74,12 @@ TOKEN_REFRESHES = Counter(
     "mit_fhir_ehr_token_refreshes",
     "Access tokens fetched from the EHR's token endpoint (SMART Backend Services).",
 )
+SCHEDULE_TASKS = Counter(
+    "mit_fhir_schedule_tasks",
+    "Tasks the assessment schedule runs created, or superseded (an open one cancelled as "
+    "missed when the next occurrence came), by what was done.",
+    ["outcome"],
+)
 AUDIT_FAILURES = Counter(
     "mit_fhir_audit_failures",
     "AuditEvents that could not be stored (the request's read was refused with 503).",

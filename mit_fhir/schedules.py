@@ -29,6 +29,7 @@ from mit_fhir.fhir.index import plan_index
 from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.schedule import Activity, ScheduleError
 from mit_fhir.fhir.search import criteria
+from mit_fhir.metrics import SCHEDULE_TASKS
 from mit_fhir.store.repository import (
     insert,
     new_id,
@@ -127,12 +128,27 @@ def store_schedule(conn: Connection, context: Context, plan: Resource,
                    now: datetime | None = None) -> Resource:
     """Validate and store a schedule CarePlan (a new id, our identifier); its due Tasks too."""
     check(context, plan)
-    plan = with_identifier({**{k: v for k, v in plan.items() if k != "meta"}, "id": new_id()})
+    plan = with_identifier({**{k: v for k, v in _versioned(context, plan).items()
+                               if k != "meta"}, "id": new_id()})
     stored = _store(conn, context, plan)
     if stored.get("status") != schedule.RUNNING:
         return stored
     run_plan(conn, context, stored, now or datetime.now(UTC))
     return _read_schedule(conn, stored["id"])  # completed already when nothing remains
+
+
+def _versioned(context: Context, plan: Resource) -> Resource:
+    """The schedule with each activity's form as `url|version` (the canonical its Tasks'
+    `questionnaire` input carries), whichever spelling the catalogue resolved (check() did)."""
+    out = {**plan, "activity": []}
+    for element in plan["activity"]:
+        detail = element["detail"]
+        form = context.catalogue.resolve(detail["instantiatesCanonical"][0])
+        canonical = f"{form['url']}|{form['version']}" if form and form.get("version") \
+            else detail["instantiatesCanonical"][0]
+        out["activity"].append({**element, "detail": {**detail,
+                                                      "instantiatesCanonical": [canonical]}})
+    return out
 
 
 def _read_schedule(conn: Connection, careplan_id: str) -> Resource:
@@ -195,20 +211,40 @@ def schedules_of(conn: Connection, patient: str) -> list[Resource]:
     return sorted(found, key=lambda p: p.get("status") != schedule.RUNNING)
 
 
-def run(context: Context, now: datetime) -> RunResult:
+class _RolledBack(Exception):
+    """Ends a dry run's transaction (rolled back) with what it would have done."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+def _run_one(context: Context, careplan_id: str, now: datetime, dry_run: bool) -> RunResult:
+    try:
+        with context.store.transaction() as conn:
+            serialize(conn, f"schedule/{careplan_id}")
+            plan = read(conn, "CarePlan", careplan_id)
+            result = RunResult()
+            if plan is not None and plan.get("status") == schedule.RUNNING:
+                result = run_plan(conn, context, plan, now)
+            if dry_run:
+                raise _RolledBack(result)
+            return result
+    except _RolledBack as done:
+        return done.result
+
+
+def run(context: Context, now: datetime, dry_run: bool = False) -> RunResult:
     """Create the Tasks every active schedule has due at `now`; each schedule in its own
-    transaction, serialised with any other run on the same schedule."""
+    transaction, serialised with any other run on the same schedule. `dry_run`: the same
+    work, each transaction rolled back, so only the counts remain (nothing is written)."""
     with context.store.transaction() as conn:
         ids = [p["id"] for p in search(conn, "CarePlan", criteria(
             "CarePlan", [("category", CATEGORY), ("status", schedule.RUNNING)]))]
     total = RunResult()
     for careplan_id in ids:
         try:
-            with context.store.transaction() as conn:
-                serialize(conn, f"schedule/{careplan_id}")
-                plan = read(conn, "CarePlan", careplan_id)
-                if plan is not None and plan.get("status") == schedule.RUNNING:
-                    total += run_plan(conn, context, plan, now)
+            total += _run_one(context, careplan_id, now, dry_run)
         except Conflict:
             # Another run stored the same occurrence first (the unique business key): it is
             # created, once; this run's part for the schedule rolled back.
@@ -217,6 +253,13 @@ def run(context: Context, now: datetime) -> RunResult:
             # A stored schedule that no longer reads (edited by hand in the database): the
             # others still run. Its id is not logged (patient data stays out of the logs).
             log.warning("a schedule could not be read and was skipped")
+    if not dry_run:
+        SCHEDULE_TASKS.labels("created").inc(total.created)
+        SCHEDULE_TASKS.labels("superseded").inc(total.superseded)
+    # One line per run, counts only (no patient, no schedule id).
+    log.info("schedules run%s: %d schedule(s), %d created, %d superseded, %d completed",
+             " (dry run, nothing written)" if dry_run else "", len(ids), total.created,
+             total.superseded, total.completed)
     return total
 
 
@@ -283,10 +326,7 @@ def run_every(context: Context, interval: float, stop: threading.Event,
     worker's loop); a failed run is logged and the next one tried on time."""
     while not stop.is_set():
         try:
-            result = run(context, clock())
-            if result.created or result.superseded or result.completed:
-                log.info("schedules run: %d created, %d superseded, %d completed",
-                         result.created, result.superseded, result.completed)
+            run(context, clock())  # logs its one line of counts
         except Exception:  # a database outage must not end the loop
             log.exception("schedules run failed")
         stop.wait(interval)

@@ -115,7 +115,8 @@ def window_end(start: str, days: int) -> str:
     end = moment + relativedelta(days=days)
     if len(start) <= 10:
         return end.date().isoformat()
-    text = end.isoformat()
+    # The start's own format (now_instant writes milliseconds), so a period reads as one.
+    text = end.isoformat(timespec="milliseconds" if "." in start else "seconds")
     return text.replace("+00:00", "Z") if start.endswith("Z") else text
 
 
@@ -210,14 +211,20 @@ def complete_with(conn: Connection, context: Context, task_id: str, response: Re
     return _next(conn, context, task, done)
 
 
-def due_tasks(conn: Connection, at: datetime, overdue: bool = False) -> list[Resource]:
+def due_tasks(conn: Connection, at: datetime, overdue: bool = False,
+              patient_performed: bool = False) -> list[Resource]:
     """The open Tasks of every patient available at `at` (their period has started), the
-    earliest due first; `overdue`: only those whose due date (period end) `at` has passed."""
+    earliest due first; `overdue`: only those whose due date (period end) `at` has passed;
+    `patient_performed`: only those the patient fills (performerType Patient, or for a Task
+    stored without it, owned by the patient), the ones a reminder may go to."""
     instant = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     criteria = [Criterion("status:code", "eq", tuple(sorted(task_shape.OPEN))),
                 Criterion("period:start", "le", (instant,))]
     if overdue:
         criteria.append(Criterion("period:end", "lt", (instant,)))
-    found = search(conn, "Task", criteria)
+    # Filtered on the Task itself, not on the `performer` index rows, so Tasks indexed before
+    # those rows existed are judged by their owner too.
+    found = [t for t in search(conn, "Task", criteria)
+             if not patient_performed or task_shape.patient_performed(t)]
     return sorted(found, key=lambda t: (task_shape.due(t) is None, task_shape.due(t) or "",
                                         t["id"]))

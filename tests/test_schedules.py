@@ -225,6 +225,47 @@ def test_tasks_schedule_runs_once_as_at_a_moment_and_prints_counts_only(
     assert refused.exit_code != 0 and "--at" in refused.output
 
 
+def test_tasks_schedule_dry_run_counts_and_writes_nothing(
+        database_url: str, app: Flask, context: Context,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Newcomer findings 2 and 14: --dry-run counts what a run would do and stores nothing;
+    a real run logs one line of counts and adds them to the Prometheus counter."""
+    from mit_fhir.metrics import SCHEDULE_TASKS
+
+    _create(context, Activity(DERS, 1, "wk", date(2026, 1, 5)), patient="p-secret",
+            now="2026-01-05T08:00:00")
+    env = {"MIT_FHIR_DATABASE_URL": database_url}
+    before = stored_counts(app)
+    dry = CliRunner().invoke(main, ["tasks", "schedule", "--dry-run", "--at", "2026-01-12"],
+                             env=env)
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines()[0] == "dry run: nothing was written"
+    assert dry.output.split()[-6:] == ["created:", "1", "superseded:", "1", "completed:", "0"]
+    assert stored_counts(app) == before
+    assert [t["status"] for t in _tasks(context, "p-secret")] == ["requested"]
+
+    def counted(outcome: str) -> float:
+        return SCHEDULE_TASKS.labels(outcome)._value.get()
+
+    created, superseded = counted("created"), counted("superseded")
+    caplog.set_level("INFO", "mit_fhir.schedules")
+    caplog.clear()
+    assert schedules.run(context, _at("2026-01-12T08:00:00")) == schedules.RunResult(1, 1, 0)
+    assert (counted("created"), counted("superseded")) == (created + 1, superseded + 1)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "mit_fhir.schedules"]
+    assert line == "schedules run: 1 schedule(s), 1 created, 1 superseded, 0 completed"
+    assert sorted(t["status"] for t in _tasks(context, "p-secret")) == ["cancelled", "requested"]
+
+
+def test_a_schedule_stores_each_form_as_the_tasks_canonical(context: Context) -> None:
+    """Newcomer finding 16: instantiatesCanonical carries |version, as the Task's input."""
+    plan = _create(context, Activity(DERS, 1, "mo", date(2026, 1, 1)))
+    (task,) = _tasks(context)
+    canonical = plan["activity"][0]["detail"]["instantiatesCanonical"]
+    assert canonical == [tasks.questionnaire_of(task)] and "|" in canonical[0]
+    assert canonical[0].partition("|")[0] == DERS
+
+
 def test_the_worker_runs_the_schedules_without_an_ehr(database_url: str,
                                                       context: Context) -> None:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -270,3 +270,41 @@ def test_every_task_write_is_queued_for_the_ehr_when_sync_is_on(context: Context
 def test_the_window_ends_days_after_any_start_a_client_may_write(
         context: Context, start: str, end: str) -> None:
     assert shape.period(_assign(context, start=start)) == (start, end)
+
+
+def test_who_performs_is_marked_and_searchable(context: Context) -> None:
+    """Newcomer finding 1: performerType Patient on a self-report form's Task, Healthcare
+    professional on a clinician-rated one, searched as R4's `performer` token."""
+    own = _assign(context)
+    theirs = _assign(context, BPD, end="2026-02-01")
+    assert own["performerType"][0]["coding"][0]["code"] == "116154003"
+    assert theirs["performerType"][0]["coding"][0]["code"] == "223366009"
+    assert shape.patient_performed(own) and not shape.patient_performed(theirs)
+    with context.store.transaction() as conn:
+        def found(code: str) -> list[str]:
+            return [t["id"] for t in search(conn, "Task", [
+                Criterion("performer", "eq", (f"http://snomed.info/sct|{code}",))])]
+        assert found("116154003") == [own["id"]]
+        assert found("223366009") == [theirs["id"]]
+
+
+def test_a_task_without_performer_type_is_judged_by_its_owner(context: Context) -> None:
+    """A Task stored before performerType was written (or a client's without it) is indexed
+    with the performer its owner implies whenever it is stored again."""
+    made = shape.questionnaire_task(PHQ9, "p1", {"reference": DOCTOR}, "2026-01-01T00:00:00Z")
+    del made["performerType"]
+    assert shape.patient_performed(made)
+    with context.store.transaction() as conn:
+        stored = tasks.store_new(conn, context, made)
+        hits = search(conn, "Task", [Criterion("performer", "eq",
+                                                ("http://snomed.info/sct|116154003",))])
+    assert "performerType" not in stored and [t["id"] for t in hits] == [stored["id"]]
+
+
+def test_a_period_from_now_is_written_in_one_format(context: Context) -> None:
+    """Newcomer finding 16: start and end both instants as now_instant writes them."""
+    import re
+
+    start, end = shape.period(_assign(context, start=None))
+    instant = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    assert start and end and instant.match(start) and instant.match(end), (start, end)

@@ -65,7 +65,8 @@ def _unprocessable(issues: list[Issue]) -> Unprocessable:
 
 def new_task(task: Resource, context: Context) -> Resource:
     """The Task to store for a create: checked, with the service's id, identifier and profile,
-    and the defaults (requester: the caller; owner: by the form; period: now + the window)."""
+    and the defaults (requester: the caller; owner: by the form; performerType: by the owner;
+    period: now + the window)."""
     check_structure(task, Task)
     if issues := task_checks.create_issues(task, context.catalogue.resolve):
         raise _unprocessable(issues)
@@ -93,6 +94,7 @@ def new_task(task: Resource, context: Context) -> Resource:
     })
     out.setdefault("owner", requester if not shape.is_self_report(form)
                    else {"reference": out["for"]["reference"]})
+    out.setdefault("performerType", [shape.performer_concept(out)])
     if issues := task_checks.period_issues(out):
         raise _unprocessable(issues)
     return out

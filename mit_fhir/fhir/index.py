@@ -76,7 +76,8 @@ TASK_STATUS_SYSTEM = tasks.STATUS_SYSTEM
 def task_index(task: Resource) -> list[Row]:
     """Task: subject and patient (its `for`), status, code, questionnaire (the canonical of its
     input, without version), period (restriction.period: a start and an end row, open ends as
-    the extremes), requester, owner, based-on, authored-on, identifier, _id."""
+    the extremes), requester, owner, performer (performerType, else the one `owner` implies),
+    based-on, authored-on, identifier, _id."""
     rows = reference_rows("subject", task.get("for"))
     rows += [("patient", v) for _, v in rows if v.startswith("Patient/")]
     rows += _status_rows(TASK_STATUS_SYSTEM, task.get("status"))
@@ -88,6 +89,8 @@ def task_index(task: Resource) -> list[Row]:
     rows.append(("period:end", date_end_key(end) or PERIOD_OPEN_END))
     rows += reference_rows("requester", task.get("requester"))
     rows += reference_rows("owner", task.get("owner"))
+    for concept in tasks.performer_types(task):
+        rows += token_rows("performer", concept)
     for ref in task.get("basedOn") or ():
         rows += reference_rows("based-on", ref)
     if (authored := date_key(task.get("authoredOn"))) is not None:

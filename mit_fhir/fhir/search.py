@@ -163,6 +163,9 @@ PARAMETERS["Task"] = {
     "period": ("period", "period"),
     "requester": ("reference", "requester"),
     "owner": ("reference", "owner"),
+    # R4 Task.performerType: SNOMED 116154003 Patient for a self-report form, 223366009
+    # Healthcare professional for a clinician-rated one (fhir/task.py).
+    "performer": ("token", "performer"),
     "based-on": ("reference", "based-on"),
     "authored-on": ("date", "authored-on"),
 }

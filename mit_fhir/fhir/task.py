@@ -32,6 +32,13 @@ STATUSES = frozenset({"draft", "requested", "received", "accepted", "rejected", 
 OPEN = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold"})
 
 
+# Who performs the Task (R4 Task.performerType, the `performer` search parameter): reminders
+# go to the patient-performed ones only (docs/operations/reminders.md).
+SNOMED = "http://snomed.info/sct"
+PERFORMER_PATIENT = (SNOMED, "116154003", "Patient")
+PERFORMER_CLINICIAN = (SNOMED, "223366009", "Healthcare professional")
+
+
 def _type(code: str) -> Resource:
     return {"coding": [{"system": SDC_TEMP, "code": code}]}
 
@@ -55,6 +62,7 @@ def questionnaire_task(questionnaire: str, patient: str, requester: Resource,
         "requester": dict(requester),
         "input": [{"type": _type(INPUT_QUESTIONNAIRE), "valueCanonical": questionnaire}],
     }
+    task["performerType"] = [performer_concept(task)]
     if tid is not None:
         task["id"] = tid
         task["identifier"] = [{"system": IDENTIFIER_SYSTEM, "value": tid}]
@@ -104,6 +112,31 @@ def period(task: Resource) -> tuple[str | None, str | None]:
     """restriction.period as (start, end), as written."""
     found = (task.get("restriction") or {}).get("period") or {}
     return found.get("start"), found.get("end")
+
+
+def performer_concept(task: Resource) -> Resource:
+    """The performerType a Task gets from its `owner`: Patient when the patient owns it (a
+    self-report form), Healthcare professional otherwise."""
+    owner = str((task.get("owner") or {}).get("reference", ""))
+    system, code, display = PERFORMER_PATIENT if owner.startswith("Patient/") \
+        else PERFORMER_CLINICIAN
+    return {"coding": [{"system": system, "code": code, "display": display}]}
+
+
+def performer_types(task: Resource) -> list[Resource]:
+    """The Task's performerType; a Task stored before it was written (or by a client that
+    leaves it out) has the one its `owner` implies."""
+    found = task.get("performerType")
+    if isinstance(found, list) and found and all(isinstance(c, dict) for c in found):
+        return found
+    return [performer_concept(task)]
+
+
+def patient_performed(task: Resource) -> bool:
+    """Whether the patient fills the form (performerType Patient): the Tasks reminders reach."""
+    system, code, _ = PERFORMER_PATIENT
+    return any((c.get("system"), c.get("code")) == (system, code)
+               for concept in performer_types(task) for c in concept.get("coding") or ())
 
 
 def is_open(task: Resource) -> bool:
