@@ -176,7 +176,9 @@ class SettingsSchema(Schema):
                        "token endpoint; default: `{base}/.well-known/smart-configuration`"))
     EHR_SCOPE = fields.String(
         load_default=DEFAULT_SCOPE,
-        metadata=about("sync", "`system/<type>.cruds` for the five synced types",
+        metadata=about("sync", "`system/<type>.cruds` for the six synced types "
+                               "(QuestionnaireResponse, Observation, MedicationRequest, "
+                               "CarePlan, CareTeam, Task)",
                        "scopes requested with the token"))
     EHR_TIMEOUT = fields.Float(
         load_default=10.0, validate=validate.Range(min=0.1, max=300),
