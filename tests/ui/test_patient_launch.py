@@ -181,3 +181,22 @@ def test_the_page_lists_only_the_patients_own_open_tasks(browser: FlaskClient, a
     # Another patient's Task cannot be opened by its id.
     assert browser.get(f"/app/my/tasks/{hidden[2]}", base_url=APP).status_code == 404
     assert browser.get(f"/app/my/tasks/{hidden[1]}", base_url=APP).status_code == 404
+
+
+def test_a_portal_launch_asks_for_launch_and_a_standalone_one_for_launch_patient(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr) -> None:
+    """Fix N8: SMART binds an EHR launch's context only under `launch` (the test EHR does
+    too), so the portal launch of the patient view asks for it; a standalone one asks for
+    `launch/patient`."""
+    ehr.sign_in_patient(PATIENT)
+    portal = browser.get("/app/launch", base_url=APP, query_string={
+        "view": "patient", "iss": ehr.iss, "launch": ehr.launch(PATIENT)})
+    asked = parse_qs(urlsplit(portal.headers["Location"]).query)["scope"][0].split()
+    assert "launch" in asked and "launch/patient" not in asked
+    assert set(asked) - {"launch"} == set(PATIENT_SCOPE.split()) - {"launch/patient"}
+    done = browser.get("/app/callback", base_url=APP,
+                       query_string=authorize(portal.headers["Location"]))
+    assert done.headers["Location"] == "/app/my"
+    alone = browser.get("/app/launch", base_url=APP, query_string={"view": "patient"})
+    asked = parse_qs(urlsplit(alone.headers["Location"]).query)["scope"][0].split()
+    assert "launch/patient" in asked and "launch" not in asked
