@@ -21,9 +21,11 @@ CSRF_HEADER = "X-CSRF-Token"
 class PageError(Exception):
     """Shown to the person as a page (or JSON for the page's own API) with a status."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400,
+                 link: tuple[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.link = link  # (href, text): where the person can go instead
 
 
 def content_security_policy() -> str:
@@ -117,6 +119,11 @@ def require_session() -> dict[str, Any]:
     """The clinician's launched session (tokens refreshed when due), or PageError 401; a
     patient or hand-over session gets 403 on every clinician page and API."""
     data: dict[str, Any] | None = g.get("ui_session")
+    if data and role_of(data) == "handover":
+        # The patient pressed Back (or typed a clinician URL) on the handed-over device.
+        words = i18n.words(request.accept_languages.best_match(list(i18n.WORDS)) or "en")
+        raise PageError(f"{words['handover_here']} {words['handover_leave']}", 403,
+                        link=("/app/my", words["handover_link"]))
     if data and role_of(data) != "clinician":
         raise PageError(CLINICIANS_ONLY, 403)
     if data and data.get("development"):

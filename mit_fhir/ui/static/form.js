@@ -236,7 +236,56 @@
     saveButton.disabled = false;
     submitButton.disabled = false;
     root.dataset.ready = "true";
-    say(draft && draft.item ? fmt(W.restored, { when: draft.authored }) : W.ready);
+    say(draft && draft.item ? fmt(W.restored, { when: localTime(draft.authored) }) : W.ready);
+    if (patientMode && progress) {
+      asked = askedItems(questionnaire.item, []);
+      showProgress();
+      for (const kind of ["change", "click", "keyup"]) root.addEventListener(kind, laterProgress, true);
+    }
+  }
+
+  // A saved instant as the person reads it: the local time in the page's language, with
+  // the day too when it is not today ("Draft saved at 08:07").
+  function localTime(instant) {
+    const when = new Date(instant);
+    if (Number.isNaN(when.getTime())) return instant;
+    const lang = document.documentElement.lang || undefined;
+    const today = new Date().toDateString() === when.toDateString();
+    return new Intl.DateTimeFormat(lang, today ? { hour: "2-digit", minute: "2-digit" } :
+      { day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" }).format(when);
+  }
+
+  // Progress on the patient's page ("12 of 36 answered"), said politely when it changes.
+  const progress = document.getElementById("progress");
+  let asked = null;
+  function askedItems(items, out) {
+    for (const item of items || []) {
+      if (item.type !== "group" && item.type !== "display" && !item.readOnly) out.push(item);
+      askedItems(item.item, out);
+    }
+    return out;
+  }
+  function answered(items, out) {
+    for (const item of items || []) {
+      if (item.answer && item.answer.length) out.add(item.linkId);
+      answered(item.item, out);
+      for (const a of item.answer || []) answered(a.item, out);
+    }
+    return out;
+  }
+  let progressPending = null;
+  function showProgress() {
+    if (!progress || !asked) return;
+    const done = answered(response().item, new Set());
+    const total = asked.filter((i) => !i.enableWhen || done.has(i.linkId)).length;
+    const n = asked.filter((i) => done.has(i.linkId)).length;
+    const text = fmt(W.progress, { n, total });
+    if (progress.textContent !== text) progress.textContent = text;
+    progress.hidden = false;
+  }
+  function laterProgress() {
+    clearTimeout(progressPending);
+    progressPending = setTimeout(showProgress, 400);
   }
 
   // A lost answer (no network, a dropped connection) is a TypeError without a status.
@@ -247,7 +296,7 @@
     saveButton.disabled = true;
     try {
       const saved = await mitFhir.request("PUT", root.dataset.draft, response());
-      say(fmt(W.saved, { when: saved.saved }));
+      say(fmt(W.saved, { when: localTime(saved.saved) }));
     } catch (err) {
       say(why(err) === null ? W.draft_lost : fmt(W.not_saved, { why: why(err) }));
     } finally {
@@ -302,6 +351,7 @@
     // The status line (aria-live) says that the answers were sent.
     root.hidden = true;
     saveButton.closest(".actions").hidden = true;
+    if (progress) progress.hidden = true;
     const safe = document.getElementById("safety");
     const thanks = document.getElementById("thanks");
     safe.hidden = !safety;
