@@ -80,3 +80,54 @@ def test_an_italian_patient_fills_an_english_only_form_in_italian_words(
         screenshot(page, "patient-form-it-360")
     finally:
         ctx.close()
+
+
+def test_the_phq9_difficulty_question_is_answered_by_keyboard(
+        app_server: AppServer, medplum_server: Any, browser: Any, patient_user: Any) -> None:
+    """Fix finding 5: PHQ-9's last question is LHC-Forms' radio list (ng-zorro), which takes
+    Space and the arrows in its model but left the native radio unchecked (what a screen
+    reader reads). By keyboard alone: Tab to it, Space, ArrowDown; the checked radio, its
+    look and the answer sent agree."""
+    me = str(create_in_ehr(medplum_server.base_url, {"resourceType": "Patient",
+                                                      "name": [{"family": "Gallo"}]})["id"])
+    tid = seed_task(app_server.app, me, f"{PHQ9['url']}|{PHQ9['version']}")
+    patient_user(me)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{app_server.ehr.url}/portal?patient={me}&app={app_server.url}")
+        page.click("#launch")
+        page.click("button:has-text('Approve')")
+        page.wait_for_url(re.compile(re.escape(app_server.url) + r"/app/my"))
+        page.goto(f"{app_server.url}/app/my/tasks/{tid}")
+        page.wait_for_selector("#form[data-ready=true]", timeout=30_000)
+        for n in range(1, 10):
+            click_answer(page, f"phq-9-{n}", 0)
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.name") == "radiogroup_phq-9-difficulty/1"
+        checked = ("Array.from(document.querySelectorAll('[id^=\"phq-9-difficulty/\"]'))"
+                   ".filter(e => e.querySelector('input').checked).map(e => e.id.split('|')[2])")
+        looks = ("Array.from(document.querySelectorAll('[id^=\"phq-9-difficulty/\"]'))"
+                 ".filter(e => e.classList.contains('ant-radio-wrapper-checked'))"
+                 ".map(e => e.id.split('|')[2])")
+        page.keyboard.press("Space")
+        page.wait_for_function(f"({checked}).length === 1")
+        assert page.evaluate(checked) == page.evaluate(looks) == ["LA6572-7"]
+        page.keyboard.press("ArrowDown")
+        page.wait_for_function(f"({checked})[0] === 'LA6573-5'")
+        assert page.evaluate(checked) == page.evaluate(looks) == ["LA6573-5"]
+        page.click("#submit")
+        page.wait_for_selector("#thanks:not([hidden])", timeout=30_000)
+        with app_server.app.extensions["mit_fhir"].store.transaction() as conn:
+            from mit_fhir.fhir import task as fhir_task
+            from mit_fhir.store import repository
+            task = repository.read(conn, "Task", tid)
+            assert task is not None
+            ref = fhir_task.response_of(task)
+            assert ref is not None
+            response = repository.read(conn, "QuestionnaireResponse", ref.split("/")[1])
+        assert response is not None
+        answer = next(i for i in response["item"] if i["linkId"] == "phq-9-difficulty")
+        assert answer["answer"][0]["valueCoding"]["code"] == "LA6573-5"
+    finally:
+        ctx.close()

@@ -200,6 +200,23 @@
     return !first;
   }
 
+  // LHC-Forms' radio list (ng-zorro nz-radio, the list layout: PHQ-9's difficulty question)
+  // answers Space and the arrow keys in its model and by a class, but leaves the native
+  // input unchecked: screen readers then say "not checked" and :checked finds nothing. The
+  // native state follows the widget's.
+  // (After the event: ng-zorro cancels the click, which would undo a state set during it.)
+  function syncRadio(el) {
+    if (!el.classList || !el.classList.contains("ant-radio-wrapper")) return;
+    setTimeout(() => {
+      const input = el.querySelector("input[type=radio]");
+      const checked = el.classList.contains("ant-radio-wrapper-checked");
+      if (input && input.checked !== checked) input.checked = checked;
+    }, 0);
+  }
+  function syncRadios(node) {
+    for (const el of node.querySelectorAll(".ant-radio-wrapper")) syncRadio(el);
+  }
+
   async function load() {
     say(W.loading);
     // A grid of five answer columns does not fit a phone: there the items stay lists.
@@ -221,8 +238,10 @@
     fixReferences(root);
     dayFirstDates(root);
     let datesPending = false;
+    syncRadios(root);
     new MutationObserver((changes) => {
       for (const c of changes) {
+        if (c.type === "attributes" && c.attributeName === "class") { syncRadio(c.target); continue; }
         for (const n of c.addedNodes) { translateControls(n); fixReferences(n); }
       }
       // A new repetition's date picker gets its id and input in later steps of the render:
@@ -232,7 +251,8 @@
         setTimeout(() => { datesPending = false; dayFirstDates(root); }, 0);
       }
     // (ids too: a repetition's date picker is given its id after it is drawn)
-    }).observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["id"] });
+    }).observe(root, { childList: true, subtree: true, attributes: true,
+      attributeFilter: ["id", "class"] });
     saveButton.disabled = false;
     submitButton.disabled = false;
     root.dataset.ready = "true";
