@@ -39,7 +39,8 @@ def page_error(exc: PageError) -> Response:
     if request.path.startswith("/app/api/"):
         return Response(orjson.dumps({"error": str(exc)}), exc.status,
                         content_type="application/json")
-    return page("message.html", exc.status, title="mit-fhir", message=str(exc))
+    return page("message.html", exc.status, title="mit-fhir", message=str(exc),
+                link=getattr(exc, "link", None))
 
 
 @bp.errorhandler(smart.SmartError)

@@ -365,3 +365,33 @@ ASSIGN_WORDS: dict[str, dict[str, Any]] = {
 }
 for _lang, _more in ASSIGN_WORDS.items():
     WORDS[_lang].update(_more)
+
+# Fix round of issue 14: the hand-over's back-button page, dates and drafts, progress.
+FIX_PATIENT_WORDS: dict[str, dict[str, str]] = {
+    "en": {"handover_here": "This device is in patient mode: your forms are here.",
+           "handover_link": "Go to your forms",
+           "handover_leave": "When you have finished, give the device back to your clinician: "
+           "only they can leave patient mode.",
+           "progress": "{n} of {total} answered",
+           "due": "Please fill in by {date}", "overdue": "Still to do: it was due on {date}"},
+    "it": {"handover_here": "Questo dispositivo è in modalità paziente: i tuoi questionari "
+           "sono qui.", "handover_link": "Vai ai tuoi questionari",
+           "handover_leave": "Quando hai finito, restituisci il dispositivo al tuo clinico: "
+           "solo lui può uscire dalla modalità paziente.",
+           "progress": "{n} di {total} risposte date",
+           "due": "Da compilare entro il {date}", "overdue": "Ancora da fare: era da compilare "
+           "entro il {date}"},
+}
+for _lang, _fix in FIX_PATIENT_WORDS.items():
+    WORDS[_lang].update(_fix)
+
+MONTHS = {"en": ("January", "February", "March", "April", "May", "June", "July", "August",
+                 "September", "October", "November", "December"),
+          "it": ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio",
+                 "agosto", "settembre", "ottobre", "novembre", "dicembre")}
+
+
+def long_date(day: str, lang: str) -> str:
+    """A `YYYY-MM-DD` day as people write it: "29 November 2026", "29 novembre 2026"."""
+    year, month, date = (int(p) for p in day[:10].split("-"))
+    return f"{date} {MONTHS.get(lang, MONTHS['en'])[month - 1]} {year}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, current_app, jsonify, redirect, request, url_for
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as BaseResponse
 
 from mit_fhir import tasks
@@ -34,6 +36,18 @@ from mit_fhir.ui.web import (
 
 Resource = dict[str, Any]
 MAX_HANDOVER = 20  # Tasks one hand-over may carry: a session of forms, not a worklist
+
+
+# The crisis numbers the safety message names ("112", "02 2327 2327", "116 123").
+_PHONE = re.compile(r"(?<![\w+])(\d{2,3}(?: \d{3,4}){0,2})(?![\w])")
+
+
+def tel_links(text: str) -> Markup:
+    """The message with each phone number a `tel:` link (one tap to call on a phone)."""
+    parts = _PHONE.split(text)  # text, number, text, number, ..., text
+    return Markup("").join(
+        Markup('<a href="tel:{}">{}</a>').format(p.replace(" ", ""), p) if i % 2 else escape(p)
+        for i, p in enumerate(parts))
 
 
 def owner_reference(patient: str) -> str:
@@ -142,6 +156,7 @@ def listed(task: Resource, lang: str, now: datetime) -> Resource:
              if questionnaire else None)
     due = fhir_task.due(task)
     return {"id": task["id"], "title": title or "", "due": due[:10] if due else None,
+            "due_text": i18n.long_date(due, lang) if due else None,
             "overdue": fhir_task.overdue(task, now), "started": task.get("status") ==
             "in-progress"}
 
@@ -207,13 +222,18 @@ def my_task(tid: str) -> BaseResponse:
     if not fhir_task.is_open(task):
         return redirect(url_for("ui.my"), 303)
     questionnaire = form_of(task)
-    lang = lang_of(questionnaire)
+    # The page's own words (menu, buttons, status, safety) stay in the language chosen; the
+    # form is shown in it when it has that translation, else in its own, and the page says so.
+    lang, form_lang = lang_of(), lang_of(questionnaire)
     words = i18n.words(lang)
+    notice = None if form_lang == lang else words["no_translation"].format(
+        shown=i18n.NAMES_IN.get(lang, i18n.LANGUAGES).get(form_lang, form_lang))
     head = i18n.translated({k: questionnaire.get(k) for k in (
-        "title", "_title", "copyright", "_copyright", "language")}, lang)
+        "title", "_title", "copyright", "_copyright", "language")}, form_lang)
     return page("form.html", title=head["title"] or words["my_title"],
-                copyright=head.get("copyright"), lang=lang, words=words, mode="patient",
-                patient=data["patient"], task=tid, qid=questionnaire["id"], notice=None,
-                licensed=None, asked_words=words,
-                languages={k: v for k, v in i18n.LANGUAGES.items()
-                           if k in i18n.languages(questionnaire)})
+                copyright=head.get("copyright"), lang=lang, form_lang=form_lang, words=words,
+                mode="patient", patient=data["patient"], task=tid, qid=questionnaire["id"],
+                notice=notice, notice_lang=lang, licensed=None, asked_words=words,
+                safety=tel_links(words["safety"]),
+                safety_contact=tel_links(words["safety_contact"]),
+                languages=i18n.LANGUAGES)

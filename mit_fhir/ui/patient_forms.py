@@ -43,7 +43,7 @@ def my_questionnaire(tid: str) -> Response:
     if lang not in i18n.languages(questionnaire):
         raise PageError("no such translation", 404)
     grid = request.args.get("grid", "1") != "0"
-    return jsonify(presentation.for_renderer(i18n.translated(served, lang), grid=grid))
+    return jsonify(presentation.for_patient(i18n.translated(served, lang), grid=grid))
 
 
 def _prepared(task: Resource, questionnaire: Resource, patient: str, status: str) -> Resource:

@@ -117,3 +117,39 @@ def for_renderer(questionnaire: dict[str, Any], grid: bool = True) -> dict[str, 
         if item.get("readOnly") and "extension" in item:
             item["extension"] = [e for e in item["extension"] if e.get("url") != UNIT]
     return out
+
+
+CALCULATED = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
+
+
+def _is_calculated(item: dict[str, Any]) -> bool:
+    return any(e.get("url") == CALCULATED for e in item.get("extension", []))
+
+
+def _without_scores(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        if _is_calculated(item):
+            continue
+        if item.get("item"):
+            item["item"] = _without_scores(item["item"])
+            if not item["item"] and item.get("type") == "group":
+                continue
+        out.append(item)
+    return out
+
+
+def for_patient(questionnaire: dict[str, Any], grid: bool = True) -> dict[str, Any]:
+    """The patient's copy: no calculated item (no total, subscale or band while filling) and
+    none of the root variables that only feed them. The service scores the response from its
+    own Questionnaire, whatever the page sent."""
+    out = copy.deepcopy(questionnaire)
+    out["item"] = _without_scores(out.get("item", []))
+    # Variables another expression still reads (enableWhenExpression...) stay.
+    if not any("valueExpression" in e for i in walk_items(out["item"])
+               for e in i.get("extension", [])):
+        out["extension"] = [e for e in out.get("extension", []) if e.get("url") != VARIABLE]
+        if not out["extension"]:
+            del out["extension"]
+    return for_renderer(out, grid=grid)

@@ -89,6 +89,17 @@ def discover(iss: str, timeout: float) -> Endpoints:
                      body.get("issuer"), body.get("jwks_uri"))
 
 
+def launch_scope(asked: str, ehr_launch: bool) -> str:
+    """The scopes for this kind of launch: an EHR (or portal) launch binds its `launch`
+    parameter's context with `launch`; a standalone one asks for a patient to be picked
+    with `launch/patient` instead."""
+    if ehr_launch:
+        return " ".join(dict.fromkeys("launch" if s == "launch/patient" and "launch" not in
+                                      asked.split() else s for s in asked.split()))
+    return " ".join(dict.fromkeys(
+        "launch/patient" if s == "launch" else s for s in asked.split()))
+
+
 def authorization_url(client: Client, endpoints: Endpoints, redirect_uri: str,
                       launch: str | None, scope: str | None = None,
                       prompt: str | None = None) -> tuple[str, dict[str, str]]:
@@ -101,10 +112,7 @@ def authorization_url(client: Client, endpoints: Endpoints, redirect_uri: str,
         extra["launch"] = launch
     if prompt:
         extra["prompt"] = prompt
-    asked = scope or client.scope
-    # A standalone launch asks for a patient to be picked instead of the EHR's context.
-    scope = asked if launch else " ".join(dict.fromkeys(
-        "launch/patient" if s == "launch" else s for s in asked.split()))
+    scope = launch_scope(scope or client.scope, bool(launch))
     with client.session(redirect_uri, scope=scope) as oauth:
         url, state = oauth.create_authorization_url(
             endpoints.authorize, code_verifier=verifier, **extra)

@@ -21,9 +21,11 @@ CSRF_HEADER = "X-CSRF-Token"
 class PageError(Exception):
     """Shown to the person as a page (or JSON for the page's own API) with a status."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400,
+                 link: tuple[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.link = link  # (href, text): where the person can go instead
 
 
 def content_security_policy() -> str:
@@ -82,11 +84,12 @@ def demo_patient() -> str:
     return str(demo_data()["patient"]["id"])
 
 
-def _demo_launch() -> dict[str, Any]:
+def _demo_launch(role: str = "clinician") -> dict[str, Any]:
     """A launch without an EHR for the demo patient: a real session (cookie, CSRF token) so
-    that a newcomer can fill and submit the forms; set on the response by `set_demo_cookie`."""
+    that a newcomer can fill and submit the forms; set on the response by `set_demo_cookie`.
+    `role` "patient" is the patient's own view of the same demo patient."""
     data = {**DEVELOPMENT_SESSION, "patient": demo_patient(), "demo": True,
-            "csrf": secrets.token_urlsafe(32)}
+            "csrf": secrets.token_urlsafe(32), **({"role": role} if role != "clinician" else {})}
     with ctx().store.transaction() as conn:
         g.demo_cookie = sessions.create(conn, data, DEMO_SESSION_SECONDS)
     g.ui_session = data
@@ -117,6 +120,15 @@ def require_session() -> dict[str, Any]:
     """The clinician's launched session (tokens refreshed when due), or PageError 401; a
     patient or hand-over session gets 403 on every clinician page and API."""
     data: dict[str, Any] | None = g.get("ui_session")
+    if data and role_of(data) == "handover":
+        # The patient pressed Back (or typed a clinician URL) on the handed-over device.
+        words = i18n.words(request.accept_languages.best_match(list(i18n.WORDS)) or "en")
+        raise PageError(f"{words['handover_here']} {words['handover_leave']}", 403,
+                        link=("/app/my", words["handover_link"]))
+    if data and role_of(data) == "patient" and data.get("demo") and development_mode() \
+            and _demo_page():
+        # `make run`: from the demo patient's view back to a clinician's page.
+        data = None
     if data and role_of(data) != "clinician":
         raise PageError(CLINICIANS_ONLY, 403)
     if data and data.get("development"):
@@ -128,7 +140,7 @@ def require_session() -> dict[str, Any]:
         return data
     if (not data or "access_token" not in data) and development_mode():
         g.principal = Principal.development_user()
-        if request.method == "GET" and not request.path.startswith("/app/api/"):
+        if _demo_page():
             # `make run` without an EHR: opening a page is the demo launch.
             return _demo_launch()
         # The page's own API without a demo launch: stored data of any patient to loopback
@@ -142,10 +154,34 @@ def require_session() -> dict[str, Any]:
     return data
 
 
+def _demo_page() -> bool:
+    """A page (not the pages' API) opened with GET: where development mode may launch."""
+    return request.method == "GET" and not request.path.startswith("/app/api/")
+
+
+# The demo patient's own view (`make run`): what a patient launch grants, on loopback only.
+DEMO_PATIENT_SCOPE = ("patient/Task.rus patient/QuestionnaireResponse.crus "
+                      "patient/Observation.rs")
+
+
 def require_patient_session() -> dict[str, Any]:
     """A patient's session (patient launch) or a hand-over one, or PageError: 403 for a
-    clinician's session, 401 for none."""
+    clinician's session, 401 for none. In development mode a page opened without one (or
+    with the demo clinician's) starts the demo patient's own session."""
     data: dict[str, Any] | None = g.get("ui_session")
+    if development_mode() and (not data or "access_token" not in data) \
+            and (not data or data.get("demo")) and role_of(data) != "handover":
+        if role_of(data) != "patient" and _demo_page():
+            data = _demo_launch("patient")
+        if data and role_of(data) == "patient" and data.get("demo"):
+            g.principal = Principal(
+                subject="demo-patient", client_id=None, grants=parse_scopes(DEMO_PATIENT_SCOPE),
+                patient=str(data["patient"]), fhir_user=f"Patient/{data['patient']}",
+                scope_text=DEMO_PATIENT_SCOPE)
+            return data
+    elif data and data.get("development"):
+        # A demo session is only ever honoured where it was made: AUTH=none, on loopback.
+        raise PageError("No session: open your forms from the patient portal again.", 401)
     role = role_of(data)
     if not data or role not in ("patient", "handover") or not data.get("patient"):
         if data and ("access_token" in data or data.get("development")):

@@ -213,7 +213,10 @@ class SmartEhr:
             def save_authorization_code(self, code: str, req: Any) -> Code:
                 data = req.payload.data
                 launch = data.get("launch")
-                context = dict(ehr.launches.get(launch, {})) if launch else {}
+                # SMART binds an EHR launch's context only under the `launch` scope.
+                scopes = (req.payload.scope or "").split()
+                context = dict(ehr.launches.get(launch, {})) \
+                    if launch and "launch" in scopes else {}
                 if not launch and "launch/patient" in (req.payload.scope or "").split() \
                         and (ehr.patient_user or ehr.picked_patient):
                     # A patient's own record, else the user's pick (standalone).

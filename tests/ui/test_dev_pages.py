@@ -90,3 +90,40 @@ def test_a_demo_session_is_refused_once_the_service_runs_with_jwt(app: Flask) ->
         app.config["AUTH"] = "none"
     assert again.status_code == 401
     assert "Set-Cookie" not in again.headers
+
+
+def test_the_patients_view_of_the_demo_patient_in_development_mode(app: Flask) -> None:
+    """Fix N9: `/app/my` without a session starts the demo patient's own session (role
+    patient) listing its open Tasks; the landing page links it; loopback only."""
+    from mit_fhir import tasks
+    from tests.ui.patient_seed import DERS_URL, seed_task
+
+    patient = load_demo(app.extensions["mit_fhir"]).patient
+    seeded = seed_task(app, patient, DERS_URL)
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        own = [t["id"] for t in tasks.open_tasks(conn, patient, owner=f"Patient/{patient}")]
+    assert seeded in own
+    api = app.test_client()
+    landing = api.get("/").get_data(as_text=True)
+    assert re.search(r'<a href="/app/my">The patient.s view \(demo\)</a>', landing)
+    far = api.get("/app/my", base_url="https://localhost",
+                  environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert far.status_code == 401
+    mine = api.get("/app/my", base_url="https://localhost")
+    assert mine.status_code == 200, mine.get_data(as_text=True)
+    assert "mit_fhir_app=" in mine.headers["Set-Cookie"]
+    html = mine.get_data(as_text=True)
+    assert re.findall(r'data-task="([^"]+)"', html) == own
+    assert 'class="mode-patient"' in html
+    # Its own form, with the patient's copy of the Questionnaire (no score item).
+    assert api.get(f"/app/my/tasks/{seeded}", base_url="https://localhost").status_code == 200
+    served = api.get(f"/app/api/my/tasks/{seeded}/questionnaire?lang=en",
+                     base_url="https://localhost").get_json()
+    assert "ders-total" not in str(served) and served["id"] == "ders"
+    # The session is the patient's: a clinician's page starts the demo clinician again.
+    assert api.get("/app/", base_url="https://localhost").status_code == 200
+    app.config["AUTH"] = "jwt"
+    try:
+        assert api.get("/app/my", base_url="https://localhost").status_code == 401
+    finally:
+        app.config["AUTH"] = "none"

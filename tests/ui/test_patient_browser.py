@@ -63,7 +63,7 @@ def test_a_patient_fills_their_own_ders_task_by_clicking(
         tasks = page.locator("#my-tasks li")
         assert [tasks.nth(i).get_attribute("data-task") for i in range(tasks.count())] == [tid]
         assert not any(h in page.content() for h in hidden)
-        assert "To fill in by 2099-01-31" in page.inner_text("#my-tasks")
+        assert "Please fill in by 31 January 2099" in page.inner_text("#my-tasks")
         assert page.locator("nav a").all_inner_texts() == ["Your forms"]  # no chart, no list
         assert _no_horizontal_scroll(page)
         assert axe_violations(page) == []
@@ -132,7 +132,8 @@ def test_the_handover_mode_never_shows_the_chart_again(
         for path in ("/app/", "/app/outcomes", f"/app/patients/{patient}/outcomes"):
             page.goto(f"{app_server.url}{path}")
             assert "Forms for patient" not in page.content()
-            assert "This page is for clinicians" in page.inner_text("main"), path
+            assert "This device is in patient mode" in page.inner_text("main"), path
+            assert page.locator("#message-link").get_attribute("href") == "/app/my"
         page.goto(f"{app_server.url}/app/my")
         page.click("#finished")
         page.wait_for_selector("#give-back")

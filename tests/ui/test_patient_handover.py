@@ -119,3 +119,25 @@ def test_finishing_a_handover_leaves_only_the_give_back_page(
     page = browser.get("/app/my", base_url=APP).get_data(as_text=True)
     assert 'id="give-back"' in page and mine not in page
     assert browser.get(f"/app/my/tasks/{mine}", base_url=APP).status_code == 404
+
+
+def test_a_clinician_page_in_handover_mode_points_the_patient_to_their_forms(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr) -> None:
+    """Fix finding 11: Back (or a clinician URL) on the handed-over device says the device
+    is in patient mode, links to /app/my, and says only the clinician leaves it; never the
+    "for clinicians" message meant for a patient who came the wrong way."""
+    chosen = seed_task(app, PATIENT, DERS_URL)
+    launched(browser, ehr)
+    assert _hand_over(browser, [chosen])[0] == 200
+    for path in ("/app/", "/app/outcomes"):
+        resp = browser.get(path, base_url=APP)
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 403
+        assert "This device is in patient mode: your forms are here." in html
+        assert '<a id="message-link" href="/app/my">Go to your forms</a>' in html
+        assert "give the device back to your clinician" in html
+        assert "This page is for clinicians" not in html
+    italian = browser.get("/app/", base_url=APP, headers={"Accept-Language": "it"})
+    assert "modalità paziente" in italian.get_data(as_text=True)
+    api = browser.get("/app/api/forms/ders/questionnaire", base_url=APP)
+    assert api.status_code == 403 and "patient mode" in api.get_json()["error"]

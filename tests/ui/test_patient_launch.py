@@ -173,11 +173,34 @@ def test_the_page_lists_only_the_patients_own_open_tasks(browser: FlaskClient, a
     shown = re.findall(r'data-task="([^"]+)"', html)
     assert shown == [late, later]  # the overdue one first
     assert not set(hidden) & set(shown)
-    assert "Overdue: it was due by 2020-02-01" in html and "To fill in by 2099-01-31" in html
+    # Written out, the day kept on one line (fix finding 8), overdue said gently.
+    assert re.search(r'Still to do: it was due on <time class="day" datetime="2020-02-01">'
+                     r'1 February 2020</time>', html)
+    assert re.search(r'Please fill in by <time class="day" datetime="2099-01-31">'
+                     r'31 January 2099</time>', html)
     assert "Difficulties in Emotion Regulation" in html
     assert 'id="my-scores"' not in html  # MIT_FHIR_PATIENT_SCORES is off by default
     italian = browser.get("/app/my?lang=it", base_url=APP).get_data(as_text=True)
-    assert "In ritardo" in italian
+    assert "Ancora da fare" in italian and "1 febbraio 2020" in italian
     # Another patient's Task cannot be opened by its id.
     assert browser.get(f"/app/my/tasks/{hidden[2]}", base_url=APP).status_code == 404
     assert browser.get(f"/app/my/tasks/{hidden[1]}", base_url=APP).status_code == 404
+
+
+def test_a_portal_launch_asks_for_launch_and_a_standalone_one_for_launch_patient(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr) -> None:
+    """Fix N8: SMART binds an EHR launch's context only under `launch` (the test EHR does
+    too), so the portal launch of the patient view asks for it; a standalone one asks for
+    `launch/patient`."""
+    ehr.sign_in_patient(PATIENT)
+    portal = browser.get("/app/launch", base_url=APP, query_string={
+        "view": "patient", "iss": ehr.iss, "launch": ehr.launch(PATIENT)})
+    asked = parse_qs(urlsplit(portal.headers["Location"]).query)["scope"][0].split()
+    assert "launch" in asked and "launch/patient" not in asked
+    assert set(asked) - {"launch"} == set(PATIENT_SCOPE.split()) - {"launch/patient"}
+    done = browser.get("/app/callback", base_url=APP,
+                       query_string=authorize(portal.headers["Location"]))
+    assert done.headers["Location"] == "/app/my"
+    alone = browser.get("/app/launch", base_url=APP, query_string={"view": "patient"})
+    asked = parse_qs(urlsplit(alone.headers["Location"]).query)["scope"][0].split()
+    assert "launch/patient" in asked and "launch" not in asked

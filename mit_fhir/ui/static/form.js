@@ -200,6 +200,23 @@
     return !first;
   }
 
+  // LHC-Forms' radio list (ng-zorro nz-radio, the list layout: PHQ-9's difficulty question)
+  // answers Space and the arrow keys in its model and by a class, but leaves the native
+  // input unchecked: screen readers then say "not checked" and :checked finds nothing. The
+  // native state follows the widget's.
+  // (After the event: ng-zorro cancels the click, which would undo a state set during it.)
+  function syncRadio(el) {
+    if (!el.classList || !el.classList.contains("ant-radio-wrapper")) return;
+    setTimeout(() => {
+      const input = el.querySelector("input[type=radio]");
+      const checked = el.classList.contains("ant-radio-wrapper-checked");
+      if (input && input.checked !== checked) input.checked = checked;
+    }, 0);
+  }
+  function syncRadios(node) {
+    for (const el of node.querySelectorAll(".ant-radio-wrapper")) syncRadio(el);
+  }
+
   async function load() {
     say(W.loading);
     // A grid of five answer columns does not fit a phone: there the items stay lists.
@@ -221,8 +238,10 @@
     fixReferences(root);
     dayFirstDates(root);
     let datesPending = false;
+    syncRadios(root);
     new MutationObserver((changes) => {
       for (const c of changes) {
+        if (c.type === "attributes" && c.attributeName === "class") { syncRadio(c.target); continue; }
         for (const n of c.addedNodes) { translateControls(n); fixReferences(n); }
       }
       // A new repetition's date picker gets its id and input in later steps of the render:
@@ -232,11 +251,61 @@
         setTimeout(() => { datesPending = false; dayFirstDates(root); }, 0);
       }
     // (ids too: a repetition's date picker is given its id after it is drawn)
-    }).observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["id"] });
+    }).observe(root, { childList: true, subtree: true, attributes: true,
+      attributeFilter: ["id", "class"] });
     saveButton.disabled = false;
     submitButton.disabled = false;
     root.dataset.ready = "true";
-    say(draft && draft.item ? fmt(W.restored, { when: draft.authored }) : W.ready);
+    say(draft && draft.item ? fmt(W.restored, { when: localTime(draft.authored) }) : W.ready);
+    if (patientMode && progress) {
+      asked = askedItems(questionnaire.item, []);
+      showProgress();
+      for (const kind of ["change", "click", "keyup"]) root.addEventListener(kind, laterProgress, true);
+    }
+  }
+
+  // A saved instant as the person reads it: the local time in the page's language, with
+  // the day too when it is not today ("Draft saved at 08:07").
+  function localTime(instant) {
+    const when = new Date(instant);
+    if (Number.isNaN(when.getTime())) return instant;
+    const lang = document.documentElement.lang || undefined;
+    const today = new Date().toDateString() === when.toDateString();
+    return new Intl.DateTimeFormat(lang, today ? { hour: "2-digit", minute: "2-digit" } :
+      { day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" }).format(when);
+  }
+
+  // Progress on the patient's page ("12 of 36 answered"), said politely when it changes.
+  const progress = document.getElementById("progress");
+  let asked = null;
+  function askedItems(items, out) {
+    for (const item of items || []) {
+      if (item.type !== "group" && item.type !== "display" && !item.readOnly) out.push(item);
+      askedItems(item.item, out);
+    }
+    return out;
+  }
+  function answered(items, out) {
+    for (const item of items || []) {
+      if (item.answer && item.answer.length) out.add(item.linkId);
+      answered(item.item, out);
+      for (const a of item.answer || []) answered(a.item, out);
+    }
+    return out;
+  }
+  let progressPending = null;
+  function showProgress() {
+    if (!progress || !asked) return;
+    const done = answered(response().item, new Set());
+    const total = asked.filter((i) => !i.enableWhen || done.has(i.linkId)).length;
+    const n = asked.filter((i) => done.has(i.linkId)).length;
+    const text = fmt(W.progress, { n, total });
+    if (progress.textContent !== text) progress.textContent = text;
+    progress.hidden = false;
+  }
+  function laterProgress() {
+    clearTimeout(progressPending);
+    progressPending = setTimeout(showProgress, 400);
   }
 
   // A lost answer (no network, a dropped connection) is a TypeError without a status.
@@ -247,7 +316,7 @@
     saveButton.disabled = true;
     try {
       const saved = await mitFhir.request("PUT", root.dataset.draft, response());
-      say(fmt(W.saved, { when: saved.saved }));
+      say(fmt(W.saved, { when: localTime(saved.saved) }));
     } catch (err) {
       say(why(err) === null ? W.draft_lost : fmt(W.not_saved, { why: why(err) }));
     } finally {
@@ -302,6 +371,7 @@
     // The status line (aria-live) says that the answers were sent.
     root.hidden = true;
     saveButton.closest(".actions").hidden = true;
+    if (progress) progress.hidden = true;
     const safe = document.getElementById("safety");
     const thanks = document.getElementById("thanks");
     safe.hidden = !safety;
