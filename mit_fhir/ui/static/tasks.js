@@ -25,6 +25,34 @@
     return b;
   }
 
+  // A cell holds one value element (text, dates, notes inside it): on a phone it sits beside
+  // its column's name and wraps within the card, whatever it says. Empty cells stay empty.
+  function put(row, parts, header) {
+    const el = cell(row, "", header);
+    const shown = parts.filter((p) => p !== null && p !== undefined && p !== "");
+    if (shown.length) {
+      const value = document.createElement("span");
+      value.className = "value";
+      value.append(...shown);
+      el.appendChild(value);
+    }
+    return el;
+  }
+
+  // A date is one token ("2026-12-16" never breaks at its hyphens); the words around it wrap.
+  function day(text) {
+    if (!text) return null;
+    const span = document.createElement("span");
+    span.className = "date";
+    span.textContent = text;
+    return span;
+  }
+
+  function dated(template, date) {
+    const [before, after] = template.split("{date}");
+    return [before, day(date), after === undefined ? "" : after];
+  }
+
   function taskRow(t) {
     const row = document.createElement("tr");
     row.dataset.task = t.id;
@@ -39,26 +67,26 @@
       pick.appendChild(box);
     }
     row.appendChild(pick);
-    const name = cell(row, t.form, true);
-    name.lang = t.formLang;
+    let note = null;
     if (t.scheduled) {
-      const note = document.createElement("span");
+      note = document.createElement("span");
       note.className = "note";
       note.lang = lang;
       note.textContent = " (" + W.from_schedule + ")";
-      name.appendChild(note);
     }
-    const state = cell(row, t.statusText);
+    const name = put(row, [t.form, note], true);
+    name.lang = t.formLang;
+    const state = put(row, [t.statusText]);
     if (t.reason && !t.open) state.title = t.reason;
-    const due = cell(row, t.due || "");
+    let due = [day(t.due)];
     if (t.overdue) {
-      due.textContent = "";
       const strong = document.createElement("strong");
-      strong.textContent = fmt(W.task_overdue, { date: t.due });
-      due.appendChild(strong);
+      strong.append(...dated(W.task_overdue, t.due));
+      due = [strong];
     }
-    cell(row, t.owner === "patient" ? W.owner_patient : W.owner_clinician);
-    cell(row, t.closed || "");
+    put(row, due);
+    put(row, [t.owner === "patient" ? W.owner_patient : W.owner_clinician]);
+    put(row, [day(t.closed)]);
     const action = document.createElement("td");
     if (t.open) {
       action.appendChild(button(W.cancel, fmt(W.cancel_label, { form: t.form }),
@@ -71,12 +99,12 @@
   function scheduleRow(s) {
     const row = document.createElement("tr");
     row.dataset.schedule = s.id;
-    cell(row, s.forms, true);
-    cell(row, s.cadence);
-    cell(row, s.start);
-    cell(row, s.until);
-    cell(row, s.next || "");
-    cell(row, s.statusText);
+    put(row, [s.forms], true);
+    put(row, [s.cadence]);
+    put(row, [day(s.start)]);
+    put(row, [s.until]);
+    put(row, [day(s.next)]);
+    put(row, [s.statusText]);
     const action = document.createElement("td");
     if (s.active) {
       action.appendChild(button(W.stop, fmt(W.stop_label, { forms: s.forms }),

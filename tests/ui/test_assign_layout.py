@@ -1,0 +1,76 @@
+"""The assignments page on a phone (360 px), English and Italian: an overdue Task, Tasks from a
+schedule and the longest titles wrap inside their cards; no cell and no element is clipped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from mit_fhir import schedules, tasks
+from mit_fhir.fhir.schedule import Activity
+from tests.ui.conftest import AppServer, screenshot
+from tests.ui.test_assign import CAT, context_of, open_page
+from tests.ui.test_assign import server as server  # the module's app server
+
+GAD7, SCL, BPD = CAT.get("gad-7"), CAT.get("scl-90-r"), CAT.get("bpd-criteria")
+
+# Every element of the page that is drawn (not the visually hidden headers and captions):
+# its content wider than its box (scrollWidth > clientWidth), or its box past its parent's.
+CLIPPED = """() => {
+  const hidden = (e) => { for (let a = e; a; a = a.parentElement) {
+    const s = getComputedStyle(a);
+    if (s.clipPath !== "none" || s.display === "none") return true; } return false; };
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+    (e.className && typeof e.className === "string" ? "." + e.className.split(" ").join(".") : "");
+  const found = [];
+  for (const e of document.querySelectorAll("main *")) {
+    if (hidden(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    const text = (e.textContent || "").trim().slice(0, 40);
+    if (e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 &&
+        getComputedStyle(e).display !== "inline") {
+      found.push(["scroll", name(e), text, e.scrollWidth, e.clientWidth]);
+    }
+    const p = e.parentElement.getBoundingClientRect();
+    if (r.right > p.right + 1 || r.left < p.left - 1) {
+      found.push(["outside", name(e), text, Math.round(r.right), Math.round(p.right)]);
+    }
+  }
+  return found;
+}"""
+
+
+def _overdue_and_scheduled(server: AppServer, patient: str) -> None:
+    """An overdue one-off GAD-7, the clinician's BPD criteria, and a running schedule whose
+    Tasks (one missed and cancelled, one open) carry the longest form titles."""
+    context = context_of(server)
+    now = datetime.now(UTC)
+    start = (now - timedelta(days=20)).date()
+    with context.store.transaction() as conn:
+        tasks.assign(conn, context, GAD7, patient, "Practitioner/dr-bianchi",
+                     (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     (now - timedelta(days=16)).strftime("%Y-%m-%dT23:59:59Z"))
+        tasks.assign(conn, context, BPD, patient, "Practitioner/dr-bianchi")
+        schedules.create(conn, context, patient, {"reference": "Practitioner/dr-bianchi"}, [
+            Activity(f"{GAD7['url']}|{GAD7['version']}", 2, "wk", start),
+            Activity(SCL["url"], 2, "wk", start, count=5)])
+    schedules.run(context, now)
+
+
+@pytest.mark.parametrize("lang", ["en", "it"])
+def test_at_360_px_no_cell_is_clipped(server: AppServer, page: Any,
+                                      lang: str) -> None:
+    patient = open_page(page, server, f"Stretta-{lang}", lang=lang)
+    _overdue_and_scheduled(server, patient)
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.reload()
+    page.wait_for_selector("#assignments[data-ready=true]", state="attached")
+    assert page.locator("#task-rows tr.overdue").count() >= 1
+    assert page.locator("#task-rows tr").count() >= 4
+    assert page.locator("#schedule-rows tr").count() == 1
+    screenshot(page, f"assign-overdue-360-{lang}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert page.evaluate(CLIPPED) == []
