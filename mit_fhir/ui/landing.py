@@ -23,6 +23,7 @@ def landing() -> Response:
                 forms=forms, links={
                     "forms": url_for("ui.forms"),
                     "outcomes": url_for("ui.outcomes", patient=patient),
+                    "tasks": url_for("ui.assignments_page"),
                     "catalogue": url_for("questionnaires.search"),
                     "openapi": url_for("openapi.openapi")})
 
