@@ -1,5 +1,6 @@
 """The assignments page on a phone (360 px), English and Italian: an overdue Task, Tasks from a
-schedule and the longest titles wrap inside their cards; no cell and no element is clipped."""
+schedule and the longest titles wrap inside their cards; no cell and no element is clipped;
+the closed Tasks are listed apart from the forms to fill."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from mit_fhir import schedules, tasks
 from mit_fhir.fhir.schedule import Activity
+from mit_fhir.ui import i18n
 from tests.ui.conftest import AppServer, screenshot
 from tests.ui.test_assign import CAT, context_of, open_page
 from tests.ui.test_assign import server as server  # the module's app server
@@ -54,6 +56,8 @@ def _overdue_and_scheduled(server: AppServer, patient: str) -> None:
                      (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                      (now - timedelta(days=16)).strftime("%Y-%m-%dT23:59:59Z"))
         tasks.assign(conn, context, BPD, patient, "Practitioner/dr-bianchi")
+        done = tasks.assign(conn, context, SCL, patient, "Practitioner/dr-bianchi")
+        tasks.cancel(conn, context, done["id"], now, "withdrawn over the API")
         schedules.create(conn, context, patient, {"reference": "Practitioner/dr-bianchi"}, [
             Activity(f"{GAD7['url']}|{GAD7['version']}", 2, "wk", start),
             Activity(SCL["url"], 2, "wk", start, count=5)])
@@ -70,6 +74,11 @@ def test_at_360_px_no_cell_is_clipped(server: AppServer, page: Any,
     page.wait_for_selector("#assignments[data-ready=true]", state="attached")
     assert page.locator("#task-rows tr.overdue").count() >= 1
     assert page.locator("#task-rows tr").count() >= 4
+    # Closed Tasks are not among the forms to fill: they have their own list.
+    assert page.locator("#closed-rows tr").count() == 1 and page.is_visible("#closed-section")
+    cancelled = i18n.words(lang)["task_status"]["cancelled"]
+    assert cancelled in page.inner_text("#closed-rows")
+    assert cancelled not in page.inner_text("#task-rows")
     assert page.locator("#schedule-rows tr").count() == 1
     screenshot(page, f"assign-overdue-360-{lang}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360

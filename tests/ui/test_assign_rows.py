@@ -153,3 +153,13 @@ def test_a_schedule_row_says_forms_cadence_bounds_next_and_status() -> None:
     [row] = assignments.schedule_rows([stopped], CAT, "it", NOW)
     assert (row["statusText"], row["next"], row["active"], row["until"],
             row["cadence"]) == ("Interrotta", None, False, "fino al 2027-09-01", "ogni 3 mesi")
+
+
+@pytest.mark.parametrize(("every", "unit", "count", "lang", "said"), [
+    (79, "wk", 2, "en", "twice, 79 weeks apart"), (3, "mo", 4, "en", "4 times, 3 months apart"),
+    (1, "wk", 3, "en", "3 times, 1 week apart"), (2, "wk", 1, "en", "once"),
+    (79, "wk", 2, "it", "due volte, a 79 settimane di distanza"),
+])
+def test_a_count_limited_cadence_says_how_many_times_and_how_far_apart(
+        every: int, unit: str, count: int, lang: str, said: str) -> None:
+    assert assignments.cadence(every, unit, lang, count) == said

@@ -53,12 +53,30 @@
     return [before, day(date), after === undefined ? "" : after];
   }
 
+  function note(text) {
+    const span = document.createElement("span");
+    span.className = "note";
+    span.lang = lang;
+    span.textContent = " (" + text + ")";
+    return span;
+  }
+
+  // The form's title, with "(from a schedule)" and, for demo data, "(synthetic)".
+  function formCell(row, t) {
+    const name = put(row, [t.form, t.scheduled ? note(W.from_schedule) : null,
+      t.synthetic ? note(W.synthetic) : null], true);
+    name.lang = t.formLang;
+    return name;
+  }
+
+  function ownerText(t) { return t.owner === "patient" ? W.owner_patient : W.owner_clinician; }
+
   function taskRow(t) {
     const row = document.createElement("tr");
     row.dataset.task = t.id;
     if (t.overdue) row.classList.add("overdue");
     const pick = document.createElement("td");
-    if (t.open && t.owner === "patient") {
+    if (t.owner === "patient") {
       const box = document.createElement("input");
       box.type = "checkbox";
       box.name = "handover";
@@ -67,17 +85,8 @@
       pick.appendChild(box);
     }
     row.appendChild(pick);
-    let note = null;
-    if (t.scheduled) {
-      note = document.createElement("span");
-      note.className = "note";
-      note.lang = lang;
-      note.textContent = " (" + W.from_schedule + ")";
-    }
-    const name = put(row, [t.form, note], true);
-    name.lang = t.formLang;
-    const state = put(row, [t.statusText]);
-    if (t.reason && !t.open) state.title = t.reason;
+    formCell(row, t);
+    put(row, [t.statusText]);
     let due = [day(t.due)];
     if (t.overdue) {
       const strong = document.createElement("strong");
@@ -85,21 +94,31 @@
       due = [strong];
     }
     put(row, due);
-    put(row, [t.owner === "patient" ? W.owner_patient : W.owner_clinician]);
-    put(row, [day(t.closed)]);
+    put(row, [ownerText(t)]);
     const action = document.createElement("td");
-    if (t.open) {
-      action.appendChild(button(W.cancel, fmt(W.cancel_label, { form: t.form }),
-        () => act(root.dataset.api + "/" + encodeURIComponent(t.id) + "/cancel")));
-    }
+    action.appendChild(button(W.cancel, fmt(W.cancel_label, { form: t.form }),
+      () => act(root.dataset.api + "/" + encodeURIComponent(t.id) + "/cancel")));
     row.appendChild(action);
+    return row;
+  }
+
+  // A completed or cancelled Task: nothing to do on it, its reason in its status's tooltip.
+  function closedRow(t) {
+    const row = document.createElement("tr");
+    row.dataset.task = t.id;
+    formCell(row, t);
+    const state = put(row, [t.statusText]);
+    if (t.reason) state.title = t.reason;
+    put(row, [day(t.due)]);
+    put(row, [ownerText(t)]);
+    put(row, [day(t.closed)]);
     return row;
   }
 
   function scheduleRow(s) {
     const row = document.createElement("tr");
     row.dataset.schedule = s.id;
-    put(row, [s.forms], true);
+    put(row, [s.forms, s.synthetic ? note(W.synthetic) : null], true);
     put(row, [s.cadence]);
     put(row, [day(s.start)]);
     put(row, [s.until]);
@@ -132,8 +151,17 @@
 
   async function load() {
     const doc = await request("GET", root.dataset.source);
+    const open = doc.tasks.filter((t) => t.open);
+    const closed = doc.tasks.filter((t) => !t.open);
+    const none = document.getElementById("no-tasks");
+    none.textContent = doc.tasks.length ? W.no_open_tasks : W.no_tasks;
     fill(document.getElementById("task-rows"), document.getElementById("tasks-wrap"),
-      document.getElementById("no-tasks"), doc.tasks, taskRow);
+      none, open, taskRow);
+    const closedBody = document.getElementById("closed-rows");
+    closedBody.replaceChildren(...closed.map(closedRow));
+    labelled(closedBody);
+    document.getElementById("closed-section").hidden = closed.length === 0;
+    document.getElementById("synthetic-banner").hidden = !doc.synthetic;
     fill(document.getElementById("schedule-rows"), document.getElementById("schedules-wrap"),
       document.getElementById("no-schedules"), doc.schedules, scheduleRow);
     // Handing over only makes sense while some open form is the patient's to fill.
