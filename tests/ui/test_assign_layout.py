@@ -4,15 +4,19 @@ the closed Tasks are listed apart from the forms to fill."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mit_fhir import schedules, tasks
+from mit_fhir.demo import load_demo
 from mit_fhir.fhir.schedule import Activity
 from mit_fhir.ui import i18n
-from tests.ui.conftest import AppServer, screenshot
+from tests.ui.conftest import AppServer, run_app_server, screenshot
+from tests.ui.smart_ehr import SmartEhr
 from tests.ui.test_assign import CAT, context_of, open_page
 from tests.ui.test_assign import server as server  # the module's app server
 
@@ -83,3 +87,32 @@ def test_at_360_px_no_cell_is_clipped(server: AppServer, page: Any,
     screenshot(page, f"assign-overdue-360-{lang}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert page.evaluate(CLIPPED) == []
+
+
+@pytest.mark.parametrize("lang", ["en", "it"])
+def test_the_demo_patients_page_says_synthetic_and_fits_at_360_px(
+        ehr: SmartEhr, browser: Any, tmp_path: Path, lang: str) -> None:
+    """`make run`: the landing page's link, the banner, each synthetic row labelled, the done
+    forms in their own list, the treatment schedule's cadence per form; nothing clipped."""
+    words = i18n.words(lang)
+    with contextmanager(run_app_server)(ehr, tmp_path, AUTH="none") as dev:
+        load_demo(dev.app.extensions["mit_fhir"])
+        context = browser.new_context(viewport={"width": 360, "height": 800})
+        try:
+            page = context.new_page()
+            page.goto(f"{dev.url}/")
+            page.click("a:text-is('Assigned forms')")
+            if lang != "en":
+                page.click(f"a[hreflang={lang}]")
+            page.wait_for_selector("#assignments[data-ready=true]", state="attached")
+            assert page.is_visible("#synthetic-banner")
+            assert words["synthetic"] in page.inner_text("#task-rows")
+            assert words["synthetic"] in page.inner_text("#schedule-rows")
+            assert page.locator("#closed-rows tr").count() >= 6
+            assert words["task_status"]["completed"] not in page.inner_text("#task-rows")
+            assert words["times_n"]["two"] in page.inner_text("#schedule-rows")  # BPD criteria
+            screenshot(page, f"assign-demo-360-{lang}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360
+            assert page.evaluate(CLIPPED) == []
+        finally:
+            context.close()
