@@ -125,11 +125,15 @@ def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str,
             found = schedule.activities(plan)
         except schedule.ScheduleError:
             continue  # not one this page made or can read: the FHIR API shows it as it is
-        forms = []
+        forms, titles = [], []
         for _, activity, status in found:
             name = title(catalogue, activity.questionnaire, lang)
             forms.append(words["activity_cancelled"].format(form=name)
                          if status == schedule.CANCELLED else name)
+            # Each title in the language it is shown in (an untranslated one stays English).
+            titles.append({"title": name, "lang": title_lang(catalogue, activity.questionnaire,
+                                                             lang),
+                           "stopped": status == schedule.CANCELLED})
         ends = [a.end for _, a, _ in found if a.end is not None]
         counts = [a.count for _, a, _ in found if a.count is not None]
         if ends:
@@ -140,7 +144,7 @@ def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str,
             until = words["until_none"]
         upcoming = [n for _, a in schedule.running(plan) if (n := a.next_after(now))]
         status = str(plan.get("status"))
-        rows.append({"id": plan["id"], "forms": ", ".join(forms),
+        rows.append({"id": plan["id"], "forms": ", ".join(forms), "titles": titles,
                      "cadence": _cadences(found, catalogue, lang),
                      "start": min(a.start for _, a, _ in found).isoformat(),
                      "until": until, "next": min(upcoming).date().isoformat()

@@ -369,7 +369,7 @@ for _lang, _more in ASSIGN_WORDS.items():
 # The assignments page's fix round (issue 14): two lists, synthetic demo data, cadence per form.
 FIX_WORDS: dict[str, dict[str, Any]] = {
     "en": {"closed_heading": "Completed or closed", "synthetic": "synthetic",
-           "no_open_tasks": "No form is waiting to be filled.",
+           "no_open_tasks": "No form is waiting to be filled.", "activity_stopped": "stopped",
            "synthetic_banner": "Synthetic data. Some forms and schedules on this page are made "
                                "up for demonstration (marked “synthetic”); they are not a "
                                "patient's record.",
@@ -380,6 +380,7 @@ FIX_WORDS: dict[str, dict[str, Any]] = {
            "count_cadence": "{times}, {gap} apart", "cadence_of": "{forms}: {cadence}"},
     "it": {"closed_heading": "Completati o chiusi", "synthetic": "sintetico",
            "no_open_tasks": "Nessun questionario in attesa di compilazione.",
+           "activity_stopped": "interrotto",
            "synthetic_banner": "Dati sintetici. Alcuni questionari e cadenze di questa pagina "
                                "sono inventati a scopo dimostrativo (indicati come "
                                "“sintetico”): non appartengono alla cartella di un paziente.",

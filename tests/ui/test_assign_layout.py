@@ -84,6 +84,9 @@ def test_at_360_px_no_cell_is_clipped(server: AppServer, page: Any,
     assert cancelled in page.inner_text("#closed-rows")
     assert cancelled not in page.inner_text("#task-rows")
     assert page.locator("#schedule-rows tr").count() == 1
+    # Each title in the schedule row says its language (English where it has no Italian one).
+    titles = page.locator("#schedule-rows th span[lang]")
+    assert titles.count() == 2 and {titles.nth(i).get_attribute("lang") for i in (0, 1)} == {"en"}
     screenshot(page, f"assign-overdue-360-{lang}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert page.evaluate(CLIPPED) == []

@@ -118,7 +118,18 @@
   function scheduleRow(s) {
     const row = document.createElement("tr");
     row.dataset.schedule = s.id;
-    put(row, [s.forms, s.synthetic ? note(W.synthetic) : null], true);
+    // Each form's title marked with its language: on the Italian page an instrument without
+    // an Italian title is read as English.
+    const titles = [];
+    s.titles.forEach((f, i) => {
+      if (i) titles.push(", ");
+      const span = document.createElement("span");
+      span.lang = f.lang;
+      span.textContent = f.title;
+      titles.push(span);
+      if (f.stopped) titles.push(note(W.activity_stopped));
+    });
+    put(row, [...titles, s.synthetic ? note(W.synthetic) : null], true);
     put(row, [s.cadence]);
     put(row, [day(s.start)]);
     put(row, [s.until]);
