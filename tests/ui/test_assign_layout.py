@@ -118,6 +118,10 @@ def test_the_demo_patients_page_says_synthetic_and_fits_at_360_px(
             screenshot(page, f"assign-demo-360-{lang}")
             assert page.evaluate("document.documentElement.scrollWidth") <= 360
             assert page.evaluate(CLIPPED) == []
+            for width in (700, 920):  # cards, then the narrowest tables
+                page.set_viewport_size({"width": width, "height": 900})
+                screenshot(page, f"assign-demo-{width}-{lang}")
+                assert page.evaluate(CLIPPED) == [], width
             page.set_viewport_size({"width": 1280, "height": 900})
             screenshot(page, f"assign-demo-1280-{lang}")
             assert page.evaluate(CLIPPED) == []
