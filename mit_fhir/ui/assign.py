@@ -103,8 +103,10 @@ def assignments_json() -> Response:
     audit.add([*found, *plans])
     catalogue = ctx().catalogue
     now = datetime.now(UTC)
-    return _json({"tasks": assignments.task_rows(found, catalogue, lang, now),
-                  "schedules": assignments.schedule_rows(plans, catalogue, lang, now)})
+    rows = assignments.task_rows(found, catalogue, lang, now)
+    plan_rows = assignments.schedule_rows(plans, catalogue, lang, now)
+    return _json({"tasks": rows, "schedules": plan_rows,
+                  "synthetic": any(r["synthetic"] for r in [*rows, *plan_rows])})
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -175,7 +177,8 @@ def assign_schedule() -> Response:
         stored = schedules.create(conn, ctx(), patient, author, activities)
     audit.add([stored])
     message = i18n.words(lang)["scheduled"].format(
-        forms=_names(plan.forms, lang), cadence=assignments.cadence(plan.every, plan.unit, lang))
+        forms=_names(plan.forms, lang), cadence=assignments.cadence(plan.every, plan.unit, lang,
+                                                   plan.count))
     return _json({"schedule": stored["id"], "message": message}, 201)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from mit_fhir.catalogue import Catalogue
 from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
+from mit_fhir.fhir.extract import data_source_tags
 from mit_fhir.ui import i18n
 
 Resource = dict[str, Any]
@@ -37,6 +38,11 @@ def title_lang(catalogue: Catalogue, canonical: str | None, lang: str) -> str:
     found = catalogue.resolve(canonical) if canonical else None
     own = str((found or {}).get("language", "en"))
     return lang if found is not None and lang in i18n.languages(found) else own
+
+
+def synthetic(resource: Resource) -> bool:
+    """Demo data: tagged `synthetic` in the data-source CodeSystem, as the outcomes page reads."""
+    return any(t.get("code") == "synthetic" for t in data_source_tags(resource))
 
 
 def _day(text: str | None) -> str | None:
@@ -68,6 +74,7 @@ def task_rows(tasks: list[Resource], catalogue: Catalogue, lang: str,
             "scheduled": any(str(b.get("reference", "")).startswith("CarePlan/")
                              for b in task.get("basedOn") or ()),
             "changed": task.get("lastModified") or task.get("authoredOn") or "",
+            "synthetic": synthetic(task),
         })
     open_rows = sorted((r for r in rows if r["open"]), key=lambda r: r["due"] or "9999")
     closed = sorted((r for r in rows if not r["open"]), key=lambda r: r["changed"],
@@ -75,18 +82,42 @@ def task_rows(tasks: list[Resource], catalogue: Catalogue, lang: str,
     return open_rows + closed
 
 
-def cadence(every: int, unit: str, lang: str) -> str:
-    """ "every 3 months", "every week" (in `lang`)."""
-    names = i18n.words(lang)["units"][unit]
+def cadence(every: int, unit: str, lang: str, count: int | None = None) -> str:
+    """ "every 3 months", "every week"; with a count "twice, 79 weeks apart" (in `lang`)."""
+    words = i18n.words(lang)
+    if count is not None:
+        times = words["times_n"]
+        said = times["one"] if count == 1 else times["two"] if count == 2 else \
+            str(times["many"]).format(n=count)
+        if count == 1:
+            return str(said)
+        gap = words["gaps"][unit]
+        return str(words["count_cadence"]).format(
+            times=said, gap=gap["one"] if every == 1 else str(gap["many"]).format(n=every))
+    names = words["units"][unit]
     if every == 1:
         return str(names["one"])
     return str(names["many"]).format(n=every)
 
 
+def _cadences(found: list[tuple[int, schedule.Activity, str]], catalogue: Catalogue,
+              lang: str) -> str:
+    """The cadence of each form: one phrase when all share it, else "forms: cadence; ..."."""
+    said: dict[str, list[str]] = {}
+    for _, activity, _ in found:
+        phrase = cadence(activity.every, activity.unit, lang, activity.count)
+        said.setdefault(phrase, []).append(title(catalogue, activity.questionnaire, lang))
+    if len(said) == 1:
+        return next(iter(said))
+    return "; ".join(str(i18n.words(lang)["cadence_of"]).format(forms=", ".join(forms),
+                                                              cadence=phrase)
+                     for phrase, forms in said.items())
+
+
 def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str,
                   now: datetime) -> list[Resource]:
-    """One row per schedule CarePlan: its forms, cadence in words, first date, until, the next
-    occurrence and its status."""
+    """One row per schedule CarePlan: its forms, each form's cadence in words, first date,
+    until, the next occurrence and its status."""
     words = i18n.words(lang)
     rows = []
     for plan in plans:
@@ -94,14 +125,15 @@ def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str,
             found = schedule.activities(plan)
         except schedule.ScheduleError:
             continue  # not one this page made or can read: the FHIR API shows it as it is
-        forms, cadences = [], []
+        forms, titles = [], []
         for _, activity, status in found:
             name = title(catalogue, activity.questionnaire, lang)
             forms.append(words["activity_cancelled"].format(form=name)
                          if status == schedule.CANCELLED else name)
-            said = cadence(activity.every, activity.unit, lang)
-            if said not in cadences:
-                cadences.append(said)
+            # Each title in the language it is shown in (an untranslated one stays English).
+            titles.append({"title": name, "lang": title_lang(catalogue, activity.questionnaire,
+                                                             lang),
+                           "stopped": status == schedule.CANCELLED})
         ends = [a.end for _, a, _ in found if a.end is not None]
         counts = [a.count for _, a, _ in found if a.count is not None]
         if ends:
@@ -112,13 +144,13 @@ def schedule_rows(plans: list[Resource], catalogue: Catalogue, lang: str,
             until = words["until_none"]
         upcoming = [n for _, a in schedule.running(plan) if (n := a.next_after(now))]
         status = str(plan.get("status"))
-        rows.append({"id": plan["id"], "forms": ", ".join(forms),
-                     "cadence": "; ".join(cadences),
+        rows.append({"id": plan["id"], "forms": ", ".join(forms), "titles": titles,
+                     "cadence": _cadences(found, catalogue, lang),
                      "start": min(a.start for _, a, _ in found).isoformat(),
                      "until": until, "next": min(upcoming).date().isoformat()
                      if upcoming else None, "status": status,
                      "statusText": words["plan_status"].get(status, status),
-                     "active": status == schedule.RUNNING})
+                     "active": status == schedule.RUNNING, "synthetic": synthetic(plan)})
     return rows
 
 

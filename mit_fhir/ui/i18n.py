@@ -395,3 +395,31 @@ def long_date(day: str, lang: str) -> str:
     """A `YYYY-MM-DD` day as people write it: "29 November 2026", "29 novembre 2026"."""
     year, month, date = (int(p) for p in day[:10].split("-"))
     return f"{date} {MONTHS.get(lang, MONTHS['en'])[month - 1]} {year}"
+
+
+# The assignments page's fix round (issue 14): two lists, synthetic demo data, cadence per form.
+FIX_WORDS: dict[str, dict[str, Any]] = {
+    "en": {"closed_heading": "Completed or closed", "synthetic": "synthetic",
+           "no_open_tasks": "No form is waiting to be filled.", "activity_stopped": "stopped",
+           "synthetic_banner": "Synthetic data. Some forms and schedules on this page are made "
+                               "up for demonstration (marked “synthetic”); they are not a "
+                               "patient's record.",
+           "times_n": {"one": "once", "two": "twice", "many": "{n} times"},
+           "gaps": {"d": {"one": "1 day", "many": "{n} days"},
+                    "wk": {"one": "1 week", "many": "{n} weeks"},
+                    "mo": {"one": "1 month", "many": "{n} months"}},
+           "count_cadence": "{times}, {gap} apart", "cadence_of": "{forms}: {cadence}"},
+    "it": {"closed_heading": "Completati o chiusi", "synthetic": "sintetico",
+           "no_open_tasks": "Nessun questionario in attesa di compilazione.",
+           "activity_stopped": "interrotto",
+           "synthetic_banner": "Dati sintetici. Alcuni questionari e cadenze di questa pagina "
+                               "sono inventati a scopo dimostrativo (indicati come "
+                               "“sintetico”): non appartengono alla cartella di un paziente.",
+           "times_n": {"one": "una volta", "two": "due volte", "many": "{n} volte"},
+           "gaps": {"d": {"one": "1 giorno", "many": "{n} giorni"},
+                    "wk": {"one": "1 settimana", "many": "{n} settimane"},
+                    "mo": {"one": "1 mese", "many": "{n} mesi"}},
+           "count_cadence": "{times}, a {gap} di distanza", "cadence_of": "{forms}: {cadence}"},
+}
+for _lang, _more in FIX_WORDS.items():
+    WORDS[_lang].update(_more)

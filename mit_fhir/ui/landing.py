@@ -24,6 +24,7 @@ def landing() -> Response:
                     "forms": url_for("ui.forms"),
                     "outcomes": url_for("ui.outcomes", patient=patient),
                     "my": url_for("ui.my"),
+                    "tasks": url_for("ui.assignments_page"),
                     "catalogue": url_for("questionnaires.search"),
                     "openapi": url_for("openapi.openapi")})
 

@@ -129,7 +129,7 @@ def test_assigning_phq9_once_and_ders_every_3_months_by_clicking(server: AppServ
     page.fill("#count", "4")
     page.click("#assign")
     said(page, "Schedule saved:")
-    assert "every 3 months" in page.inner_text("#status")
+    assert "4 times, 3 months apart" in page.inner_text("#status")
     [plan] = stored_schedules(server, patient)
     assert plan["status"] == "active" and plan["subject"] == {"reference": f"Patient/{patient}"}
     assert plan["author"] == {"reference": server.ehr.fhir_user}
@@ -139,7 +139,7 @@ def test_assigning_phq9_once_and_ders_every_3_months_by_clicking(server: AppServ
         "boundsPeriod": {"start": first.isoformat()}, "count": 4, "frequency": 1,
         "period": 3, "periodUnit": "mo"}
     row = page.locator(f'tr[data-schedule="{plan["id"]}"]')
-    assert "every 3 months" in row.inner_text() and "4 times" in row.inner_text()
+    assert "4 times, 3 months apart" in row.inner_text()
     assert len(stored_tasks(server, patient)) == 1
 
     # The schedule run makes the first DERS Task once, however often it runs.

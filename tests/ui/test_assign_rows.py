@@ -153,3 +153,28 @@ def test_a_schedule_row_says_forms_cadence_bounds_next_and_status() -> None:
     [row] = assignments.schedule_rows([stopped], CAT, "it", NOW)
     assert (row["statusText"], row["next"], row["active"], row["until"],
             row["cadence"]) == ("Interrotta", None, False, "fino al 2027-09-01", "ogni 3 mesi")
+
+
+@pytest.mark.parametrize(("every", "unit", "count", "lang", "said"), [
+    (79, "wk", 2, "en", "twice, 79 weeks apart"), (3, "mo", 4, "en", "4 times, 3 months apart"),
+    (1, "wk", 3, "en", "3 times, 1 week apart"), (2, "wk", 1, "en", "once"),
+    (79, "wk", 2, "it", "due volte, a 79 settimane di distanza"),
+])
+def test_a_count_limited_cadence_says_how_many_times_and_how_far_apart(
+        every: int, unit: str, count: int, lang: str, said: str) -> None:
+    assert assignments.cadence(every, unit, lang, count) == said
+
+
+def test_a_schedule_row_titles_each_form_in_the_language_it_is_shown_in() -> None:
+    contract, ders = CAT.get("mit-contract"), CAT.get("ders")
+    plan = schedule.schedule_plan("p1", {"reference": "Practitioner/dr"}, [
+        schedule.Activity(contract["url"], 1, "mo", date(2026, 9, 1)),
+        schedule.Activity(ders["url"], 3, "mo", date(2026, 9, 1)),
+    ], "2026-09-01T00:00:00Z")
+    plan["id"] = "cp2"
+    [row] = assignments.schedule_rows([plan], CAT, "it", NOW)
+    # The MIT form has its own Italian title; DERS has none and is marked English.
+    assert row["titles"] == [
+        {"title": "Contratto terapeutico MIT", "lang": "it", "stopped": False},
+        {"title": ders["title"], "lang": "en", "stopped": False}]
+    assert row["cadence"] == f"Contratto terapeutico MIT: ogni mese; {ders['title']}: ogni 3 mesi"

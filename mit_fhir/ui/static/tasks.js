@@ -25,12 +25,58 @@
     return b;
   }
 
+  // A cell holds one value element (text, dates, notes inside it): on a phone it sits beside
+  // its column's name and wraps within the card, whatever it says. Empty cells stay empty.
+  function put(row, parts, header) {
+    const el = cell(row, "", header);
+    const shown = parts.filter((p) => p !== null && p !== undefined && p !== "");
+    if (shown.length) {
+      const value = document.createElement("span");
+      value.className = "value";
+      value.append(...shown);
+      el.appendChild(value);
+    }
+    return el;
+  }
+
+  // A date is one token ("2026-12-16" never breaks at its hyphens); the words around it wrap.
+  function day(text) {
+    if (!text) return null;
+    const span = document.createElement("span");
+    span.className = "date";
+    span.textContent = text;
+    return span;
+  }
+
+  function dated(template, date) {
+    const [before, after] = template.split("{date}");
+    return [before, day(date), after === undefined ? "" : after];
+  }
+
+  function note(text) {
+    const span = document.createElement("span");
+    span.className = "note";
+    span.lang = lang;
+    span.textContent = " (" + text + ")";
+    return span;
+  }
+
+  // The form's title, with "(from a schedule)" and, for demo data, "(synthetic)".
+  function formCell(row, t) {
+    const name = put(row, [t.form, t.scheduled ? note(W.from_schedule) : null,
+      t.synthetic ? note(W.synthetic) : null], true);
+    name.lang = t.formLang;
+    return name;
+  }
+
+  function ownerText(t) { return t.owner === "patient" ? W.owner_patient : W.owner_clinician; }
+
   function taskRow(t) {
     const row = document.createElement("tr");
     row.dataset.task = t.id;
     if (t.overdue) row.classList.add("overdue");
     const pick = document.createElement("td");
-    if (t.open && t.owner === "patient") {
+    if (t.owner === "patient") {
       const box = document.createElement("input");
       box.type = "checkbox";
       box.name = "handover";
@@ -39,44 +85,56 @@
       pick.appendChild(box);
     }
     row.appendChild(pick);
-    const name = cell(row, t.form, true);
-    name.lang = t.formLang;
-    if (t.scheduled) {
-      const note = document.createElement("span");
-      note.className = "note";
-      note.lang = lang;
-      note.textContent = " (" + W.from_schedule + ")";
-      name.appendChild(note);
-    }
-    const state = cell(row, t.statusText);
-    if (t.reason && !t.open) state.title = t.reason;
-    const due = cell(row, t.due || "");
+    formCell(row, t);
+    put(row, [t.statusText]);
+    let due = [day(t.due)];
     if (t.overdue) {
-      due.textContent = "";
       const strong = document.createElement("strong");
-      strong.textContent = fmt(W.task_overdue, { date: t.due });
-      due.appendChild(strong);
+      strong.append(...dated(W.task_overdue, t.due));
+      due = [strong];
     }
-    cell(row, t.owner === "patient" ? W.owner_patient : W.owner_clinician);
-    cell(row, t.closed || "");
+    put(row, due);
+    put(row, [ownerText(t)]);
     const action = document.createElement("td");
-    if (t.open) {
-      action.appendChild(button(W.cancel, fmt(W.cancel_label, { form: t.form }),
-        () => act(root.dataset.api + "/" + encodeURIComponent(t.id) + "/cancel")));
-    }
+    action.appendChild(button(W.cancel, fmt(W.cancel_label, { form: t.form }),
+      () => act(root.dataset.api + "/" + encodeURIComponent(t.id) + "/cancel")));
     row.appendChild(action);
+    return row;
+  }
+
+  // A completed or cancelled Task: nothing to do on it, its reason in its status's tooltip.
+  function closedRow(t) {
+    const row = document.createElement("tr");
+    row.dataset.task = t.id;
+    formCell(row, t);
+    const state = put(row, [t.statusText]);
+    if (t.reason) state.title = t.reason;
+    put(row, [day(t.due)]);
+    put(row, [ownerText(t)]);
+    put(row, [day(t.closed)]);
     return row;
   }
 
   function scheduleRow(s) {
     const row = document.createElement("tr");
     row.dataset.schedule = s.id;
-    cell(row, s.forms, true);
-    cell(row, s.cadence);
-    cell(row, s.start);
-    cell(row, s.until);
-    cell(row, s.next || "");
-    cell(row, s.statusText);
+    // Each form's title marked with its language: on the Italian page an instrument without
+    // an Italian title is read as English.
+    const titles = [];
+    s.titles.forEach((f, i) => {
+      if (i) titles.push(", ");
+      const span = document.createElement("span");
+      span.lang = f.lang;
+      span.textContent = f.title;
+      titles.push(span);
+      if (f.stopped) titles.push(note(W.activity_stopped));
+    });
+    put(row, [...titles, s.synthetic ? note(W.synthetic) : null], true);
+    put(row, [s.cadence]);
+    put(row, [day(s.start)]);
+    put(row, [s.until]);
+    put(row, [day(s.next)]);
+    put(row, [s.statusText]);
     const action = document.createElement("td");
     if (s.active) {
       action.appendChild(button(W.stop, fmt(W.stop_label, { forms: s.forms }),
@@ -104,8 +162,17 @@
 
   async function load() {
     const doc = await request("GET", root.dataset.source);
+    const open = doc.tasks.filter((t) => t.open);
+    const closed = doc.tasks.filter((t) => !t.open);
+    const none = document.getElementById("no-tasks");
+    none.textContent = doc.tasks.length ? W.no_open_tasks : W.no_tasks;
     fill(document.getElementById("task-rows"), document.getElementById("tasks-wrap"),
-      document.getElementById("no-tasks"), doc.tasks, taskRow);
+      none, open, taskRow);
+    const closedBody = document.getElementById("closed-rows");
+    closedBody.replaceChildren(...closed.map(closedRow));
+    labelled(closedBody);
+    document.getElementById("closed-section").hidden = closed.length === 0;
+    document.getElementById("synthetic-banner").hidden = !doc.synthetic;
     fill(document.getElementById("schedule-rows"), document.getElementById("schedules-wrap"),
       document.getElementById("no-schedules"), doc.schedules, scheduleRow);
     // Handing over only makes sense while some open form is the patient's to fill.
