@@ -32,7 +32,8 @@ def test_an_overdue_task_and_a_schedule_are_marked_on_the_outcomes_view(
     now = datetime.now(UTC)
     with context.store.transaction() as conn:
         tasks.assign(conn, context, f"{Q}ders", patient, DR, ago(40), ago(22))
-        tasks.assign(conn, context, f"{Q}cssrs-screener", patient, DR, ago(12), ago(5))
+        # Due all of the day 6 days ago (a due day counts whole): 5 days and some hours late.
+        tasks.assign(conn, context, f"{Q}cssrs-screener", patient, DR, ago(12), ago(6))
         done = tasks.assign(conn, context, f"{Q}phq-9", patient, DR, ago(40), ago(30))
         tasks.cancel(conn, context, done["id"], now, "asked for by mistake")
         start = (now + timedelta(days=9)).date()
