@@ -1,0 +1,120 @@
+"""Outside attacks on Task integrity with real tokens (verify issue 14): each test states what
+a secure service must answer; a failing test is a finding."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tests.conftest import sample
+from tests.security.attack import A, SDC_TEMP, World, task
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def _clinician(world: World) -> dict[str, str]:
+    return world.headers("user/*.cruds", None, fhir_user="Practitioner/dr-1")
+
+
+def _patient_app(world: World) -> dict[str, str]:
+    return world.headers("patient/*.cruds", A, fhir_user=f"Patient/{A}")
+
+
+def _new_task(world: World, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    resp = world.client.post("/fhir/Task", json=body or task(f"Patient/{A}"),
+                             headers={**_clinician(world), **FHIR})
+    assert resp.status_code == 201, resp.json
+    created: dict[str, Any] = resp.json
+    return created
+
+
+def _response(world: World, headers: dict[str, str], **extra: Any) -> dict[str, Any]:
+    qr = {k: v for k, v in sample("phq-9").items() if k != "id"}
+    qr["subject"] = {"reference": f"Patient/{A}"}
+    qr.update(extra)
+    resp = world.client.post("/fhir/QuestionnaireResponse", json=qr, headers={**headers, **FHIR})
+    assert resp.status_code == 201, resp.json
+    stored: dict[str, Any] = resp.json
+    return stored
+
+
+def _output(qr_id: str) -> list[dict[str, Any]]:
+    return [{"type": {"coding": [{"system": SDC_TEMP, "code": "questionnaire-response"}]},
+             "valueReference": {"reference": f"QuestionnaireResponse/{qr_id}"}}]
+
+
+def _complete(world: World, stored: dict[str, Any], qr_id: str,
+              headers: dict[str, str]) -> Any:
+    body = {**stored, "status": "completed", "output": _output(qr_id)}
+    return world.client.put(f"/fhir/Task/{stored['id']}", json=body, headers={
+        **headers, **FHIR, "If-Match": f'W/"{stored["meta"]["versionId"]}"'})
+
+
+def test_one_response_does_not_complete_two_tasks(world: World) -> None:
+    """The patient's app fills PHQ-9 once and marks every open PHQ-9 Task done with it.
+    Secure: the second Task refuses a response that already completed another Task."""
+    first, second = _new_task(world), _new_task(world)
+    qr = _response(world, _patient_app(world))
+    assert _complete(world, first, qr["id"], _patient_app(world)).status_code == 200
+    again = _complete(world, second, qr["id"], _patient_app(world))
+    assert again.status_code in (409, 422), (again.status_code, again.json)
+
+
+def test_a_response_older_than_the_task_does_not_complete_it(world: World) -> None:
+    """A response authored last year completes a Task assigned today (the patient never
+    filled the form asked for). Secure: a response authored before the Task's period starts
+    (or before it was authored) is refused."""
+    old = _response(world, _patient_app(world), authored="2020-01-01T10:00:00Z")
+    fresh = _new_task(world)
+    resp = _complete(world, fresh, old["id"], _patient_app(world))
+    assert resp.status_code == 422, (resp.status_code, resp.json)
+
+
+def test_the_patients_app_cannot_complete_a_draft_task(world: World) -> None:
+    """A draft Task is not yet asked of the patient (draft -> requested is the only move the
+    docs allow from draft). Secure: the patient's own app completing it is refused."""
+    draft = _new_task(world, {**task(f"Patient/{A}"), "status": "draft"})
+    assert draft["status"] == "draft"
+    qr = _response(world, _patient_app(world))
+    resp = _complete(world, draft, qr["id"], _patient_app(world))
+    assert resp.status_code in (403, 409, 422), (resp.status_code, resp.json)
+
+
+def test_a_response_of_the_patients_app_cannot_claim_a_clinician_author(world: World) -> None:
+    """The patient's own app stores a response whose author and source are a Practitioner,
+    then completes its Task with it: the clinician appears to have rated the patient.
+    Secure: refused (4xx), or stored with the Patient as author and source."""
+    claim = {"author": {"reference": "Practitioner/dr-1"},
+             "source": {"reference": "Practitioner/dr-1"}}
+    qr = {k: v for k, v in sample("phq-9").items() if k != "id"}
+    qr.update(subject={"reference": f"Patient/{A}"}, **claim)
+    resp = world.client.post("/fhir/QuestionnaireResponse", json=qr,
+                             headers={**_patient_app(world), **FHIR})
+    if resp.status_code >= 400:
+        return
+    assert resp.json.get("author") == {"reference": f"Patient/{A}"}, resp.json.get("author")
+    assert resp.json.get("source") == {"reference": f"Patient/{A}"}, resp.json.get("source")
+
+
+def test_two_completions_at_once_complete_once(world: World) -> None:
+    """Two threads complete the same Task with two responses over HTTP."""
+    stored = _new_task(world)
+    qrs = [_response(world, _patient_app(world)) for _ in range(2)]
+    results: list[int] = []
+    headers = _patient_app(world)
+
+    def go(qr_id: str) -> None:
+        client = world.app.test_client()
+        body = {**stored, "status": "completed", "output": _output(qr_id)}
+        r = client.put(f"/fhir/Task/{stored['id']}", json=body,
+                       headers={**headers, **FHIR, "If-Match": 'W/"1"'})
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=go, args=(q["id"],)) for q in qrs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results)[0] == 200 and sorted(results)[1] in (409, 412), results
+    now = world.client.get(f"/fhir/Task/{stored['id']}", headers=_clinician(world)).json
+    assert now["meta"]["versionId"] == "2" and len(now["output"]) == 1
