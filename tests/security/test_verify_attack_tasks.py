@@ -4,6 +4,7 @@ a secure service must answer; a failing test is a finding."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.conftest import sample
@@ -118,3 +119,89 @@ def test_two_completions_at_once_complete_once(world: World) -> None:
     assert sorted(results)[0] == 200 and sorted(results)[1] in (409, 412), results
     now = world.client.get(f"/fhir/Task/{stored['id']}", headers=_clinician(world)).json
     assert now["meta"]["versionId"] == "2" and len(now["output"]) == 1
+
+
+def test_a_patient_users_app_without_patient_context_is_confined_to_that_patient(
+        world: World) -> None:
+    """A token whose fhirUser is Patient/A (the patient's own app, as the Task API itself
+    recognises it) but with user-level scopes and no patient claim: it reads and searches B's
+    Tasks and responses. Secure: a Patient user reaches only that Patient's compartment."""
+    from tests.security.attack import B
+
+    patient_user = world.headers("user/*.rs", None, fhir_user=f"Patient/{A}")
+    leaked = []
+    for rtype in ("Task", "QuestionnaireResponse"):
+        for rid in sorted(world.ids[B][rtype])[:1]:
+            resp = world.client.get(f"/fhir/{rtype}/{rid}", headers=patient_user)
+            if resp.status_code == 200:
+                leaked.append(f"GET /fhir/{rtype}/{rid} -> 200")
+        found = world.client.get(f"/fhir/{rtype}?patient={B}", headers=patient_user)
+        if found.status_code == 200 and world.leaks(found.data):
+            leaked.append(f"GET /fhir/{rtype}?patient={B} -> 200 with B's data")
+    assert not leaked, leaked
+
+
+def _hostile_tasks() -> dict[str, dict[str, Any]]:
+    base = task(f"Patient/{A}")
+    input_q = base["input"][0]
+    other_input = {"type": {"text": "note"}, "valueString": "x"}
+    return {
+        "period starting before year 1 in UTC": {
+            **base, "restriction": {"period": {"start": "0001-01-01T00:00:00+14:00",
+                                               "end": "0001-01-20T00:00:00+14:00"}}},
+        "period ending after year 9999 in UTC": {
+            **base, "restriction": {"period": {"start": "9999-12-01T00:00:00-14:00",
+                                               "end": "9999-12-31T23:59:59-14:00"}}},
+        "authoredOn before year 1 in UTC": {**base, "authoredOn": "0001-01-01T00:00:00+14:00"},
+        "period start only, year 9999 (the window ends past 9999)": {
+            **base, "restriction": {"period": {"start": "9999-12-25"}}},
+        "50,000 extra inputs": {**base, "input": [input_q] + [other_input] * 50_000},
+        "period start after end": {
+            **base, "restriction": {"period": {"start": "2026-02-01", "end": "2026-01-01"}}},
+        "start NUL character in a note": {**base, "note": [{"text": "a\u0000b"}]},
+    }
+
+
+def test_hostile_task_bodies_are_4xx_with_nothing_stored(world: World) -> None:
+    """POST /fhir/Task with bodies a client may write: never a 500; a refusal stores nothing."""
+    clinician = _clinician(world)
+
+    def count() -> int:
+        found = world.client.get(f"/fhir/Task?patient={A}&_count=500", headers=clinician)
+        return len(found.json.get("entry", []))
+
+    answers = {}
+    for name, body in _hostile_tasks().items():
+        before = count()
+        resp = world.client.post("/fhir/Task", json=body, headers={**clinician, **FHIR})
+        answers[name] = resp.status_code
+        if resp.status_code >= 400:
+            assert resp.json["resourceType"] == "OperationOutcome", name
+            assert count() == before, name
+    assert all(code < 500 for code in answers.values()), sorted(answers.items())
+    assert answers["period start after end"] == 422, answers
+
+
+def test_a_task_dated_before_year_1_in_utc_breaks_no_later_search(world: World) -> None:
+    """A Task whose period (and authoredOn) fall before 0001-01-01 once in UTC is accepted
+    (201, where a response so dated is a 422); then the searches and the due list must still
+    answer 200."""
+    clinician = _clinician(world)
+    body = {**task(f"Patient/{A}"), "authoredOn": "0001-01-01T00:00:00+14:00",
+            "restriction": {"period": {"start": "0001-01-01T00:00:00+14:00",
+                                       "end": "0001-01-01T01:00:00+14:00"}}}
+    made = world.client.post("/fhir/Task", json=body, headers={**clinician, **FHIR})
+    if made.status_code >= 400:
+        return  # refused: fine
+    for query in (f"patient={A}&_sort=date", f"patient={A}&_sort=-date",
+                  f"patient={A}&period=eb2026-01-01", f"patient={A}&period=le0001-01-02",
+                  f"patient={A}&authored-on=lt2000-01-01"):
+        resp = world.client.get(f"/fhir/Task?{query}", headers=clinician)
+        assert resp.status_code == 200, (query, resp.status_code, resp.data[:200])
+    from mit_fhir import due, tasks
+
+    context = world.app.extensions["mit_fhir"]
+    with world.app.app_context(), context.store.transaction() as conn:
+        tasks.open_tasks(conn, A)
+        tasks.due_tasks(conn, datetime.now(UTC), overdue=True)
+        due.summary(conn, context.catalogue, A)
