@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from mit_fhir import schedules
 from mit_fhir.fhir.schedule import CATEGORY_CODE, CATEGORY_SYSTEM
+from mit_fhir.tasks import tasks_of
 from tests.conftest import FHIR_JSON
 from tests.security.conftest import PATIENT, Tokens
 
@@ -69,3 +70,23 @@ def test_a_hostile_schedule_is_a_4xx_or_bounded(api: FlaskClient, tokens: Tokens
         schedules.run(app.extensions["mit_fhir"], datetime.now(UTC))
         assert _count(api, clinic, "Task") - before[1] <= 1
 
+
+
+def test_one_schedule_post_does_not_create_thousands_of_tasks(api: FlaskClient,
+                                                              tokens: Tokens) -> None:
+    """A schedule of 2,000 activities, each daily since 2020, within the body limit: one POST
+    creates a Task per activity inside the request (thousands of writes holding a worker).
+    Secure: a bound on the activities of one schedule (4xx), or on what one run creates."""
+    import time
+
+    clinic = tokens("clinic-app")
+    one = _plan({"boundsPeriod": {"start": "2020-01-01"}, "frequency": 1, "period": 1,
+                 "periodUnit": "d"})
+    plan = {**one, "activity": one["activity"] * 2000}
+    began = time.monotonic()
+    resp = api.post("/fhir/CarePlan", json=plan, headers=clinic, content_type=FHIR_JSON)
+    took = time.monotonic() - began
+    app: Any = api.application
+    with app.extensions["mit_fhir"].store.transaction() as conn:
+        made = len(tasks_of(conn, PATIENT))
+    assert resp.status_code >= 400 or made <= 100, (resp.status_code, made, f"{took:.1f}s")

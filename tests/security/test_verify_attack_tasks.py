@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.conftest import sample
-from tests.security.attack import A, SDC_TEMP, World, task
+from tests.security.attack import SDC_TEMP, A, World, task
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
