@@ -205,3 +205,53 @@ def test_a_task_dated_before_year_1_in_utc_breaks_no_later_search(world: World) 
         tasks.open_tasks(conn, A)
         tasks.due_tasks(conn, datetime.now(UTC), overdue=True)
         due.summary(conn, context.catalogue, A)
+
+
+def _schedule_for_a() -> dict[str, Any]:
+    from mit_fhir.fhir.schedule import CATEGORY_CODE, CATEGORY_SYSTEM
+
+    return {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+            "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": CATEGORY_CODE}]}],
+            "subject": {"reference": f"Patient/{A}"},
+            "author": {"reference": "Practitioner/dr-1"},
+            "activity": [{"detail": {
+                "kind": "Task", "status": "scheduled",
+                "instantiatesCanonical": ["https://mit-fhir.org/fhir/Questionnaire/phq-9"],
+                "scheduledTiming": {"repeat": {"boundsPeriod": {"start": "2020-01-01"},
+                                               "frequency": 1, "period": 1,
+                                               "periodUnit": "wk"}}}}]}
+
+
+def _tasks_based_on(world: World, plan_id: str) -> list[dict[str, Any]]:
+    found = world.client.get(f"/fhir/Task?based-on=CarePlan/{plan_id}",
+                             headers=_clinician(world)).json
+    return [e["resource"] for e in found.get("entry", [])]
+
+
+def test_the_patients_app_creates_no_tasks_through_a_schedule(world: World) -> None:
+    """POST /fhir/Task by the patient's own app is a 403 ("creates no Task"); the same app
+    POSTing a schedule CarePlan (author: any Practitioner it names) gets the Task made for it.
+    Secure: the schedule is refused to the patient's own app as the Task is."""
+    resp = world.client.post("/fhir/CarePlan", json=_schedule_for_a(),
+                             headers={**_patient_app(world), **FHIR})
+    made = _tasks_based_on(world, resp.json["id"]) if resp.status_code == 201 else []
+    assert resp.status_code == 403, (resp.status_code, len(made),
+                                     [t.get("requester") for t in made])
+
+
+def test_the_patients_app_cannot_cancel_its_tasks_by_revoking_the_schedule(
+        world: World) -> None:
+    """The patient's own app may not cancel a Task (403 on PUT Task -> cancelled); revoking
+    the clinician's schedule CarePlan withdraws its unstarted Task all the same.
+    Secure: the revoke is refused to the patient's own app (403) and the Task stays open."""
+    made = world.client.post("/fhir/CarePlan", json=_schedule_for_a(),
+                             headers={**_clinician(world), **FHIR})
+    assert made.status_code == 201, made.json
+    plan = made.json
+    (open_task,) = _tasks_based_on(world, plan["id"])
+    resp = world.client.put(f"/fhir/CarePlan/{plan['id']}", json={**plan, "status": "revoked"},
+                            headers={**_patient_app(world), **FHIR,
+                                     "If-Match": f'W/"{plan["meta"]["versionId"]}"'})
+    after = world.client.get(f"/fhir/Task/{open_task['id']}", headers=_clinician(world)).json
+    assert resp.status_code == 403, (resp.status_code, after["status"])
+    assert after["status"] == open_task["status"]
