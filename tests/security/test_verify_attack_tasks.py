@@ -255,3 +255,20 @@ def test_the_patients_app_cannot_cancel_its_tasks_by_revoking_the_schedule(
     after = world.client.get(f"/fhir/Task/{open_task['id']}", headers=_clinician(world)).json
     assert resp.status_code == 403, (resp.status_code, after["status"])
     assert after["status"] == open_task["status"]
+
+
+def _put_status(world: World, stored: dict[str, Any], headers: dict[str, str],
+                status: str, **extra: Any) -> Any:
+    body = {**stored, "status": status, **extra}
+    return world.client.put(f"/fhir/Task/{stored['id']}", json=body, headers={
+        **headers, **FHIR, "If-Match": f'W/"{stored["meta"]["versionId"]}"'})
+
+
+def test_the_patients_app_cannot_undo_a_clinicians_hold(world: World) -> None:
+    """The clinician puts A's Task on hold; the patient's own app moves it to in-progress and
+    completes it. Secure (low): a hold is the clinician's; the patient's app only starts a
+    Task that is asked of it (requested/received/accepted/ready)."""
+    held = _put_status(world, _new_task(world), _clinician(world), "on-hold")
+    assert held.status_code == 200 and held.json["status"] == "on-hold"
+    resp = _put_status(world, held.json, _patient_app(world), "in-progress")
+    assert resp.status_code in (403, 409, 422), (resp.status_code, resp.json.get("status"))

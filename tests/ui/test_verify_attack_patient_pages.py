@@ -115,3 +115,22 @@ def test_a_handover_session_cannot_hand_over_or_fill_other_tasks(
 
 def _hand_over_status(browser: FlaskClient, tasks: list[str]) -> int:
     return int(_hand_over(browser, tasks).status_code)
+
+
+def test_patient_and_handover_cookies_open_no_api_outside_the_pages(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr) -> None:
+    """The session cookie of a patient launch, then of a hand-over, sent to the bearer APIs
+    (/fhir, /outcomes, CDS): none of them takes a cookie for a token."""
+    tid = seed_task(app, PATIENT, DERS_URL)
+    paths = [f"/outcomes/{PATIENT}", f"/fhir/Task/{tid}", f"/fhir/Task?patient={PATIENT}",
+             f"/fhir/QuestionnaireResponse?patient={PATIENT}",
+             f"/fhir/Observation?patient={PATIENT}", f"/fhir/MedicationRequest?patient={PATIENT}"]
+    locked = app.test_client()
+    launched(locked, ehr)
+    assert _hand_over(locked, [tid]).status_code == 200
+    for path in paths:
+        assert locked.get(path, base_url=APP).status_code == 401, path
+    ehr.sign_in_patient(PATIENT)
+    patient_launch(browser, ehr)
+    for path in paths:
+        assert browser.get(path, base_url=APP).status_code == 401, path
