@@ -272,3 +272,34 @@ def test_the_patients_app_cannot_undo_a_clinicians_hold(world: World) -> None:
     assert held.status_code == 200 and held.json["status"] == "on-hold"
     resp = _put_status(world, held.json, _patient_app(world), "in-progress")
     assert resp.status_code in (403, 409, 422), (resp.status_code, resp.json.get("status"))
+
+
+def test_a_cancel_racing_a_completion_leaves_one_consistent_task(world: World) -> None:
+    """The clinician cancels while the patient's app completes the same Task (both at
+    version 1), five times: one wins, the other gets 409/412, and the Task is the winner's."""
+    for _ in range(5):
+        stored = _new_task(world)
+        qr = _response(world, _patient_app(world))
+        results: dict[str, int] = {}
+        clin, pat = _clinician(world), _patient_app(world)
+
+        def go(name: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+            r = world.app.test_client().put(f"/fhir/Task/{stored['id']}", json=body,
+                                            headers={**headers, **FHIR, "If-Match": 'W/"1"'})
+            results[name] = r.status_code
+
+        threads = [
+            threading.Thread(target=go, args=("cancel", clin, {
+                **stored, "status": "cancelled", "statusReason": {"text": "not needed"}})),
+            threading.Thread(target=go, args=("complete", pat, {
+                **stored, "status": "completed", "output": _output(qr["id"])}))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [n for n, code in results.items() if code == 200]
+        assert len(winners) == 1 and set(results.values()) - {200} <= {409, 412}, results
+        now = world.client.get(f"/fhir/Task/{stored['id']}", headers=clin).json
+        assert now["meta"]["versionId"] == "2", results
+        assert now["status"] == ("cancelled" if winners == ["cancel"] else "completed")
+        assert ("output" in now) == (winners == ["complete"])
