@@ -134,3 +134,31 @@ def test_patient_and_handover_cookies_open_no_api_outside_the_pages(
     patient_launch(browser, ehr)
     for path in paths:
         assert browser.get(path, base_url=APP).status_code == 401, path
+
+
+def test_the_chart_does_not_come_back_by_dropping_prompt_login(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr) -> None:
+    """On the handed-over tablet, the patient starts the standalone launch (GET /app/launch),
+    deletes `prompt=login` from the EHR authorize URL the app redirected to (the address bar)
+    and lets the EHR's single sign-on answer: the app takes the answer and opens the chart.
+    Secure: the callback of a handed-over device checks that the EHR really signed the user
+    in again (id_token auth_time after the launch, e.g. with max_age=0), else refuses."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    from tests.ui.test_smart import authorize
+
+    tid = seed_task(app, PATIENT, DERS_URL)
+    launched(browser, ehr)
+    assert _hand_over(browser, [tid]).status_code == 200
+    assert browser.get("/app/", base_url=APP).status_code == 403
+    ehr.picked_patient = PATIENT
+    location = browser.get("/app/launch", base_url=APP).headers["Location"]
+    parts = urlsplit(location)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "prompt"]
+    assert len(query) < len(parse_qsl(parts.query))  # the app did ask for prompt=login
+    stripped = urlunsplit(parts._replace(query=urlencode(query)))
+    answer = authorize(stripped)  # the EHR's SSO answers without asking for credentials
+    assert ehr.prompts[-1] is None
+    browser.get("/app/callback", query_string=answer, base_url=APP)
+    chart = browser.get("/app/", base_url=APP)
+    assert chart.status_code != 200, "the chart is back without a new sign-in"
