@@ -303,3 +303,26 @@ def test_a_cancel_racing_a_completion_leaves_one_consistent_task(world: World) -
         assert now["meta"]["versionId"] == "2", results
         assert now["status"] == ("cancelled" if winners == ["cancel"] else "completed")
         assert ("output" in now) == (winners == ["complete"])
+
+
+def test_task_specific_search_parameters_show_nothing_of_b(world: World) -> None:
+    """A's tokens (patient context; the patient's own app) search Tasks by B's owner,
+    requester, based-on, identifier, _id, with B's spellings: 200 or 4xx, never B's data."""
+    from tests.security.attack import B, BASE
+
+    b_tasks = sorted(world.ids[B]["Task"])
+    values = [f"owner=Patient/{B}", f"owner={BASE}/Patient/{B}", f"requester=Patient/{B}",
+              f"owner=Patient/{B}&patient={B}", f"for=Patient/{B}", f"subject=Patient/{B}",
+              f"owner=Patient/{A},Patient/{B}", f"owner=patient/{B}", f"owner=Patient%2F{B}",
+              *(f"identifier=https://mit-fhir.org/fhir/identifier/task|{t}" for t in b_tasks),
+              *(f"_id={t}" for t in b_tasks), *(f"_id={t}&owner=Patient/{A}" for t in b_tasks),
+              f"_id={','.join(b_tasks)}", "status=requested", "code=complete-questionnaire",
+              "questionnaire=https://mit-fhir.org/fhir/Questionnaire/phq-9",
+              "period=le2100-01-01", "authored-on=gt2000-01-01", "_sort=date"]
+    bad = []
+    for headers in (world.headers(), _patient_app(world)):
+        for query in values:
+            resp = world.client.get(f"/fhir/Task?{query}", headers=headers)
+            if resp.status_code >= 500 or (resp.status_code == 200 and world.leaks(resp.data)):
+                bad.append((query, resp.status_code))
+    assert not bad, bad

@@ -162,3 +162,17 @@ def test_the_chart_does_not_come_back_by_dropping_prompt_login(
     browser.get("/app/callback", query_string=answer, base_url=APP)
     chart = browser.get("/app/", base_url=APP)
     assert chart.status_code != 200, "the chart is back without a new sign-in"
+
+
+def test_a_related_person_gets_no_clinician_chart(browser: FlaskClient, app: Flask,
+                                                  ehr: SmartEhr) -> None:
+    """A patient's proxy on the portal (fhirUser RelatedPerson/<id>, patient context the
+    patient) opens the clinicians' launch URL: the role is decided as 'clinician' for any
+    fhirUser that is not a Patient, so the proxy gets the chart (scores, medication timeline,
+    the hand-over) that the patient scores setting keeps from patients.
+    Secure: only a Practitioner / PractitionerRole user gets the clinician role."""
+    ehr.user, ehr.fhir_user, ehr.patient_user = "mum-1", "RelatedPerson/mum-1", None
+    launched(browser, ehr)
+    chart = browser.get(f"/app/patients/{PATIENT}/outcomes", base_url=APP)
+    assert browser.get("/app/", base_url=APP).status_code == 403 and chart.status_code == 403, (
+        "a RelatedPerson got the clinician pages")
