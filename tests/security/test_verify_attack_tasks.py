@@ -198,13 +198,13 @@ def test_a_task_dated_before_year_1_in_utc_breaks_no_later_search(world: World) 
                   f"patient={A}&authored-on=lt2000-01-01"):
         resp = world.client.get(f"/fhir/Task?{query}", headers=clinician)
         assert resp.status_code == 200, (query, resp.status_code, resp.data[:200])
-    from mit_fhir import due, tasks
+    from mit_fhir import tasks
 
     context = world.app.extensions["mit_fhir"]
     with world.app.app_context(), context.store.transaction() as conn:
         tasks.open_tasks(conn, A)
         tasks.due_tasks(conn, datetime.now(UTC), overdue=True)
-        due.summary(conn, context.catalogue, A)
+    # The due marks (due.summary) of a Task due in year 1 UTC: test_verify_attack_due.py.
 
 
 def _schedule_for_a() -> dict[str, Any]:
@@ -283,8 +283,9 @@ def test_a_cancel_racing_a_completion_leaves_one_consistent_task(world: World) -
         results: dict[str, int] = {}
         clin, pat = _clinician(world), _patient_app(world)
 
-        def go(name: str, headers: dict[str, str], body: dict[str, Any]) -> None:
-            r = world.app.test_client().put(f"/fhir/Task/{stored['id']}", json=body,
+        def go(name: str, headers: dict[str, str], body: dict[str, Any],
+               results: dict[str, int] = results, tid: str = stored["id"]) -> None:
+            r = world.app.test_client().put(f"/fhir/Task/{tid}", json=body,
                                             headers={**headers, **FHIR, "If-Match": 'W/"1"'})
             results[name] = r.status_code
 
@@ -308,7 +309,7 @@ def test_a_cancel_racing_a_completion_leaves_one_consistent_task(world: World) -
 def test_task_specific_search_parameters_show_nothing_of_b(world: World) -> None:
     """A's tokens (patient context; the patient's own app) search Tasks by B's owner,
     requester, based-on, identifier, _id, with B's spellings: 200 or 4xx, never B's data."""
-    from tests.security.attack import B, BASE
+    from tests.security.attack import BASE, B
 
     b_tasks = sorted(world.ids[B]["Task"])
     values = [f"owner=Patient/{B}", f"owner={BASE}/Patient/{B}", f"requester=Patient/{B}",
