@@ -327,3 +327,13 @@ def test_task_specific_search_parameters_show_nothing_of_b(world: World) -> None
             if resp.status_code >= 500 or (resp.status_code == 200 and world.leaks(resp.data)):
                 bad.append((query, resp.status_code))
     assert not bad, bad
+
+
+def test_a_clinician_rated_form_cannot_be_given_to_the_patient_to_fill(world: World) -> None:
+    """POST /fhir/Task for the clinician-rated BPD criteria with owner Patient/A (any caller
+    with Task create, e.g. a patient-context app): the service keeps the owner, so the
+    patient's own app (and the patient's pages) may then fill and complete the clinician's
+    rating. Secure (low): a clinician-rated form's Task is not owned by the patient (422)."""
+    body = {**task(f"Patient/{A}", "bpd-criteria"), "owner": {"reference": f"Patient/{A}"}}
+    resp = world.client.post("/fhir/Task", json=body, headers={**world.headers(), **FHIR})
+    assert resp.status_code == 422, (resp.status_code, resp.json.get("owner"))
