@@ -204,7 +204,7 @@ def test_a_task_dated_before_year_1_in_utc_breaks_no_later_search(world: World) 
     with world.app.app_context(), context.store.transaction() as conn:
         tasks.open_tasks(conn, A)
         tasks.due_tasks(conn, datetime.now(UTC), overdue=True)
-    # The due marks (due.summary) of a Task due in year 1 UTC: test_verify_attack_due.py.
+    # The due marks (due.summary) of a Task due in year 1 UTC: test_due_dates.py.
 
 
 def _schedule_for_a() -> dict[str, Any]:
