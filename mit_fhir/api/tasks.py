@@ -53,7 +53,7 @@ def caller_reference() -> str | None:
         return None
 
 
-def _patient_user() -> str | None:
+def patient_user() -> str | None:
     """`Patient/<id>` when the caller's fhirUser is a Patient (the patient's own app)."""
     ref = caller_reference()
     return ref if ref is not None and ref.startswith("Patient/") else None
@@ -105,7 +105,7 @@ def create() -> Response:
     authorize_type("Task", "c")
     task = read_resource("Task")
     authorize_resource(task, "c")
-    if _patient_user() is not None:
+    if patient_user() is not None:
         raise Forbidden("a patient's own app does not create Tasks")
     c = ctx()
     task = new_task(task, c)
@@ -162,7 +162,7 @@ def updated(conn: Connection, c: Context, rid: str, proposed: Resource, version:
         raise _unprocessable([Issue("only the status of a Task changes; this element is "
                                     "immutable", code="business-rule", expression=(f"Task.{n}",))
                               for n in changed])
-    if (patient := _patient_user()) is not None:
+    if (patient := patient_user()) is not None:
         _patient_may(patient, stored, proposed)
     if proposed.get("status") == stored.get("status"):
         return stored  # nothing to move: no new version
