@@ -154,14 +154,36 @@ def test_the_chart_does_not_come_back_by_dropping_prompt_login(
     ehr.picked_patient = PATIENT
     location = browser.get("/app/launch", base_url=APP).headers["Location"]
     parts = urlsplit(location)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "prompt"]
-    assert len(query) < len(parse_qsl(parts.query))  # the app did ask for prompt=login
+    asked = dict(parse_qsl(parts.query))
+    assert asked.get("prompt") == "login" and asked.get("max_age") == "0"  # the app asked
+    # Both re-authentication demands deleted from the address bar.
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("prompt", "max_age")]
     stripped = urlunsplit(parts._replace(query=urlencode(query)))
     answer = authorize(stripped)  # the EHR's SSO answers without asking for credentials
     assert ehr.prompts[-1] is None
-    browser.get("/app/callback", query_string=answer, base_url=APP)
+    refused = browser.get("/app/callback", query_string=answer, base_url=APP)
+    assert refused.status_code == 403 and "did not sign you in again" in refused.get_data(
+        as_text=True)
     chart = browser.get("/app/", base_url=APP)
     assert chart.status_code != 200, "the chart is back without a new sign-in"
+
+
+def test_a_handed_over_device_signed_in_again_gets_the_chart(
+        browser: FlaskClient, app: Flask, ehr: SmartEhr) -> None:
+    """The honest way back: the launch after a hand-over asks prompt=login and max_age=0, the
+    EHR signs the clinician in again (a fresh auth_time) and the chart opens."""
+    from tests.ui.test_smart import authorize
+
+    tid = seed_task(app, PATIENT, DERS_URL)
+    launched(browser, ehr)
+    assert _hand_over(browser, [tid]).status_code == 200
+    ehr.picked_patient = PATIENT
+    location = browser.get("/app/launch", base_url=APP).headers["Location"]
+    answer = authorize(location)
+    assert ehr.prompts[-1] == "login"
+    back = browser.get("/app/callback", query_string=answer, base_url=APP)
+    assert back.status_code == 302, back.get_data(as_text=True)[:300]
+    assert browser.get("/app/", base_url=APP).status_code == 200
 
 
 def test_a_related_person_gets_no_clinician_chart(browser: FlaskClient, app: Flask,
@@ -171,8 +193,14 @@ def test_a_related_person_gets_no_clinician_chart(browser: FlaskClient, app: Fla
     fhirUser that is not a Patient, so the proxy gets the chart (scores, medication timeline,
     the hand-over) that the patient scores setting keeps from patients.
     Secure: only a Practitioner / PractitionerRole user gets the clinician role."""
+    from tests.ui.test_smart import authorize, start
+
     ehr.user, ehr.fhir_user, ehr.patient_user = "mum-1", "RelatedPerson/mum-1", None
-    launched(browser, ehr)
+    answer = authorize(start(browser, ehr, PATIENT, None))
+    refused = browser.get("/app/callback", query_string=answer, base_url=APP)
+    assert refused.status_code == 403 and "neither a clinician" in refused.get_data(
+        as_text=True)
     chart = browser.get(f"/app/patients/{PATIENT}/outcomes", base_url=APP)
-    assert browser.get("/app/", base_url=APP).status_code == 403 and chart.status_code == 403, (
+    home = browser.get("/app/", base_url=APP)
+    assert home.status_code in (401, 403) and chart.status_code in (401, 403), (
         "a RelatedPerson got the clinician pages")
