@@ -90,3 +90,29 @@ def test_one_schedule_post_does_not_create_thousands_of_tasks(api: FlaskClient,
     with app.extensions["mit_fhir"].store.transaction() as conn:
         made = len(tasks_of(conn, PATIENT))
     assert resp.status_code >= 400 or made <= 100, (resp.status_code, made, f"{took:.1f}s")
+
+
+@pytest.mark.parametrize(("repeat", "element"), [
+    ({"boundsPeriod": {"start": "2020-01-01"}, "frequency": 1, "period": 3_000_000,
+      "periodUnit": "d"}, "CarePlan.activity[0].detail.scheduledTiming.repeat.period"),
+    ({"boundsPeriod": {"start": "1899-12-31"}, "frequency": 1, "period": 1,
+      "periodUnit": "wk"}, "CarePlan.activity[0].detail.scheduledTiming.repeat.boundsPeriod.start"),
+])
+def test_a_schedule_out_of_bounds_is_a_422_naming_the_element(
+        api: FlaskClient, tokens: Tokens, repeat: dict[str, Any], element: str) -> None:
+    resp = api.post("/fhir/CarePlan", json=_plan(repeat), headers=tokens("clinic-app"),
+                    content_type=FHIR_JSON)
+    assert resp.status_code == 422, resp.get_json()
+    assert element in [e for i in resp.get_json()["issue"] for e in i.get("expression", [])]
+
+
+def test_a_form_listed_twice_on_one_schedule_is_a_422(api: FlaskClient,
+                                                       tokens: Tokens) -> None:
+    clinic = tokens("clinic-app")
+    one = _plan({"boundsPeriod": {"start": "2020-01-01"}, "frequency": 1, "period": 1,
+                 "periodUnit": "wk"})
+    before = _count(api, clinic, "CarePlan")
+    resp = api.post("/fhir/CarePlan", json={**one, "activity": one["activity"] * 2},
+                    headers=clinic, content_type=FHIR_JSON)
+    assert resp.status_code == 422, resp.get_json()
+    assert _count(api, clinic, "CarePlan") == before
