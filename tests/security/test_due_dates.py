@@ -27,3 +27,26 @@ def test_a_task_due_in_year_1_utc_does_not_break_the_outcomes_and_cds(world: Wor
                              content_type="application/json", headers=clinician)
     assert (outcomes.status_code, card.status_code) == (200, 200), (
         made.json["restriction"], outcomes.status_code, card.status_code, outcomes.data[:200])
+
+
+def test_a_stored_task_dated_in_year_1_utc_leaves_the_due_marks_answering(world: World) -> None:
+    """The API now refuses such a Task; one already stored (an older version, an import)
+    must still not break the outcomes document or the CDS card (due.py reads any date)."""
+    from mit_fhir import tasks
+    from mit_fhir.fhir.task import questionnaire_task
+    from mit_fhir.store.repository import new_id
+
+    context = world.app.extensions["mit_fhir"]
+    poison = questionnaire_task("https://mit-fhir.org/fhir/Questionnaire/phq-9|1.0.0", A,
+                                {"reference": "Practitioner/dr-1"}, "2026-01-01T00:00:00Z",
+                                POISON["restriction"]["period"]["start"],
+                                POISON["restriction"]["period"]["end"], tid=new_id())
+    with world.app.app_context(), context.store.transaction() as conn:
+        tasks.store_new(conn, context, poison)
+    clinician = world.headers("user/*.cruds", None, fhir_user="Practitioner/dr-1")
+    hook = {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "hook": "patient-view",
+            "context": {"userId": "Practitioner/dr-1", "patientId": A}}
+    outcomes = world.client.get(f"/outcomes/{A}", headers=clinician)
+    card = world.client.post("/cds-services/mit-outcomes", data=json.dumps(hook),
+                             content_type="application/json", headers=clinician)
+    assert (outcomes.status_code, card.status_code) == (200, 200), outcomes.data[:200]
