@@ -34,9 +34,13 @@ NextOccurrence = Callable[[Resource, str, datetime], "datetime | None"]
 DONE = frozenset({"completed", "amended"})
 
 
-def _instant(key: str) -> datetime:
-    """A date_key (UTC, no offset) as an aware datetime."""
-    return datetime.fromisoformat(key).replace(tzinfo=UTC)
+def _instant(key: str) -> datetime | None:
+    """A date_key (UTC, no offset) as an aware datetime; None for one no datetime holds (a
+    stored Task dated in year 1, say: the due marks still answer)."""
+    try:
+        return datetime.fromisoformat(key).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _key(when: datetime) -> str:
@@ -70,11 +74,22 @@ def _last_completion(catalogue: Catalogue, responses: Iterable[Resource],
             "synthetic": any(t.get("code") == "synthetic" for t in data_source_tags(latest))}
 
 
-def _overdue(task: Resource, now: datetime) -> Resource:
+def _overdue(task: Resource, now: datetime) -> Resource | None:
     due = fhir_task.due(task) or ""
-    late = now - _instant(due)
-    return {"task": task.get("id"), "due": due, "days": late.days,
-            "by": wording(_instant(due), now)}
+    if (when := _instant(due)) is None:
+        return None
+    try:
+        late = now - when
+    except OverflowError:
+        return None
+    return {"task": task.get("id"), "due": due, "days": late.days, "by": wording(when, now)}
+
+
+def _is_overdue(task: Resource, now: datetime) -> bool:
+    try:
+        return fhir_task.overdue(task, now)
+    except (ValueError, OverflowError):
+        return False
 
 
 def _row(catalogue: Catalogue, questionnaire: Resource, tasks: list[Resource],
@@ -83,7 +98,8 @@ def _row(catalogue: Catalogue, questionnaire: Resource, tasks: list[Resource],
     url = questionnaire["url"]
     open_tasks = sorted((t for t in tasks if fhir_task.is_open(t)),
                         key=lambda t: (fhir_task.due(t) or "9999", t.get("id", "")))
-    overdue = [_overdue(t, now) for t in open_tasks if fhir_task.overdue(t, now)]
+    overdue = [late for t in open_tasks if _is_overdue(t, now)
+               and (late := _overdue(t, now)) is not None]
     due, due_from, owner = None, None, None
     if open_tasks:
         first = open_tasks[0]

@@ -206,9 +206,47 @@ def complete_with(conn: Connection, context: Context, task_id: str, response: Re
                         "QuestionnaireResponse.questionnaire")
     if not task_shape.is_open(task):
         raise Conflict(f"the Task is {task.get('status')}, no longer open")
-    done = task_shape.completed_by(task, f"QuestionnaireResponse/{response['id']}",
-                                   _instant(when))
+    if _before_the_task(response, task):
+        raise _mismatch("the response was stored before the Task asked for it",
+                        "QuestionnaireResponse.meta.lastUpdated")
+    reference = f"QuestionnaireResponse/{response['id']}"
+    serialize(conn, f"{reference}/completes")  # two Tasks racing for one response: one wins
+    if _completed_by(conn, patient, reference):
+        raise Conflict("the response already completed another Task")
+    done = task_shape.completed_by(task, reference, _instant(when))
     return _next(conn, context, task, done)
+
+
+def _before_the_task(response: Resource, task: Resource) -> bool:
+    """Whether the response was stored (the server's meta.lastUpdated, which no client writes)
+    before the Task was authored (or, without authoredOn, before its period starts): a
+    response that existed before the request answers another one. The client's `authored` is
+    not the test: a paper form typed in later keeps the day it was filled."""
+    asked = _moment(task.get("authoredOn")) or _moment(task_shape.period(task)[0])
+    stored = _moment((response.get("meta") or {}).get("lastUpdated"))
+    try:
+        return asked is not None and stored is not None and stored < asked
+    except OverflowError:  # offsets at the edge of year 1: not a moment to compare
+        return False
+
+
+def _moment(text: object) -> datetime | None:
+    """A FHIR date/dateTime/instant as an aware datetime at full precision (UTC when no
+    offset), or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = isoparse(text)
+    except (ValueError, OverflowError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _completed_by(conn: Connection, patient: str, reference: str) -> bool:
+    """Whether a completed Task of the patient already names `reference` as its output."""
+    done = search(conn, "Task", [Criterion("patient", "eq", (f"Patient/{patient}",)),
+                                 Criterion("status:code", "eq", ("completed",))])
+    return any(task_shape.response_of(t) == reference for t in done)
 
 
 def due_tasks(conn: Connection, at: datetime, overdue: bool = False,

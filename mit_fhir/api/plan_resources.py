@@ -2,7 +2,8 @@
 
 A CarePlan with the assessment-schedule category is a schedule (fhir/schedule.py): validated
 as one when POSTed (its due Tasks created with it), and the only CarePlan that may be PUT, with
-If-Match, to revoke or complete it (mit_fhir/schedules.py).
+If-Match, to revoke or complete it (mit_fhir/schedules.py). The patient's own app (fhirUser a
+Patient) neither creates nor ends a schedule (403), as it creates and cancels no Task.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from flask import Blueprint, Response, request
 from mit_fhir import schedules
 from mit_fhir.api.http import base_url, fhir_response, read_resource
 from mit_fhir.api.resources import add_read_and_search
+from mit_fhir.api.tasks import patient_user
 from mit_fhir.care_plans import with_identifier
 from mit_fhir.context import ctx
 from mit_fhir.errors import (
+    Forbidden,
     InvalidRequest,
     Issue,
     MethodNotAllowed,
@@ -84,6 +87,7 @@ def create(rtype: str) -> Response:
     _check(res)
     c = ctx()
     if rtype == "CarePlan" and is_schedule(res):
+        _no_patient_app()
         with c.store.transaction() as conn:
             res = schedules.store_schedule(conn, c, res)
         audit.add([res])
@@ -98,6 +102,13 @@ def create(rtype: str) -> Response:
     audit.add([res])
     location = f"{base_url()}/{rtype}/{res['id']}/_history/1"
     return fhir_response(res, 201, {"Location": location, "ETag": 'W/"1"'})
+
+
+def _no_patient_app() -> None:
+    """A schedule makes and withdraws Tasks: the patient's own app (fhirUser a Patient) creates
+    and ends none, as it creates and cancels no Task."""
+    if patient_user() is not None:
+        raise Forbidden("a patient's own app does not create or end schedules")
 
 
 def _if_match() -> int:
@@ -121,6 +132,7 @@ def update_schedule(rid: str) -> Response:
     res = read_resource("CarePlan")
     if res.get("id") != rid:
         raise InvalidRequest("the resource's id must be the id in the URL")
+    _no_patient_app()
     expected = _if_match()
     c = ctx()
     with c.store.transaction() as conn:

@@ -2,8 +2,10 @@
 complete a form.
 
 A token whose fhirUser is a Patient (the patient's own app) creates no Task; it may only start
-(-> in-progress) or complete (with its own response) a Task it owns. Every other caller with
-Task scopes may create, start, pause, cancel and complete, within its patient context.
+(-> in-progress) or complete (with its own response) a Task it owns, and never out of on-hold
+(a hold is the clinician's). A clinician-rated form's Task is never owned by the patient. Every
+other caller with Task scopes may create, start, pause, cancel and complete, within its patient
+context.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from mit_fhir.store.repository import new_id, now_instant, serialize
 
 Resource = dict[str, Any]
 bp = Blueprint("tasks", __name__, url_prefix="/fhir/Task")
+# The statuses from which the patient's own app may start or complete a Task it owns.
+PATIENT_MAY_MOVE = frozenset({"requested", "received", "accepted", "ready", "in-progress"})
 add_read_and_search(bp, "Task")
 
 
@@ -53,7 +57,7 @@ def caller_reference() -> str | None:
         return None
 
 
-def _patient_user() -> str | None:
+def patient_user() -> str | None:
     """`Patient/<id>` when the caller's fhirUser is a Patient (the patient's own app)."""
     ref = caller_reference()
     return ref if ref is not None and ref.startswith("Patient/") else None
@@ -94,6 +98,11 @@ def new_task(task: Resource, context: Context) -> Resource:
     })
     out.setdefault("owner", requester if not shape.is_self_report(form)
                    else {"reference": out["for"]["reference"]})
+    if not shape.is_self_report(form) and \
+            str(out["owner"].get("reference", "")).startswith("Patient/"):
+        raise _unprocessable([Issue("a clinician-rated form's Task is owned by a clinician, "
+                                    "not a patient", code="business-rule",
+                                    expression=("Task.owner",))])
     out.setdefault("performerType", [shape.performer_concept(out)])
     if issues := task_checks.period_issues(out):
         raise _unprocessable(issues)
@@ -107,7 +116,7 @@ def create() -> Response:
     authorize_type("Task", "c")
     task = read_resource("Task")
     authorize_resource(task, "c")
-    if _patient_user() is not None:
+    if patient_user() is not None:
         raise Forbidden("a patient's own app does not create Tasks")
     c = ctx()
     task = new_task(task, c)
@@ -135,6 +144,10 @@ def _patient_may(patient_ref: str, stored: Resource, proposed: Resource) -> None
         raise Forbidden("a patient's own app changes only the Tasks the patient owns")
     if proposed.get("status") not in ("in-progress", "completed"):
         raise Forbidden("a patient's own app only starts or completes a Task")
+    if stored.get("status") not in PATIENT_MAY_MOVE:
+        # A hold (or a draft) is the clinician's: the patient's app lifts none.
+        raise Forbidden(f"a patient's own app does not move a Task out of "
+                        f"{stored.get('status')}")
 
 
 def _completion(conn: Connection, c: Context, stored: Resource, proposed: Resource) -> Resource:
@@ -164,7 +177,7 @@ def updated(conn: Connection, c: Context, rid: str, proposed: Resource, version:
         raise _unprocessable([Issue("only the status of a Task changes; this element is "
                                     "immutable", code="business-rule", expression=(f"Task.{n}",))
                               for n in changed])
-    if (patient := _patient_user()) is not None:
+    if (patient := patient_user()) is not None:
         _patient_may(patient, stored, proposed)
     if proposed.get("status") == stored.get("status"):
         return stored  # nothing to move: no new version

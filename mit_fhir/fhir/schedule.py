@@ -27,6 +27,12 @@ CATEGORY_CODE = "assessment-schedule"
 UNITS = {"d": "days", "wk": "weeks", "mo": "months"}  # relativedelta's keyword per unit
 RUNNING = "active"  # CarePlan status of a schedule that still creates Tasks
 SCHEDULED, CANCELLED = "scheduled", "cancelled"  # detail.status of one activity
+# Bounds that keep every occurrence a date (and a schedule a human plan): about ten years
+# between two occurrences at most, dates in 1900-2200, one activity per form, 50 forms.
+MAX_EVERY = {"d": 3660, "wk": 520, "mo": 120}
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+MAX_COUNT = 10_000
+MAX_ACTIVITIES = 50
 
 
 class ScheduleError(ValueError):
@@ -65,6 +71,14 @@ class Activity:
         if self.count is not None and (isinstance(self.count, bool)
                                        or not isinstance(self.count, int) or self.count < 1):
             raise ScheduleError("count", "must be a whole number of at least 1")
+        if self.every > MAX_EVERY[self.unit]:
+            raise ScheduleError("period", f"must be at most {MAX_EVERY[self.unit]} "
+                                          f"{UNITS[self.unit]}")
+        for name, day in (("boundsPeriod.start", self.start), ("boundsPeriod.end", self.end)):
+            if day is not None and not FIRST_YEAR <= day.year <= LAST_YEAR:
+                raise ScheduleError(name, f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+        if self.count is not None and self.count > MAX_COUNT:
+            raise ScheduleError("count", f"must be at most {MAX_COUNT}")
 
     @property
     def url(self) -> str:
@@ -220,17 +234,28 @@ def activities(careplan: Resource) -> list[tuple[int, Activity, str]]:
     found = careplan.get("activity") or []
     if not isinstance(found, list) or not found:
         raise ScheduleError("CarePlan.activity", "a schedule needs at least one form")
+    if len(found) > MAX_ACTIVITIES:
+        raise ScheduleError("CarePlan.activity", f"a schedule lists at most {MAX_ACTIVITIES} "
+                                                 "forms")
     return [(i, read_activity(e, f"CarePlan.activity[{i}]"), e["detail"]["status"])
             for i, e in enumerate(found)]
 
 
 def validate(careplan: Resource) -> list[Activity]:
-    """The schedule's activities, after checking it is one (category, intent, subject)."""
+    """The schedule's activities, after checking it is one (category, intent, subject) with
+    each form listed once."""
     if not is_schedule(careplan):
         raise ScheduleError("CarePlan.category", f"must include {CATEGORY_CODE}")
     if careplan.get("intent") != "plan":
         raise ScheduleError("CarePlan.intent", "a schedule's intent is plan")
-    return [a for _, a, _ in activities(careplan)]
+    found = [a for _, a, _ in activities(careplan)]
+    seen: set[str] = set()
+    for i, activity in enumerate(found):
+        if activity.url in seen:  # a new schedule lists each form once
+            raise ScheduleError(f"CarePlan.activity[{i}].detail.instantiatesCanonical",
+                                "a form is listed once per schedule")
+        seen.add(activity.url)
+    return found
 
 
 def running(careplan: Resource) -> list[tuple[int, Activity]]:

@@ -15,11 +15,14 @@ from typing import Any
 from mit_fhir.errors import Issue
 from mit_fhir.fhir import task as shape
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
-from mit_fhir.fhir.search import date_key
+from mit_fhir.fhir.search import date_end_key, date_key
 
 Resource = dict[str, Any]
 Resolve = Callable[[str], Resource | None]  # Catalogue.resolve
 CREATE_STATUSES = ("requested", "draft")
+# The years a Task's dates may fall in, once in UTC (every window, sort and due mark stays a
+# date: a Task in year 1 or 9999 would overflow them).
+FIRST_YEAR, LAST_YEAR = 1900, 2200
 # Elements an update may change (the service writes executionPeriod, lastModified and meta).
 MUTABLE = frozenset({"meta", "text", "status", "statusReason", "output", "executionPeriod",
                      "lastModified"})
@@ -71,10 +74,27 @@ def create_issues(task: Resource, resolve: Resolve) -> list[Issue]:
     if task.get("output"):
         issues.append(_issue("a new Task has no output: it is completed by a response",
                              "output"))
+    issues += date_issues(task)
     issues += period_issues(task)
     for element in ("requester", "owner"):
         if element in task and not _relative(task[element]):
             issues.append(_issue(f"{element} must be a relative reference (Type/id)", element))
+    return issues
+
+
+def date_issues(task: Resource) -> list[Issue]:
+    """The Task's dates (authoredOn, restriction.period) outside FIRST_YEAR..LAST_YEAR in UTC."""
+    start, end = shape.period(task)
+    issues = []
+    for element, text in (("authoredOn", task.get("authoredOn")),
+                          ("restriction.period.start", start), ("restriction.period.end", end)):
+        if not text:
+            continue
+        keys = (date_key(text), date_end_key(text))
+        if any(k is None or not FIRST_YEAR <= int(k.partition("-")[0]) <= LAST_YEAR
+               for k in keys):
+            issues.append(_issue(f"must be a date in the years {FIRST_YEAR} to {LAST_YEAR} "
+                                 "(UTC)", element))
     return issues
 
 

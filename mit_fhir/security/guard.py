@@ -12,8 +12,10 @@ answers only callers on the loopback interface; `mit-fhir serve` also refuses to
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ _VERIFIER = "mit_fhir.token_verifier"
 # Search parameters naming the patient whose data is searched: a patient-context token's
 # patient replaces them (fhir/search.py TARGETS gives both the Patient type).
 PATIENT_CRITERIA = frozenset({"patient", "subject"})
+# A fhirUser naming a Patient: the last two segments of its reference (relative or absolute).
+_PATIENT_USER = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})$")
 
 
 def init_app(app: Flask) -> None:
@@ -79,13 +83,25 @@ def authenticate() -> None:
         return
     verifier: TokenVerifier = current_app.extensions[_VERIFIER]
     try:
-        g.principal = verifier.verify(token)
+        g.principal = patient_user_confined(verifier.verify(token))
     except TokenError as exc:
         raise Unauthorized(str(exc)) from None
     except KeysUnavailable as exc:
         raise ServiceUnavailable(str(exc)) from None
     if endpoint == "metrics" and not _system(g.principal):
         raise Forbidden("/metrics needs the metrics token or a system/ scope")
+
+
+def patient_user_confined(who: Principal) -> Principal:
+    """A token whose fhirUser is Patient/X (relative, or absolute on any base) and that carries
+    no patient context is the patient X's own: it gets X as its patient context, so its user/
+    scopes reach nothing beyond X's compartment (a patient user is never a clinician)."""
+    if who.patient is not None or not who.fhir_user:
+        return who
+    found = _PATIENT_USER.search(who.fhir_user.rstrip("/"))
+    if found is None:
+        return who
+    return dataclasses.replace(who, patient=found.group(1))
 
 
 def _bearer() -> str:

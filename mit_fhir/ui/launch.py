@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from typing import Any
 
 from flask import Response, current_app, jsonify, redirect, request, url_for
@@ -20,6 +21,11 @@ VIEWS = {"forms": "ui.forms", "outcomes": "ui.my_outcomes", "patient": "ui.my"}
 HANDED_OVER = "mit_fhir_handed_over"
 HANDED_OVER_SECONDS = 30 * 86400
 _PATIENT_USER = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
+_CLINICIAN_USER = re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
+NOT_A_CLINICIAN = ("This account is neither a clinician's nor a patient's: the app opens the "
+                   "chart only for clinicians (Practitioner) and the forms only for patients.")
+NOT_REAUTHENTICATED = ("This device was handed to a patient: the EHR did not sign you in again. "
+                       "Sign in to the EHR again to open the app.")
 NOT_A_PATIENT = ("This is the patients' sign-in: the account used is not a patient's. "
                  "Clinicians start the app from the patient's chart in the EHR.")
 
@@ -57,12 +63,14 @@ def launch() -> BaseResponse:
         handed_over = role_of(current) == "handover" or bool(request.cookies.get(HANDED_OVER))
         url, pending = smart.authorization_url(client, endpoints, redirect_uri,
                                                request.args.get("launch"), scope,
-                                               "login" if handed_over else None)
+                                               "login" if handed_over else None,
+                                               0 if handed_over else None)
         if role_of(current) == "handover":
             sessions.drop(conn, cookie())
         token = sessions.create(conn, {"pending": pending, "endpoints": endpoints.as_dict(),
                                        "view": view, "scope": scope or client.scope,
-                                       "reauthenticated": handed_over}, PENDING_SECONDS)
+                                       "reauthenticated": handed_over,
+                                       "launched_at": time.time()}, PENDING_SECONDS)
     resp = redirect(url, 302)
     set_cookie(resp, token, PENDING_SECONDS)
     return resp
@@ -98,8 +106,13 @@ def callback() -> BaseResponse:
     token = smart.exchange(client, endpoints, pending["pending"], code)
     claims = smart.id_token_claims(client, endpoints, token["id_token"]) \
         if token.get("id_token") else {}
-    # The role is decided here, once: a Patient as fhirUser is the patient's own session.
+    if pending.get("reauthenticated") and not signed_in_since(claims, pending.get("launched_at")):
+        raise PageError(NOT_REAUTHENTICATED, 403)
+    # The role is decided here, once: a Patient as fhirUser is the patient's own session, a
+    # Practitioner (or PractitionerRole) the clinician's; any other user gets no session.
     own = patient_user(claims.get("fhirUser"), endpoints.iss)
+    if own is None and not clinician_user(claims.get("fhirUser"), endpoints.iss):
+        raise PageError(NOT_A_CLINICIAN, 403)
     view = pending.get("view", "forms")
     if view == "patient" and own is None:
         raise PageError(NOT_A_PATIENT, 403)
@@ -134,6 +147,22 @@ def patient_user(fhir_user: Any, iss: str) -> str | None:
     if "Patient/" in fhir_user:
         raise PageError("The signed-in patient is not one of this EHR's.", 403)
     return None
+
+
+def clinician_user(fhir_user: Any, iss: str) -> bool:
+    """Whether the id_token's fhirUser is a Practitioner or PractitionerRole of this EHR (a
+    RelatedPerson, a Device or no fhirUser at all is not a clinician)."""
+    return isinstance(fhir_user, str) and _CLINICIAN_USER.fullmatch(
+        fhir_user.removeprefix(iss.rstrip("/") + "/")) is not None
+
+
+def signed_in_since(claims: dict[str, Any], launched_at: Any) -> bool:
+    """Whether the id_token says (OIDC `auth_time`) the user signed in at or after the launch
+    that asked for it (prompt=login, max_age=0): an EHR's single sign-on answering with the
+    earlier sign-in does not count."""
+    auth_time = claims.get("auth_time")
+    return (isinstance(auth_time, int | float) and not isinstance(auth_time, bool)
+            and isinstance(launched_at, int | float) and auth_time >= launched_at)
 
 
 def mark_handed_over(resp: BaseResponse) -> None:

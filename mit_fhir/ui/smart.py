@@ -102,16 +102,20 @@ def launch_scope(asked: str, ehr_launch: bool) -> str:
 
 def authorization_url(client: Client, endpoints: Endpoints, redirect_uri: str,
                       launch: str | None, scope: str | None = None,
-                      prompt: str | None = None) -> tuple[str, dict[str, str]]:
+                      prompt: str | None = None,
+                      max_age: int | None = None) -> tuple[str, dict[str, str]]:
     """Where to send the browser, and what the callback must find again (state, verifier).
-    `scope` replaces the client's (the patient launch); `prompt=login` makes the EHR ask for
-    the user's credentials again (OpenID Connect), as after a hand-over of the device."""
+    `scope` replaces the client's (the patient launch); `prompt=login` and `max_age=0` make
+    the EHR ask for the user's credentials again (OpenID Connect), as after a hand-over of the
+    device (the callback then checks the id_token's auth_time)."""
     verifier = generate_token(64)
     extra = {"aud": endpoints.iss}
     if launch:
         extra["launch"] = launch
     if prompt:
         extra["prompt"] = prompt
+    if max_age is not None:
+        extra["max_age"] = str(max_age)
     scope = launch_scope(scope or client.scope, bool(launch))
     with client.session(redirect_uri, scope=scope) as oauth:
         url, state = oauth.create_authorization_url(

@@ -16,7 +16,9 @@ and a FHIR endpoint that checks its access tokens and forwards to a real FHIR se
   `launch/patient` gets that patient as its context; `/portal?patient=ID&app=...` is the
   patient portal's "My forms" link (a portal launch of `view=patient`);
 - every authorization request's `prompt` is recorded (`prompts`), as `prompt=login` must
-  reach the EHR after a hand-over of the device.
+  reach the EHR after a hand-over of the device; `prompt=login` or `max_age` (0, or shorter
+  than the time since the last sign-in) makes the user sign in again, and the id_token's
+  `auth_time` is the time the user last signed in (`signed_in_at`; single sign-on otherwise).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class Code:
     challenge_method: str | None
     user: str
     context: dict[str, str]
+    auth_time: float = 0.0
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -108,6 +111,7 @@ class Grant:
     scope: str
     context: dict[str, str]
     revoked: bool = False
+    auth_time: float = 0.0
 
     def check_client(self, client: App) -> bool:
         return self.client_id == client.client_id
@@ -152,6 +156,7 @@ class SmartEhr:
     picked_patient: str | None = None  # whom the user picks in a standalone launch
     patient_user: str | None = None  # the signed-in user is this Patient (sign_in_patient)
     prompts: list[str | None] = field(default_factory=list)
+    signed_in_at: float = field(default_factory=time.time)  # the user's last sign-in (SSO)
     apps: dict[str, App] = field(default_factory=dict)
     launches: dict[str, dict[str, str]] = field(default_factory=dict)
     codes: dict[str, Code] = field(default_factory=dict)
@@ -186,9 +191,11 @@ class SmartEhr:
     def sign_in_patient(self, patient: str) -> None:
         """The person at the EHR's login is now the patient `patient` (a portal account)."""
         self.user, self.fhir_user, self.patient_user = patient, f"Patient/{patient}", patient
+        self.signed_in_at = time.time()
 
     def sign_in_clinician(self, user: str = "dr-rossi") -> None:
         self.user, self.fhir_user, self.patient_user = user, f"Practitioner/{user}", None
+        self.signed_in_at = time.time()
 
     def launch(self, patient: str, encounter: str | None = None) -> str:
         """A launch id standing for this context (what an EHR puts in the launch URL)."""
@@ -223,7 +230,8 @@ class SmartEhr:
                     context = {"patient": ehr.patient_user or ehr.picked_patient or ""}
                 item = Code(code, req.client.client_id, req.payload.redirect_uri,
                             req.payload.scope or "", data.get("code_challenge"),
-                            data.get("code_challenge_method"), req.user, context)
+                            data.get("code_challenge_method"), req.user, context,
+                            ehr.signed_in_at)
                 ehr.codes[code] = item
                 return item
 
@@ -236,6 +244,7 @@ class SmartEhr:
 
             def authenticate_user(self, authorization_code: Code) -> str:
                 self.request.launch_context = authorization_code.context
+                self.request.auth_time = authorization_code.auth_time
                 return authorization_code.user
 
         class RefreshGrant(grants.RefreshTokenGrant):
@@ -248,6 +257,7 @@ class SmartEhr:
 
             def authenticate_user(self, refresh_token: Grant) -> str:
                 self.request.launch_context = refresh_token.context
+                self.request.auth_time = refresh_token.auth_time
                 return refresh_token.user
 
             def revoke_old_credential(self, refresh_token: Grant) -> None:
@@ -259,16 +269,19 @@ class SmartEhr:
             context = getattr(req, "launch_context", {}) or {}
             token.update(context)
             scope = token.get("scope", "").split()
+            auth_time = getattr(req, "auth_time", ehr.signed_in_at)
             ehr.access[token["access_token"]] = {"expires_at": time.time() + ehr.expires_in,
                                                  "scope": scope, **context}
             if token.get("refresh_token"):
                 ehr.refresh[token["refresh_token"]] = Grant(req.client.client_id, req.user,
-                                                            token.get("scope", ""), context)
+                                                            token.get("scope", ""), context,
+                                                            auth_time=auth_time)
             if "openid" in scope and "fhirUser" in scope:
                 now = int(time.time())
                 token["id_token"] = pyjwt.encode(
                     {"iss": ehr.iss, "sub": req.user, "aud": req.client.client_id,
-                     "iat": now, "exp": now + 300, "fhirUser": f"{ehr.iss}/{ehr.fhir_user}",
+                     "iat": now, "exp": now + 300, "auth_time": auth_time,
+                     "fhirUser": f"{ehr.iss}/{ehr.fhir_user}",
                      **ehr.id_token_claims},
                     ehr.private, algorithm=ALG, headers={"kid": ehr.kid})
             ehr.token_requests.append(req.payload.grant_type)
@@ -308,6 +321,10 @@ class SmartEhr:
         @app.get("/authorize")
         def authorize_page() -> Any:
             ehr.prompts.append(request.args.get("prompt"))
+            max_age = request.args.get("max_age", "")
+            if request.args.get("prompt") == "login" or (
+                    max_age.isdigit() and time.time() - ehr.signed_in_at >= int(max_age)):
+                ehr.signed_in_at = time.time()  # the user typed the credentials again
             try:
                 grant = server.get_consent_grant(end_user=ehr.user)
             except OAuth2Error as exc:  # an invalid request: shown, as an EHR would
