@@ -11,29 +11,22 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mit_fhir.ui import sessions
-from tests.ui.conftest import CLIENT_ID, SCOPE
+from tests.ui.conftest import SCOPE
 from tests.ui.patient_seed import DERS_URL, seed_task
 from tests.ui.smart_ehr import SmartEhr
-from tests.ui.test_smart import APP, PATIENT, csrf, launched, make_app
+from tests.ui.test_smart import APP, PATIENT, csrf, launched, running_app, running_ehr
 
 OTHER = "pat-other"
 
 
 @pytest.fixture
 def ehr() -> Iterator[SmartEhr]:
-    server = SmartEhr(fhir_backend="http://127.0.0.1:9", auto_approve=True).start()
-    server.register(CLIENT_ID, f"{APP}/app/callback", SCOPE, secret="s3cret")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_ehr(SCOPE)
 
 
 @pytest.fixture
 def app(ehr: SmartEhr, database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    application = make_app(ehr, database_url, tmp_path)
-    yield application
-    application.extensions["mit_fhir"].store.dispose()
+    yield from running_app(ehr, database_url, tmp_path)
 
 
 @pytest.fixture

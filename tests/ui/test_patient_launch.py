@@ -16,10 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from mit_fhir.ui.tables import ui_session
-from tests.ui.conftest import CLIENT_ID, PATIENT_SCOPE, REGISTERED_SCOPE
+from tests.ui.conftest import PATIENT_SCOPE, REGISTERED_SCOPE
 from tests.ui.patient_seed import DERS_URL, seed_task
 from tests.ui.smart_ehr import SmartEhr
-from tests.ui.test_smart import APP, PATIENT, authorize, launched, make_app
+from tests.ui.test_smart import APP, PATIENT, authorize, launched, running_app, running_ehr
 
 OTHER = "pat-other"
 # Routes of the pages that are neither clinician pages nor the patient's: the launch itself,
@@ -31,19 +31,12 @@ NOT_CLINICIAN = {"ui.static", "ui.vendor", "ui.launch", "ui.callback", "ui.logou
 
 @pytest.fixture
 def ehr() -> Iterator[SmartEhr]:
-    server = SmartEhr(fhir_backend="http://127.0.0.1:9", auto_approve=True).start()
-    server.register(CLIENT_ID, f"{APP}/app/callback", REGISTERED_SCOPE, secret="s3cret")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_ehr(REGISTERED_SCOPE)
 
 
 @pytest.fixture
 def app(ehr: SmartEhr, database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    application = make_app(ehr, database_url, tmp_path)
-    yield application
-    application.extensions["mit_fhir"].store.dispose()
+    yield from running_app(ehr, database_url, tmp_path)
 
 
 @pytest.fixture

@@ -16,32 +16,24 @@ from flask.testing import FlaskClient
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.store import repository
 from tests.conftest import sample
-from tests.ui.conftest import CLIENT_ID, PATIENT_SCOPE, REGISTERED_SCOPE
+from tests.ui.conftest import PATIENT_SCOPE, REGISTERED_SCOPE
 from tests.ui.helpers import ders_items, ders_response
 from tests.ui.patient_seed import DERS_URL, seed_task
 from tests.ui.smart_ehr import SmartEhr
 from tests.ui.test_patient_launch import patient_launch
-from tests.ui.test_smart import APP, PATIENT, csrf, launched, make_app
+from tests.ui.test_smart import APP, PATIENT, csrf, launched, make_app, running_app, running_ehr
 
 PHQ9 = sample("phq-9", "complete")
 
 
 @pytest.fixture
 def ehr() -> Iterator[SmartEhr]:
-    server = SmartEhr(fhir_backend="http://127.0.0.1:9", auto_approve=True).start()
-    server.register(CLIENT_ID, f"{APP}/app/callback",
-                    f"{REGISTERED_SCOPE} patient/Observation.rs", secret="s3cret")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_ehr(f"{REGISTERED_SCOPE} patient/Observation.rs")
 
 
 @pytest.fixture
 def app(ehr: SmartEhr, database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    application = make_app(ehr, database_url, tmp_path)
-    yield application
-    application.extensions["mit_fhir"].store.dispose()
+    yield from running_app(ehr, database_url, tmp_path)
 
 
 @pytest.fixture

@@ -31,15 +31,20 @@ APP = "https://mit.example.org"  # the test client speaks "https" so that Secure
 PATIENT = "pat-42"
 
 
-@pytest.fixture
-def ehr() -> Iterator[SmartEhr]:
+def running_ehr(scope: str = SCOPE) -> Iterator[SmartEhr]:
+    """The test EHR with the app registered for `scope` (a fixture body: yield from it)."""
     # No backing FHIR server is needed here except for the prescriptions test, which has its own.
     server = SmartEhr(fhir_backend="http://127.0.0.1:9", auto_approve=True).start()
-    server.register(CLIENT_ID, f"{APP}/app/callback", SCOPE, secret="s3cret")
+    server.register(CLIENT_ID, f"{APP}/app/callback", scope, secret="s3cret")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def ehr() -> Iterator[SmartEhr]:
+    yield from running_ehr()
 
 
 def make_app(ehr: SmartEhr, database_url: str, tmp_path: Path, **extra: Any) -> Flask:
@@ -53,11 +58,16 @@ def make_app(ehr: SmartEhr, database_url: str, tmp_path: Path, **extra: Any) -> 
                        "SMART_SCOPE": SCOPE, **extra})
 
 
-@pytest.fixture
-def app(ehr: SmartEhr, database_url: str, tmp_path: Path) -> Iterator[Flask]:
+def running_app(ehr: SmartEhr, database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """make_app's app, its store disposed afterwards (a fixture body: yield from it)."""
     application = make_app(ehr, database_url, tmp_path)
     yield application
     application.extensions["mit_fhir"].store.dispose()
+
+
+@pytest.fixture
+def app(ehr: SmartEhr, database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    yield from running_app(ehr, database_url, tmp_path)
 
 
 @pytest.fixture
