@@ -8,6 +8,7 @@ session's fhirUser, as the relative reference the service stores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -192,21 +193,31 @@ def _own(conn: Any, resource_type: str, rid: str, patient: str) -> dict[str, Any
     return found
 
 
-@bp.post("/api/tasks/<tid>/cancel")
-def cancel_task(tid: str) -> Response:
+def _close(resource_type: str, rid: str, close: Callable[[Any, str], dict[str, Any]],
+           gone: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Close one of the launched patient's Tasks or schedules (CSRF, scope, audit checked):
+    (it before, it after, the page's language); a 409 saying `gone` when it closed meanwhile
+    (completed or cancelled by the patient, a schedule or a colleague; a schedule that ended)."""
     data = require_session()
     check_csrf()
     patient = patient_of(data)
-    audit.note("update", "Task")
+    audit.note("update", resource_type)
     lang = _lang()
-    _may("Task", "u", patient, lang)
+    _may(resource_type, "u", patient, lang)
     try:
         with ctx().store.transaction() as conn:
-            found = _own(conn, "Task", tid, patient)
-            stored = tasks.cancel(conn, ctx(), tid, now_instant(), CANCEL_REASON)
-    except Conflict:  # completed or cancelled meanwhile (the patient, a schedule, a colleague)
-        raise PageError(i18n.words(lang)["no_longer_open"], 409) from None
+            found = _own(conn, resource_type, rid, patient)
+            stored = close(conn, rid)
+    except Conflict:
+        raise PageError(i18n.words(lang)[gone], 409) from None
     audit.add([stored])
+    return found, stored, lang
+
+
+@bp.post("/api/tasks/<tid>/cancel")
+def cancel_task(tid: str) -> Response:
+    found, stored, lang = _close("Task", tid, lambda conn, rid: tasks.cancel(
+        conn, ctx(), rid, now_instant(), CANCEL_REASON), "no_longer_open")
     form = assignments.title(ctx().catalogue, sdc.questionnaire_of(found), lang)
     return _json({"task": stored["id"], "status": stored["status"],
                   "message": i18n.words(lang)["cancelled"].format(form=form)})
@@ -214,19 +225,8 @@ def cancel_task(tid: str) -> Response:
 
 @bp.post("/api/tasks/schedules/<cid>/cancel")
 def cancel_schedule(cid: str) -> Response:
-    data = require_session()
-    check_csrf()
-    patient = patient_of(data)
-    audit.note("update", "CarePlan")
-    lang = _lang()
-    _may("CarePlan", "u", patient, lang)
-    try:
-        with ctx().store.transaction() as conn:
-            _own(conn, "CarePlan", cid, patient)
-            stored = schedules.cancel(conn, ctx(), cid, now_instant())
-    except Conflict:  # it ended meanwhile (its last occurrence came)
-        raise PageError(i18n.words(lang)["no_longer_running"], 409) from None
-    audit.add([stored])
+    _, stored, lang = _close("CarePlan", cid, lambda conn, rid: schedules.cancel(
+        conn, ctx(), rid, now_instant()), "no_longer_running")
     rows = assignments.schedule_rows([stored], ctx().catalogue, lang, datetime.now(UTC))
     return _json({"schedule": stored["id"], "status": stored["status"],
                   "message": i18n.words(lang)["stopped"].format(
