@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -98,7 +99,13 @@ def form(qid: str) -> Response:
 @bp.get("/api/forms/<qid>/questionnaire")
 def questionnaire_json(qid: str) -> Response:
     require_session()
-    questionnaire = _form(qid)
+    return served_questionnaire(_form(qid), presentation.for_renderer)
+
+
+def served_questionnaire(questionnaire: dict[str, Any],
+                         shown: Callable[..., dict[str, Any]]) -> Response:
+    """The form as LHC-Forms gets it: licensed wording loaded, in the asked language (404 for
+    one it lacks), laid out by `shown` (presentation's clinician or patient copy)."""
     with ctx().store.transaction() as conn:
         served = with_wording(conn, questionnaire)
     lang = request.args.get("lang", served.get("language", "en"))
@@ -106,7 +113,7 @@ def questionnaire_json(qid: str) -> Response:
         raise PageError("no such translation", 404)
     # grid=0: the page asks for plain lists where a grid would not fit (a phone).
     grid = request.args.get("grid", "1") != "0"
-    return jsonify(presentation.for_renderer(i18n.translated(served, lang), grid=grid))
+    return jsonify(shown(i18n.translated(served, lang), grid=grid))
 
 
 def refused(exc: FhirError, qid: str) -> Response:

@@ -9,7 +9,6 @@ from flask import Response, jsonify, request
 from sqlalchemy import Connection, delete, select
 
 from mit_fhir import tasks
-from mit_fhir.catalogue import with_wording
 from mit_fhir.context import ctx
 from mit_fhir.errors import FhirError
 from mit_fhir.security import audit
@@ -17,9 +16,9 @@ from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion, now_instant
 from mit_fhir.submissions import submit_once, validated
-from mit_fhir.ui import i18n, presentation
+from mit_fhir.ui import presentation
 from mit_fhir.ui.blueprint import bp
-from mit_fhir.ui.forms import fill_identifier, recorded_alerts, refused
+from mit_fhir.ui.forms import fill_identifier, recorded_alerts, refused, served_questionnaire
 from mit_fhir.ui.patient import form_of, task_of
 from mit_fhir.ui.tables import ui_draft
 from mit_fhir.ui.web import PageError, check_csrf, require_patient_session
@@ -36,14 +35,7 @@ def _draft_key(patient: str, qid: str, tid: str) -> tuple[Any, ...]:
 @bp.get("/api/my/tasks/<tid>/questionnaire")
 def my_questionnaire(tid: str) -> Response:
     data = require_patient_session()
-    questionnaire = form_of(task_of(data, tid))
-    with ctx().store.transaction() as conn:
-        served = with_wording(conn, questionnaire)
-    lang = request.args.get("lang", served.get("language", "en"))
-    if lang not in i18n.languages(questionnaire):
-        raise PageError("no such translation", 404)
-    grid = request.args.get("grid", "1") != "0"
-    return jsonify(presentation.for_patient(i18n.translated(served, lang), grid=grid))
+    return served_questionnaire(form_of(task_of(data, tid)), presentation.for_patient)
 
 
 def _prepared(task: Resource, questionnaire: Resource, patient: str, status: str) -> Resource:
