@@ -124,3 +124,12 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture
+def patient_user(app_server: AppServer) -> Iterator[Any]:
+    """Sign the test EHR's user in as a patient for one test, the clinician again after."""
+    try:
+        yield app_server.ehr.sign_in_patient
+    finally:
+        app_server.ehr.sign_in_clinician()

@@ -4,32 +4,14 @@ the chart by URL or by the back button; screenshots at 360 and 1280 px in build/
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.store import repository
-from tests.ui.conftest import SCREENSHOTS, AppServer, create_in_ehr, screenshot
+from tests.ui.conftest import SCREENSHOTS, AppServer, screenshot
 from tests.ui.helpers import ders_items
-from tests.ui.patient_seed import DERS_URL, seed_task
+from tests.ui.patient_seed import DERS_URL, new_patient, portal_launch, seed_task
 from tests.ui.test_browser import axe_violations, click_answer, launch
-
-
-@pytest.fixture
-def patient_user(app_server: AppServer) -> Iterator[Any]:
-    """Sign the test EHR's user in as a patient for one test, the clinician again after."""
-    try:
-        yield app_server.ehr.sign_in_patient
-    finally:
-        app_server.ehr.sign_in_clinician()
-
-
-def _patient(medplum: Any, family: str) -> str:
-    return str(create_in_ehr(medplum.base_url, {"resourceType": "Patient",
-                                                 "name": [{"family": family}]})["id"])
 
 
 def _read(server: AppServer, resource_type: str, rid: str) -> dict[str, Any]:
@@ -46,7 +28,7 @@ def _no_horizontal_scroll(page: Any) -> bool:
 
 def test_a_patient_fills_their_own_ders_task_by_clicking(
         app_server: AppServer, medplum_server: Any, browser: Any, patient_user: Any) -> None:
-    me, other = _patient(medplum_server, "Verdi"), _patient(medplum_server, "Neri")
+    me, other = new_patient(medplum_server, "Verdi"), new_patient(medplum_server, "Neri")
     tid = seed_task(app_server.app, me, DERS_URL)
     hidden = [seed_task(app_server.app, me, DERS_URL, status="completed"),
               seed_task(app_server.app, me, DERS_URL, owner="Practitioner/dr-rossi"),
@@ -56,10 +38,7 @@ def test_a_patient_fills_their_own_ders_task_by_clicking(
                               locale="en-GB")
     page = ctx.new_page()
     try:
-        page.goto(f"{app_server.ehr.url}/portal?patient={me}&app={app_server.url}")
-        page.click("#launch")
-        page.click("button:has-text('Approve')")
-        page.wait_for_url(re.compile(re.escape(app_server.url) + r"/app/my"))
+        portal_launch(page, app_server, me)
         tasks = page.locator("#my-tasks li")
         assert [tasks.nth(i).get_attribute("data-task") for i in range(tasks.count())] == [tid]
         assert not any(h in page.content() for h in hidden)
@@ -108,7 +87,7 @@ def test_a_patient_fills_their_own_ders_task_by_clicking(
 
 def test_the_handover_mode_never_shows_the_chart_again(
         app_server: AppServer, medplum_server: Any, browser: Any) -> None:
-    patient = _patient(medplum_server, "Gialli")
+    patient = new_patient(medplum_server, "Gialli")
     tid = seed_task(app_server.app, patient, DERS_URL)
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     page = ctx.new_page()

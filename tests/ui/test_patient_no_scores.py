@@ -5,7 +5,6 @@ filling, and the service still scores the response from its own Questionnaire.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,9 +17,9 @@ from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import presentation
 from tests.conftest import load_json
-from tests.ui.conftest import AppServer, create_in_ehr, screenshot
+from tests.ui.conftest import AppServer, screenshot
 from tests.ui.helpers import answer_codes
-from tests.ui.patient_seed import seed_task
+from tests.ui.patient_seed import new_patient, portal_launch, seed_task
 from tests.ui.test_browser import click_answer
 
 
@@ -46,13 +45,6 @@ def test_the_patient_variant_drops_every_calculated_item_and_keeps_the_questions
         assert not {i["linkId"] for i in _calculated(form)} & linked
 
 
-@pytest.fixture
-def patient_user(app_server: AppServer) -> Iterator[Any]:
-    try:
-        yield app_server.ehr.sign_in_patient
-    finally:
-        app_server.ehr.sign_in_clinician()
-
 
 def _observations(server: AppServer, response: str) -> list[dict[str, Any]]:
     with server.app.extensions["mit_fhir"].store.transaction() as conn:
@@ -72,18 +64,14 @@ def test_no_score_shows_while_the_patient_fills_and_the_response_is_scored(
         app_server: AppServer, medplum_server: Any, browser: Any, patient_user: Any,
         name: str) -> None:
     form = _form(name)
-    me = str(create_in_ehr(medplum_server.base_url, {"resourceType": "Patient",
-                                                      "name": [{"family": "Bianchi"}]})["id"])
+    me = new_patient(medplum_server, "Bianchi")
     tid = seed_task(app_server.app, me, f"{form['url']}|{form['version']}")
     patient_user(me)
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True,
                               locale="en-GB")
     page = ctx.new_page()
     try:
-        page.goto(f"{app_server.ehr.url}/portal?patient={me}&app={app_server.url}")
-        page.click("#launch")
-        page.click("button:has-text('Approve')")
-        page.wait_for_url(re.compile(re.escape(app_server.url) + r"/app/my"))
+        portal_launch(page, app_server, me)
         page.goto(f"{app_server.url}/app/my/tasks/{tid}")
         page.wait_for_selector("#form[data-ready=true]", timeout=30_000)
         codes = answer_codes()

@@ -6,32 +6,21 @@ dates are written out (8), crisis numbers are tel: links (9)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from mit_fhir.paths import QUESTIONNAIRE_DIR
 from tests.conftest import load_json
-from tests.ui.conftest import AppServer, create_in_ehr, screenshot
-from tests.ui.patient_seed import seed_task
+from tests.ui.conftest import AppServer, screenshot
+from tests.ui.patient_seed import new_patient, portal_launch, seed_task
 from tests.ui.test_browser import click_answer
 
 PHQ9 = load_json(QUESTIONNAIRE_DIR / "phq-9.json")
 
 
-@pytest.fixture
-def patient_user(app_server: AppServer) -> Iterator[Any]:
-    try:
-        yield app_server.ehr.sign_in_patient
-    finally:
-        app_server.ehr.sign_in_clinician()
-
 
 def test_an_italian_patient_fills_an_english_only_form_in_italian_words(
         app_server: AppServer, medplum_server: Any, browser: Any, patient_user: Any) -> None:
-    me = str(create_in_ehr(medplum_server.base_url, {"resourceType": "Patient",
-                                                      "name": [{"family": "Russo"}]})["id"])
+    me = new_patient(medplum_server, "Russo")
     tid = seed_task(app_server.app, me, f"{PHQ9['url']}|{PHQ9['version']}",
                     due="2099-11-29T00:00:00Z")
     overdue = seed_task(app_server.app, me, f"{PHQ9['url']}|{PHQ9['version']}",
@@ -41,10 +30,7 @@ def test_an_italian_patient_fills_an_english_only_form_in_italian_words(
                               locale="it-IT", timezone_id="Europe/Rome")
     page = ctx.new_page()
     try:
-        page.goto(f"{app_server.ehr.url}/portal?patient={me}&app={app_server.url}")
-        page.click("#launch")
-        page.click("button:has-text('Approve')")
-        page.wait_for_url(re.compile(re.escape(app_server.url) + r"/app/my"))
+        portal_launch(page, app_server, me)
         page.goto(f"{app_server.url}/app/my?lang=it")
         due = page.locator(f"#my-tasks li[data-task='{tid}'] .my-task-due")
         assert "Da compilare entro il 29 novembre 2099" in due.inner_text()
@@ -88,17 +74,13 @@ def test_the_phq9_difficulty_question_is_answered_by_keyboard(
     Space and the arrows in its model but left the native radio unchecked (what a screen
     reader reads). By keyboard alone: Tab to it, Space, ArrowDown; the checked radio, its
     look and the answer sent agree."""
-    me = str(create_in_ehr(medplum_server.base_url, {"resourceType": "Patient",
-                                                      "name": [{"family": "Gallo"}]})["id"])
+    me = new_patient(medplum_server, "Gallo")
     tid = seed_task(app_server.app, me, f"{PHQ9['url']}|{PHQ9['version']}")
     patient_user(me)
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     page = ctx.new_page()
     try:
-        page.goto(f"{app_server.ehr.url}/portal?patient={me}&app={app_server.url}")
-        page.click("#launch")
-        page.click("button:has-text('Approve')")
-        page.wait_for_url(re.compile(re.escape(app_server.url) + r"/app/my"))
+        portal_launch(page, app_server, me)
         page.goto(f"{app_server.url}/app/my/tasks/{tid}")
         page.wait_for_selector("#form[data-ready=true]", timeout=30_000)
         for n in range(1, 10):
