@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from flask import Response, current_app, request
 
-from mit_fhir.errors import InvalidRequest, UnsupportedMediaType
+from mit_fhir.errors import InvalidRequest, PreconditionFailed, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_TYPES = {"application/fhir+json", "application/json"}
@@ -103,3 +103,15 @@ def searchset(resources: list[dict[str, Any]], next_url: str | None = None,
         for r in resources
     ]
     return bundle
+
+
+def if_match_version(what: str) -> int:
+    """The version an update's If-Match names (W/"3" or "3"): required, since every update is
+    versioned (412 when absent, naming `what`), 400 when it is no version of ours."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
+        raise PreconditionFailed(f"an update of {what} needs If-Match with its current ETag")
+    text = header.removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidRequest('If-Match must be an ETag such as W/"1"')
+    return int(text)

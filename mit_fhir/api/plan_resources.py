@@ -15,10 +15,10 @@ from typing import Any
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from mit_fhir import schedules
-from mit_fhir.api.http import base_url, fhir_response, read_resource
+from mit_fhir.api.http import base_url, fhir_response, if_match_version, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.api.tasks import patient_user
 from mit_fhir.care_plans import with_identifier
@@ -111,16 +111,6 @@ def _no_patient_app() -> None:
         raise Forbidden("a patient's own app does not create or end schedules")
 
 
-def _if_match() -> int:
-    raw = request.headers.get("If-Match", "").strip()
-    if not raw:
-        raise PreconditionFailed("If-Match with the schedule's version (its ETag) is required")
-    version = raw.removeprefix("W/").strip('"')
-    if not version.isdigit():
-        raise InvalidRequest('If-Match must be an ETag such as W/"1"')
-    return int(version)
-
-
 # The only changes a PUT may make to a schedule: ending it (revoked or completed).
 ENDINGS = ("revoked", "completed")
 
@@ -133,7 +123,7 @@ def update_schedule(rid: str) -> Response:
     if res.get("id") != rid:
         raise InvalidRequest("the resource's id must be the id in the URL")
     _no_patient_app()
-    expected = _if_match()
+    expected = if_match_version("a schedule")
     c = ctx()
     with c.store.transaction() as conn:
         serialize(conn, f"schedule/{rid}")

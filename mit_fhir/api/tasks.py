@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from fhir.resources.R4B.task import Task
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from sqlalchemy import Connection
 
 from mit_fhir import tasks
-from mit_fhir.api.http import base_url, fhir_response, read_resource
+from mit_fhir.api.http import base_url, fhir_response, if_match_version, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.context import Context, ctx
 from mit_fhir.errors import (
@@ -128,17 +128,6 @@ def create() -> Response:
     return fhir_response(stored, 201, {"Location": location, "ETag": 'W/"1"'})
 
 
-def expected_version() -> int:
-    """The version If-Match names (required: every update is versioned)."""
-    header = request.headers.get("If-Match", "").strip()
-    if not header:
-        raise PreconditionFailed("an update of a Task needs If-Match with its current ETag")
-    text = header.removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 9:
-        raise InvalidRequest("If-Match must be an ETag such as W/\"1\"")
-    return int(text)
-
-
 def _patient_may(patient_ref: str, stored: Resource, proposed: Resource) -> None:
     if (stored.get("owner") or {}).get("reference") != patient_ref:
         raise Forbidden("a patient's own app changes only the Tasks the patient owns")
@@ -201,7 +190,7 @@ def update(rid: str) -> Response:
     if proposed.get("id") != rid:
         raise InvalidRequest("the Task's id must be the id in the URL")
     check_structure(proposed, Task)
-    version = expected_version()
+    version = if_match_version("a Task")
     c = ctx()
     with c.store.transaction() as conn:
         stored = updated(conn, c, rid, proposed, version)
