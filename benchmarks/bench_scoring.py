@@ -25,8 +25,8 @@ from fhirpathpy.models import models
 
 from benchmarks.timing import median_seconds, ms
 from mit_fhir.fhir.scoring import ScoringPlan, _plain
-from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION
 from mit_fhir.paths import QUESTIONNAIRE_DIR
+from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 10.0

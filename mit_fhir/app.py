@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mit_fhir import logs, metrics, ui
+from mit_fhir import metrics, ui
 from mit_fhir.api import (
     audit_trail,
     cds_hooks,
@@ -26,16 +26,17 @@ from mit_fhir.api import (
     tasks,
 )
 from mit_fhir.api.http import fhir_response
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.config import ConfigError, env_settings, load_settings
-from mit_fhir.context import Context
 from mit_fhir.errors import FhirError, Issue, operation_outcome
-from mit_fhir.outcomes import Scorer
-from mit_fhir.scoring.parameters import ParameterError, load_parameters
+from mit_fhir.psychometrics.parameters import ParameterError, load_parameters
 from mit_fhir.security import audit, guard, headers, hosts
 from mit_fhir.store.engine import ensure_reachable
 from mit_fhir.store.migrate import upgrade
 from mit_fhir.store.repository import Store
+from mit_fhir.usecases.catalogue import Catalogue
+from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.scorer import Scorer
+from mit_fhir.web import logs
 
 log = logging.getLogger("mit_fhir")
 

@@ -123,7 +123,7 @@ def _capture_service_logs() -> None:
     # for tests/phi_scan.py (make test scans it for the test patients' data afterwards).
     import shutil
 
-    from mit_fhir.logs import RequestIdFilter, formatter
+    from mit_fhir.web.logs import RequestIdFilter, formatter
 
     shutil.rmtree(log_dir(), ignore_errors=True)
     log_dir().mkdir(parents=True)

@@ -21,10 +21,11 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy.models import models
 
-from mit_fhir.catalogue import licensed_slots, walk_items
 from mit_fhir.fhir import fhirpath
 from mit_fhir.fhir.scoring import ScoringPlan, Weights, reference_evaluate
-from mit_fhir.fhir.urls import (
+from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
+from mit_fhir.usecases.catalogue import licensed_slots, walk_items
+from mit_fhir.vocabulary import (
     BASE,
     CS_INSTRUMENT,
     CS_MIT_FORMS,
@@ -35,7 +36,6 @@ from mit_fhir.fhir.urls import (
     EXT_VARIABLE,
     extension,
 )
-from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
 from tests.conftest import DATA, SAMPLES, load_json
 
 Resource = dict[str, Any]

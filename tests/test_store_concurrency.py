@@ -12,13 +12,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import Connection, select
 
-from mit_fhir import outcomes
 from mit_fhir.errors import ServiceUnavailable
-from mit_fhir.outcomes import histories, history
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion, Store
 from mit_fhir.store.schema import resource
 from mit_fhir.store.writer_lock import WriterLock
+from mit_fhir.usecases import scorer as outcomes
+from mit_fhir.usecases.scorer import histories, history
 from tests.conftest import FHIR_JSON, on_postgresql, sample
 
 sqlite_only = pytest.mark.skipif(on_postgresql(), reason="SQLite only: this run's store is "

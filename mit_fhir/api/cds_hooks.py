@@ -16,16 +16,17 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 
-from mit_fhir import due
 from mit_fhir.api.outcomes import audit_timeline, json_response
-from mit_fhir.cds import SERVICE_ID, HookRequestSchema, discovery, outcome_cards
-from mit_fhir.cds import validation_messages as messages
-from mit_fhir.context import Context, ctx
 from mit_fhir.errors import InvalidRequest, Issue, UnsupportedMediaType
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize, principal
 from mit_fhir.security.scopes import Denied
-from mit_fhir.timeline import timeline_for
+from mit_fhir.usecases import due
+from mit_fhir.usecases.cds import SERVICE_ID, HookRequestSchema, discovery, outcome_cards
+from mit_fhir.usecases.cds import validation_messages as messages
+from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.timeline import timeline_for
+from mit_fhir.web.context import ctx
 
 discovery_bp = Blueprint("cds_discovery", __name__)
 bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")

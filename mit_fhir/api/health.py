@@ -19,8 +19,8 @@ import requests
 from flask import Blueprint, Response, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 
-from mit_fhir.context import ctx
 from mit_fhir.store.migrate import is_current
+from mit_fhir.web.context import ctx
 
 log = logging.getLogger("mit_fhir.health")
 bp = Blueprint("health", __name__)

@@ -1,4 +1,4 @@
-"""GET /outcomes/<patient>: a patient's outcomes timeline (mit_fhir/timeline.py) as JSON.
+"""GET /outcomes/<patient>: a patient's outcomes timeline (mit_fhir/usecases/timeline.py) as JSON.
 
 For API clients with a bearer token granting Observation and MedicationRequest search for the
 patient. With an EHR configured (MIT_FHIR_EHR_BASE_URL) its MedicationRequests are read back
@@ -14,14 +14,15 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app
 
-from mit_fhir.context import Context, ctx
 from mit_fhir.errors import InvalidRequest
 from mit_fhir.fhir.references import is_fhir_id
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
-from mit_fhir.timeline import timeline_for
+from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.timeline import timeline_for
+from mit_fhir.web.context import ctx
 
-log = logging.getLogger("mit_fhir.outcomes")
+log = logging.getLogger("mit_fhir.usecases.scorer")
 bp = Blueprint("outcomes", __name__, url_prefix="/outcomes")
 _EHR_CLIENT = "mit_fhir.outcomes_ehr_client"
 EHR_UNAVAILABLE = "the EHR's prescriptions could not be read; only the MIT plan's are shown"

@@ -2,7 +2,8 @@
 
 A CarePlan with the assessment-schedule category is a schedule (fhir/schedule.py): validated
 as one when POSTed (its due Tasks created with it), and the only CarePlan that may be PUT, with
-If-Match, to revoke or complete it (mit_fhir/schedules.py). The patient's own app (fhirUser a
+If-Match, to revoke or complete it (mit_fhir/usecases/schedules.py). The patient's own app
+(fhirUser a
 Patient) neither creates nor ends a schedule (403), as it creates and cancels no Task.
 """
 
@@ -17,12 +18,9 @@ from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from flask import Blueprint, Response
 
-from mit_fhir import schedules
 from mit_fhir.api.http import base_url, fhir_response, if_match_version, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.api.tasks import patient_user
-from mit_fhir.care_plans import with_identifier
-from mit_fhir.context import ctx
 from mit_fhir.errors import (
     Forbidden,
     InvalidRequest,
@@ -39,6 +37,9 @@ from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize_resource, authorize_type
 from mit_fhir.store.repository import insert, new_id, read, serialize
 from mit_fhir.sync import outbox
+from mit_fhir.usecases import schedules
+from mit_fhir.usecases.care_plans import with_identifier
+from mit_fhir.web.context import ctx
 
 Resource = dict[str, Any]
 # Required bindings fhir.resources does not enforce (FHIR R4 value sets).

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from mit_fhir.api.http import fhir_response, searchset
-from mit_fhir.catalogue import with_wording
-from mit_fhir.context import ctx
 from mit_fhir.errors import InvalidRequest, NotFound
 from mit_fhir.security.guard import authorize
+from mit_fhir.usecases.catalogue import with_wording
+from mit_fhir.web.context import ctx
 
 bp = Blueprint("questionnaires", __name__, url_prefix="/fhir/Questionnaire")
 

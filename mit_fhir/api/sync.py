@@ -7,9 +7,9 @@ import time
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, fields
 
-from mit_fhir.context import ctx
 from mit_fhir.security.guard import require_system
 from mit_fhir.sync import outbox
+from mit_fhir.web.context import ctx
 
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 

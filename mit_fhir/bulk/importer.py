@@ -24,12 +24,12 @@ from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import DataError
 from tqdm import tqdm
 
-from mit_fhir.context import Context
 from mit_fhir.errors import FhirError, ServiceUnavailable
 from mit_fhir.fhir.plans import PlanError
 from mit_fhir.store.repository import buffered_inserts
 from mit_fhir.store.schema import search_index
-from mit_fhir.submissions import as_new, questionnaire_for, record
+from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.submissions import as_new, questionnaire_for, record
 
 from .history import PatientHistory
 from .lines import Outcome, Rejected, Skipped, Staged, classify, reason

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.errors import FhirError
 from mit_fhir.fhir.search import date_key
-from mit_fhir.submissions import validated
+from mit_fhir.usecases.catalogue import Catalogue
+from mit_fhir.usecases.submissions import validated
 
 from .reader import Line
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mit_fhir.fhir.answers import same_coding
-from mit_fhir.fhir.urls import (
+from mit_fhir.vocabulary import (
     BASE,
     EXT_CALCULATED_EXPRESSION,
     EXT_TRANSLATION,

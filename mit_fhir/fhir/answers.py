@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mit_fhir.fhir.urls import EXT_EQUIVALENT_CODING
+from mit_fhir.vocabulary import EXT_EQUIVALENT_CODING
 
 # FHIR R4 Questionnaire.item.type -> the answer value[x] element names it accepts.
 # https://hl7.org/fhir/R4/valueset-item-type.html and QuestionnaireResponse invariant qrs-2.

@@ -16,15 +16,15 @@ from typing import Any
 
 from mit_fhir.fhir.answers import option_codings
 from mit_fhir.fhir.scoring import Score
-from mit_fhir.fhir.urls import (
+from mit_fhir.psychometrics import reliable_change as rc
+from mit_fhir.psychometrics.parameters import ScoreParameters
+from mit_fhir.vocabulary import (
     BASE,
     CS_CHANGE_CATEGORY,
     CS_RCI_METHOD,
     EXT_RELIABLE_CHANGE,
     INTERPRETATION,
 )
-from mit_fhir.scoring import reliable_change as rc
-from mit_fhir.scoring.parameters import ScoreParameters
 
 Resource = dict[str, Any]
 EXT_BAND_CHANGE = f"{BASE}/StructureDefinition/band-change"

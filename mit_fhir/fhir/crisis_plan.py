@@ -21,7 +21,7 @@ from mit_fhir.fhir.plans import (
     required_answer,
 )
 from mit_fhir.fhir.references import reference_type
-from mit_fhir.fhir.urls import CS_MIT_FORMS, US_CORE_CAREPLAN_CATEGORY
+from mit_fhir.vocabulary import CS_MIT_FORMS, US_CORE_CAREPLAN_CATEGORY
 
 PLAN_STATUS = ("active", "completed")
 # US Core CarePlan slices category on this code (us-core-careplan, category:AssessPlan).

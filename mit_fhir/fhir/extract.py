@@ -21,7 +21,7 @@ from mit_fhir.fhir import alerts
 from mit_fhir.fhir.answers import option_codings
 from mit_fhir.fhir.references import reference_type
 from mit_fhir.fhir.scoring import Score, ScoringPlan
-from mit_fhir.fhir.urls import (
+from mit_fhir.vocabulary import (
     BASE,
     DATA_ABSENT_REASON,
     EXT_OBSERVATION_EXTRACT_CATEGORY,

@@ -23,7 +23,7 @@ from mit_fhir.fhir.plans import (
     plan_patient,
     required_answer,
 )
-from mit_fhir.fhir.urls import RXNORM, UCUM
+from mit_fhir.vocabulary import RXNORM, UCUM
 
 MEDICATION_STATUS = ("active", "stopped", "on-hold")
 STOPPABLE = ("active", "on-hold", "stopped")

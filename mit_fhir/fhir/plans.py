@@ -8,7 +8,7 @@ from typing import Any
 
 from mit_fhir.fhir.answers import value_of
 from mit_fhir.fhir.references import patient_id
-from mit_fhir.fhir.urls import CS_MIT_FORMS
+from mit_fhir.vocabulary import CS_MIT_FORMS
 
 Resource = dict[str, Any]
 Item = dict[str, Any]

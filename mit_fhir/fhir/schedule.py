@@ -19,7 +19,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from mit_fhir.fhir.urls import BASE
+from mit_fhir.vocabulary import BASE
 
 Resource = dict[str, Any]
 CATEGORY_SYSTEM = f"{BASE}/CodeSystem/mit-care-plan"

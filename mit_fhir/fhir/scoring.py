@@ -18,9 +18,10 @@ from typing import Any
 import fhirpathpy
 from fhirpathpy.models import models
 
-from mit_fhir.catalogue import walk_items
 from mit_fhir.fhir import fhirpath
-from mit_fhir.fhir.urls import (
+from mit_fhir.fhir.weights import AnswerWeights, FormWeights
+from mit_fhir.usecases.catalogue import walk_items
+from mit_fhir.vocabulary import (
     EXT_CALCULATED_EXPRESSION,
     EXT_OBSERVATION_EXTRACT,
     EXT_QUESTIONNAIRE_UNIT,
@@ -28,7 +29,6 @@ from mit_fhir.fhir.urls import (
     EXT_VARIABLE,
     extension,
 )
-from mit_fhir.fhir.weights import AnswerWeights, FormWeights
 
 Resource = dict[str, Any]
 Evaluator = Callable[[Resource, dict[str, list[Any]], AnswerWeights], list[Any]]

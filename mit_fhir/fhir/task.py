@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mit_fhir.fhir.search import date_end_key
-from mit_fhir.fhir.urls import BASE
+from mit_fhir.vocabulary import BASE
 
 Resource = dict[str, Any]
 PROFILE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-task"

@@ -17,7 +17,7 @@ from mit_fhir.fhir.answers import ACCEPTED_VALUES, option_codings, same_coding, 
 from mit_fhir.fhir.enable_when import enabled
 from mit_fhir.fhir.references import patient_id
 from mit_fhir.fhir.structure import check_structure
-from mit_fhir.fhir.urls import EXT_MAX_VALUE, EXT_MIN_VALUE, extension
+from mit_fhir.vocabulary import EXT_MAX_VALUE, EXT_MIN_VALUE, extension
 
 __all__ = ["check_against", "check_structure", "collect_answers"]
 

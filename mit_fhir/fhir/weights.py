@@ -17,7 +17,7 @@ from typing import Any
 
 from mit_fhir.errors import Issue, Unprocessable
 from mit_fhir.fhir.answers import option_codings
-from mit_fhir.fhir.urls import EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE
+from mit_fhir.vocabulary import EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE
 
 Resource = dict[str, Any]
 WEIGHT_URLS = (EXT_ITEM_WEIGHT, EXT_ORDINAL_VALUE)

@@ -21,8 +21,8 @@ from mit_fhir.api.http import fhir_response
 from mit_fhir.errors import Issue, operation_outcome
 from mit_fhir.fhir.audit import Agent, AuditRecord, audit_event, audit_index
 from mit_fhir.fhir.references import resource_patient
-from mit_fhir.security.scopes import PATIENT_DATA
 from mit_fhir.store.repository import insert, new_id, now_instant
+from mit_fhir.vocabulary import PATIENT_DATA
 
 log = logging.getLogger("mit_fhir.audit")
 
@@ -110,7 +110,7 @@ def _write(response: Response) -> Response:
     record: AuditRecord | None = g.pop("audit", None)
     if record is None:
         return response
-    from mit_fhir.context import ctx  # the context module imports the app's collaborators
+    from mit_fhir.web.context import ctx  # the context module imports the app's collaborators
 
     event = _event(record, response.status_code)
     try:

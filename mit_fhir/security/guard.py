@@ -26,8 +26,9 @@ from mit_fhir.api.http import base_url
 from mit_fhir.errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.search import PARAMETERS, TARGETS
-from mit_fhir.security.scopes import PATIENT_DATA, Denied, Principal
+from mit_fhir.security.scopes import Denied, Principal
 from mit_fhir.security.tokens import KeySource, KeysUnavailable, TokenError, TokenVerifier
+from mit_fhir.vocabulary import PATIENT_DATA
 
 PUBLIC = {"health.healthz", "health.readyz", "metadata.metadata", "openapi.document",
           "static"}

@@ -15,14 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mit_fhir.vocabulary import PATIENT_DATA
+
 INTERACTIONS = "cruds"  # create, read, update, delete, search
 LEVELS = ("patient", "user", "system")
-# Resource types whose instances belong to one patient (their subject): a token with patient
-# context reaches only that patient's instances, and a patient/ scope grants nothing without it.
-PATIENT_DATA = frozenset({
-    "QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam",
-    "Provenance", "AuditEvent", "Task",
-})
 
 _SCOPE = re.compile(  # matched whole (fullmatch): "patient/*.rs\n" is no scope
     r"(?P<level>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})\."

@@ -19,10 +19,6 @@ from sqlalchemy import Connection, Integer, and_, bindparam, func, or_, select, 
 
 from mit_fhir.store.schema import outbox
 
-SYNCED_TYPES = frozenset(
-    {"QuestionnaireResponse", "Observation", "MedicationRequest", "CarePlan", "CareTeam",
-     "Task"}
-)
 STATES = ("pending", "sent", "failed", "conflict", "superseded")
 
 

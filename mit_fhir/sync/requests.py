@@ -14,8 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mit_fhir.fhir.references import patient_reference
-from mit_fhir.fhir.urls import BASE
-from mit_fhir.sync.outbox import SYNCED_TYPES
+from mit_fhir.vocabulary import BASE, SYNCED_TYPES
 
 Resource = dict[str, Any]
 OWN_IDENTIFIERS = f"{BASE}/identifier/"  # the systems of the identifiers the service makes
@@ -50,7 +49,7 @@ def identifier(res: Resource) -> Resource | None:
 def identifier_patient(ident: Resource, res: Resource) -> str | None:
     """The patient that must hold a match of this identifier, when the identifier is a client's.
 
-    A client's identifiers are unique per patient only (mit_fhir.submissions): without the
+    A client's identifiers are unique per patient only (mit_fhir.usecases.submissions): without the
     patient, a retried create of patient B's response could find A's under the same
     identifier and be taken as delivered. The service's own identifiers are UUIDs.
     """

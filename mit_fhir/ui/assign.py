@@ -1,8 +1,8 @@
 """Assignment routes: the launched patient's Tasks and schedules, assigning, cancelling.
 
 The clinician's page (/app/tasks) and its JSON API (/app/api/tasks...). Every write takes the
-session's CSRF token and the launched patient only; the use cases (mit_fhir.tasks,
-mit_fhir.schedules) store, index and queue for the EHR. Requester and author are the
+session's CSRF token and the launched patient only; the use cases (mit_fhir.usecases.tasks,
+mit_fhir.usecases.schedules) store, index and queue for the EHR. Requester and author are the
 session's fhirUser, as the relative reference the service stores.
 """
 
@@ -15,8 +15,6 @@ from typing import Any
 import orjson
 from flask import Response, request
 
-from mit_fhir import schedules, tasks
-from mit_fhir.context import ctx
 from mit_fhir.errors import Conflict, Forbidden
 from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
@@ -30,6 +28,8 @@ from mit_fhir.ui import assignments, i18n
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
 from mit_fhir.ui.web import PageError, check_csrf, development_mode, page, require_session
+from mit_fhir.usecases import schedules, tasks
+from mit_fhir.web.context import ctx
 
 REQUESTERS = ("Practitioner", "PractitionerRole")
 CANCEL_REASON = "cancelled by the clinician"
@@ -57,7 +57,7 @@ def _requester(data: dict[str, Any], lang: str) -> dict[str, str]:
     user = data.get("fhirUser")
     if not user and data.get("demo") and development_mode():
         # `make run` without an EHR: the demo's own (fictional) psychiatrist asks.
-        from mit_fhir.demo import demo_data
+        from mit_fhir.usecases.demo import demo_data
 
         return {"reference": str(demo_data()["clinician"]["reference"])}
     base = (data.get("endpoints") or {}).get("iss")

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.fhir import schedule
 from mit_fhir.fhir import task as sdc
 from mit_fhir.fhir.extract import data_source_tags
 from mit_fhir.ui import i18n
+from mit_fhir.usecases.catalogue import Catalogue
 
 Resource = dict[str, Any]
 UNITS = ("wk", "mo")  # what the page offers; a schedule in days is the API's business

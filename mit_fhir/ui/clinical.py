@@ -62,7 +62,7 @@ def number(value: float, places: int) -> str:
 
 def clinical_range(cutoff: Resource, integer: bool, places: int) -> Resource:
     """The clinical side of the cutoff in words: "106 and above" (at the cutoff is clinical,
-    as mit_fhir.scoring.reliable_change classifies it)."""
+    as mit_fhir.psychometrics.reliable_change classifies it)."""
     value = float(cutoff["value"])
     above = cutoff["functionalSide"] == "below"
     if integer:

@@ -1,4 +1,5 @@
-"""The outcomes page's data: mit_fhir.timeline's document in the shape the page's script reads.
+"""The outcomes page's data: mit_fhir.usecases.timeline's document in the shape the page's script
+reads.
 
     instrument: code, display, short (the summary's name), heading, questionnaire,
                 questionnaireId, decimals, direction,
@@ -13,7 +14,7 @@
     synthetic:  whether any value shown is synthetic (the page then says so at the top)
     riskScreens: the forms whose answers can raise a risk alert (a critical-answer extension
                 in the Questionnaire), [{id, name}]: the summary says when none is on record
-    due:        what is due (mit_fhir/due.py), the most overdue first: [{questionnaireId,
+    due:        what is due (mit_fhir/usecases/due.py), the most overdue first: [{questionnaireId,
                 name, title, due (day) or None, dueFrom ("task" | "schedule" | None), owner
                 ("patient" | "clinician" | None), overdue [{task, due (day), by ("3 weeks")}],
                 last {date (day), synthetic} or None}] of the forms with an open Task or a
@@ -28,12 +29,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mit_fhir import due as due_summary
-from mit_fhir.catalogue import Catalogue, walk_items
-from mit_fhir.context import Context
 from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
-from mit_fhir.fhir.urls import EXT_RELIABLE_CHANGE, extension
 from mit_fhir.ui import clinical
+from mit_fhir.usecases import due as due_summary
+from mit_fhir.usecases.catalogue import Catalogue, walk_items
+from mit_fhir.usecases.context import Context
+from mit_fhir.vocabulary import EXT_RELIABLE_CHANGE, extension
 
 Resource = dict[str, Any]
 
@@ -43,7 +44,7 @@ def outcomes_document(context: Context, patient: str,
                       with_due: bool = True) -> dict[str, Any]:
     """Scores over time and medication periods of one patient (see the module docstring);
     `with_due` False leaves out what is due (a caller that may not search Tasks)."""
-    from mit_fhir.timeline import timeline_for
+    from mit_fhir.usecases.timeline import timeline_for
 
     warnings: list[str] = []
     document = page_document(timeline_for(context, patient, list(ehr_requests), warnings))

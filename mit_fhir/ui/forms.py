@@ -10,20 +10,20 @@ import orjson
 from flask import Response, jsonify, request
 from sqlalchemy import delete, select
 
-from mit_fhir.catalogue import licensed_slots, walk_items, with_wording
-from mit_fhir.context import ctx
 from mit_fhir.errors import FhirError
 from mit_fhir.fhir import alerts
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion, now_instant
-from mit_fhir.submissions import submit_once, validated
 from mit_fhir.ui import i18n, messages, presentation
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.data import change_of
 from mit_fhir.ui.tables import ui_draft
 from mit_fhir.ui.web import PageError, check_csrf, page, require_session
+from mit_fhir.usecases.catalogue import licensed_slots, walk_items, with_wording
+from mit_fhir.usecases.submissions import submit_once, validated
+from mit_fhir.web.context import ctx
 
 
 def patient_of(data: dict[str, Any]) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, url_for
 
-from mit_fhir.context import ctx
 from mit_fhir.errors import NotFound
 from mit_fhir.ui.web import demo_patient, development_mode, page
+from mit_fhir.web.context import ctx
 
 bp = Blueprint("landing", __name__)
 

@@ -10,10 +10,10 @@ from typing import Any
 from flask import Response, current_app, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from mit_fhir.context import ctx
 from mit_fhir.ui import sessions, smart
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.web import PageError, check_csrf, cookie, new_session, role_of, set_cookie
+from mit_fhir.web.context import ctx
 
 PENDING_SECONDS = 600  # a launch must come back from the EHR's login within ten minutes
 VIEWS = {"forms": "ui.forms", "outcomes": "ui.my_outcomes", "patient": "ui.my"}

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 from flask import Response, current_app, jsonify, redirect, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from mit_fhir.context import ctx
 from mit_fhir.ehr.auth import BearerAuth
 from mit_fhir.ehr.client import EhrClient
 from mit_fhir.ehr.errors import EhrRejected, EhrRetryable
@@ -20,6 +19,7 @@ from mit_fhir.ui import data as outcomes_data
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
 from mit_fhir.ui.web import page, require_session
+from mit_fhir.web.context import ctx
 
 
 def _may_see_tasks(patient: str) -> bool:

@@ -11,8 +11,6 @@ from flask import Response, current_app, jsonify, redirect, request, url_for
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as BaseResponse
 
-from mit_fhir import tasks
-from mit_fhir.context import ctx
 from mit_fhir.errors import FhirError
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.fhir.references import resource_patient
@@ -33,6 +31,8 @@ from mit_fhir.ui.web import (
     require_session,
     set_cookie,
 )
+from mit_fhir.usecases import tasks
+from mit_fhir.web.context import ctx
 
 Resource = dict[str, Any]
 MAX_HANDOVER = 20  # Tasks one hand-over may carry: a session of forms, not a worklist

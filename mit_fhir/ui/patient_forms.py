@@ -8,20 +8,20 @@ import orjson
 from flask import Response, jsonify, request
 from sqlalchemy import Connection, delete, select
 
-from mit_fhir import tasks
-from mit_fhir.context import ctx
 from mit_fhir.errors import FhirError
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion, now_instant
-from mit_fhir.submissions import submit_once, validated
 from mit_fhir.ui import presentation
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import fill_identifier, recorded_alerts, refused, served_questionnaire
 from mit_fhir.ui.patient import form_of, task_of
 from mit_fhir.ui.tables import ui_draft
 from mit_fhir.ui.web import PageError, check_csrf, require_patient_session
+from mit_fhir.usecases import tasks
+from mit_fhir.usecases.submissions import submit_once, validated
+from mit_fhir.web.context import ctx
 
 Resource = dict[str, Any]
 

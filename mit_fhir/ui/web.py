@@ -10,10 +10,10 @@ from typing import Any
 from flask import Response, current_app, g, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from mit_fhir.context import ctx
 from mit_fhir.security.guard import is_loopback
 from mit_fhir.security.scopes import Principal, parse_scopes
 from mit_fhir.ui import i18n, sessions, smart
+from mit_fhir.web.context import ctx
 
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -79,7 +79,7 @@ def development_mode() -> bool:
 
 def demo_patient() -> str:
     """The demo patient `make run` loads (mit_fhir/data/demo.json)."""
-    from mit_fhir.demo import demo_data
+    from mit_fhir.usecases.demo import demo_data
 
     return str(demo_data()["patient"]["id"])
 

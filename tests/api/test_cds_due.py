@@ -1,4 +1,5 @@
-"""The CDS card of what is overdue: Tasks stored through mit_fhir.tasks for the demo patient,
+"""The CDS card of what is overdue: Tasks stored through mit_fhir.usecases.tasks for the demo
+patient,
 read back by the patient-view service with real bearer tokens (and a golden at a fixed now).
 
 The demo itself leaves two forms overdue: its follow-up schedule's DERS and SCL-90-R Tasks,
@@ -11,11 +12,11 @@ from typing import Any
 
 from flask import Flask
 
-from mit_fhir import due, tasks
-from mit_fhir.cds import SUMMARY_MAX, outcome_cards
-from mit_fhir.demo import load_demo
 from mit_fhir.fhir import task as fhir_task
-from mit_fhir.timeline import timeline_for
+from mit_fhir.usecases import due, tasks
+from mit_fhir.usecases.cds import SUMMARY_MAX, outcome_cards
+from mit_fhir.usecases.demo import load_demo
+from mit_fhir.usecases.timeline import timeline_for
 from tests.api.test_cds_hooks import DEMO, call, hook
 from tests.fhir.test_extract import GOLDEN, compare_golden
 from tests.security.conftest import (  # noqa: F401 - fixtures

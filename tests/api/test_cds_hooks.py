@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mit_fhir import create_app
-from mit_fhir.cds import SUMMARY_MAX
-from mit_fhir.demo import load_demo
+from mit_fhir.usecases.cds import SUMMARY_MAX
+from mit_fhir.usecases.demo import load_demo
 from tests.conftest import sample
 from tests.fhir.test_extract import GOLDEN, compare_golden
 from tests.security.conftest import (  # noqa: F401 - fixtures

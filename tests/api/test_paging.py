@@ -234,7 +234,7 @@ def test_the_next_link_is_on_the_configured_base(database_url: str) -> None:
 def test_use_cases_read_more_than_an_http_page(database_url: str) -> None:
     """The outcomes timeline (and reliable change) read the patient's whole history through
     the internal query: a page size of 2 bounds the searches, not them."""
-    from mit_fhir.demo import load_demo
+    from mit_fhir.usecases.demo import load_demo
 
     app = create_app({"DATABASE_URL": database_url, "SEARCH_DEFAULT_COUNT": 2,
                       "SEARCH_MAX_COUNT": 2})

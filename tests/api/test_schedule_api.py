@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from mit_fhir.fhir.schedule import CATEGORY_CODE, CATEGORY_SYSTEM
-from mit_fhir.tasks import tasks_of
+from mit_fhir.usecases.tasks import tasks_of
 from tests.conftest import FHIR_JSON, FhirActions, stored_counts
 
 DERS = "https://mit-fhir.org/fhir/Questionnaire/ders"

@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from mit_fhir.bulk.history import PatientHistory
-from mit_fhir.outcomes import history
 from mit_fhir.store.schema import resource
+from mit_fhir.usecases.scorer import history
 from tests.bulk.synthetic import responses
 from tests.conftest import FHIR_JSON
 

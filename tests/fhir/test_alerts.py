@@ -10,7 +10,7 @@ import pytest
 from mit_fhir.fhir import alerts
 from mit_fhir.fhir.extract import extract
 from mit_fhir.fhir.scoring import ScoringPlan
-from mit_fhir.fhir.urls import EXT_TRANSLATION
+from mit_fhir.vocabulary import EXT_TRANSLATION
 from tests.conftest import ROOT, load_json, sample
 
 Resource = dict[str, Any]

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.errors import Unprocessable
 from mit_fhir.fhir.change import band_change
 from mit_fhir.fhir.extract import extract
 from mit_fhir.fhir.scoring import ScoringPlan
-from mit_fhir.submissions import validated
+from mit_fhir.usecases.catalogue import Catalogue
+from mit_fhir.usecases.submissions import validated
 from tests.conftest import ROOT, load_json, sample
 
 Resource = dict[str, Any]

@@ -13,9 +13,9 @@ from fhir.resources.R4B import get_fhir_model_class
 from mit_fhir.fhir.crisis_plan import crisis_plan
 from mit_fhir.fhir.medication_plan import medication_requests, stopped
 from mit_fhir.fhir.plans import PlanError, Planned
-from mit_fhir.fhir.urls import CS_MIT_FORMS, RXNORM, US_CORE_CAREPLAN_CATEGORY
 from mit_fhir.fhir.validate import check_against
 from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
+from mit_fhir.vocabulary import CS_MIT_FORMS, RXNORM, US_CORE_CAREPLAN_CATEGORY
 from tests.conftest import DATA, load_json, sample
 from tests.fhir.test_extract import compare_golden
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.errors import InvalidRequest, Unprocessable
 from mit_fhir.fhir.extract import extract
 from mit_fhir.fhir.scoring import ScoringPlan
-from mit_fhir.fhir.urls import EXT_CALCULATED_EXPRESSION, EXT_VARIABLE
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.submissions import validated
+from mit_fhir.usecases.catalogue import Catalogue
+from mit_fhir.usecases.submissions import validated
+from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION, EXT_VARIABLE
 from tests.conftest import DATA, load_json, sample
 
 Resource = dict[str, Any]

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mit_fhir.catalogue import walk_items
-from mit_fhir.fhir.urls import (
+from mit_fhir.usecases.catalogue import walk_items
+from mit_fhir.vocabulary import (
     EXT_CALCULATED_EXPRESSION,
     EXT_ITEM_WEIGHT,
     EXT_MAX_VALUE,

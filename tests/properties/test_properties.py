@@ -18,11 +18,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mit_fhir.catalogue import Catalogue
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
-from mit_fhir.scoring import reliable_change as rc
-from mit_fhir.scoring.parameters import load_parameters
+from mit_fhir.psychometrics import reliable_change as rc
+from mit_fhir.psychometrics.parameters import load_parameters
+from mit_fhir.usecases.catalogue import Catalogue
 from tests.conftest import FHIR_JSON, drop_database, fresh_database_url, stored_counts
 from tests.properties.ranges import Range, score_ranges
 from tests.properties.strategies import mutated, responses

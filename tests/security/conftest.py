@@ -73,7 +73,7 @@ def tokens(issuer: Issuer) -> Tokens:
 @pytest.fixture
 def secured_demo(issuer: Issuer, database_url: str) -> Iterator[Flask]:
     """A token-secured app holding the demo patient (tests of the outcomes and CDS routes)."""
-    from mit_fhir.demo import load_demo
+    from mit_fhir.usecases.demo import load_demo
 
     app = create_app({"DATABASE_URL": database_url, **secured_settings(issuer)})
     load_demo(app.extensions["mit_fhir"])

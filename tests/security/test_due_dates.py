@@ -32,9 +32,9 @@ def test_a_task_due_in_year_1_utc_does_not_break_the_outcomes_and_cds(world: Wor
 def test_a_stored_task_dated_in_year_1_utc_leaves_the_due_marks_answering(world: World) -> None:
     """The API now refuses such a Task; one already stored (an older version, an import)
     must still not break the outcomes document or the CDS card (due.py reads any date)."""
-    from mit_fhir import tasks
     from mit_fhir.fhir.task import questionnaire_task
     from mit_fhir.store.repository import new_id
+    from mit_fhir.usecases import tasks
 
     context = world.app.extensions["mit_fhir"]
     poison = questionnaire_task("https://mit-fhir.org/fhir/Questionnaire/phq-9|1.0.0", A,

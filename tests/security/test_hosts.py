@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mit_fhir import create_app
-from mit_fhir.demo import load_demo
 from mit_fhir.security.hosts import is_loopback_host
+from mit_fhir.usecases.demo import load_demo
 from tests.conftest import FHIR_JSON, sample, stored_counts
 
 LOOPBACK = ["localhost", "LocalHost:5000", "127.0.0.1", "127.0.0.1:18310", "127.5.6.7:80",

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from mit_fhir import schedules
 from mit_fhir.fhir.schedule import CATEGORY_CODE, CATEGORY_SYSTEM
-from mit_fhir.tasks import tasks_of
+from mit_fhir.usecases import schedules
+from mit_fhir.usecases.tasks import tasks_of
 from tests.conftest import FHIR_JSON
 from tests.security.conftest import PATIENT, Tokens
 

@@ -198,7 +198,7 @@ def test_a_task_dated_before_year_1_in_utc_breaks_no_later_search(world: World) 
                   f"patient={A}&authored-on=lt2000-01-01"):
         resp = world.client.get(f"/fhir/Task?{query}", headers=clinician)
         assert resp.status_code == 200, (query, resp.status_code, resp.data[:200])
-    from mit_fhir import tasks
+    from mit_fhir.usecases import tasks
 
     context = world.app.extensions["mit_fhir"]
     with world.app.app_context(), context.store.transaction() as conn:

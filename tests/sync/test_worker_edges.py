@@ -28,13 +28,13 @@ from mit_fhir.ehr.client import EhrClient
 from mit_fhir.fhir.extract import IDENTIFIER_SYSTEM as OBS_SYSTEM
 from mit_fhir.store import repository
 from mit_fhir.store.schema import outbox, sync_link
-from mit_fhir.submissions import QR_IDENTIFIER_SYSTEM
-from mit_fhir.sync.outbox import SYNCED_TYPES
 from mit_fhir.sync.outbox import Item as OutboxItem
 from mit_fhir.sync.outbox import claim as outbox_claim
 from mit_fhir.sync.requests import Link
 from mit_fhir.sync.worker import SyncSettings, Worker
 from mit_fhir.sync.worker import _save_links as save_links
+from mit_fhir.usecases.submissions import QR_IDENTIFIER_SYSTEM
+from mit_fhir.vocabulary import SYNCED_TYPES
 from tests.conftest import FHIR_JSON, sample
 
 BASE = "http://ehr.test/fhir"

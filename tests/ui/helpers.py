@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from mit_fhir.catalogue import Catalogue, walk_items
-from mit_fhir.context import Context
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.submissions import submit
+from mit_fhir.usecases.catalogue import Catalogue, walk_items
+from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.submissions import submit
 from tests.conftest import load_json
 
 DERS = load_json(QUESTIONNAIRE_DIR / "ders.json")

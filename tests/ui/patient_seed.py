@@ -10,7 +10,7 @@ from flask import Flask
 
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.tasks import store_new
+from mit_fhir.usecases.tasks import store_new
 from tests.conftest import load_json
 from tests.ui.conftest import AppServer, create_in_ehr
 

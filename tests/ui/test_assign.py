@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mit_fhir import schedules, tasks
 from mit_fhir.fhir import task as sdc
 from mit_fhir.ui import i18n
+from mit_fhir.usecases import schedules, tasks
 from tests.ui.conftest import (
     CLIENT_ID,
     SCOPE,

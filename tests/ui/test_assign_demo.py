@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Flask
 
-from mit_fhir import tasks
-from mit_fhir.demo import demo_data, load_demo
 from mit_fhir.ui import i18n
+from mit_fhir.usecases import tasks
+from mit_fhir.usecases.demo import demo_data, load_demo
 from tests.ui.helpers import catalogue
 
 CAT = catalogue()

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from mit_fhir import schedules, tasks
-from mit_fhir.demo import load_demo
 from mit_fhir.fhir.schedule import Activity
 from mit_fhir.ui import i18n
+from mit_fhir.usecases import schedules, tasks
+from mit_fhir.usecases.demo import load_demo
 from tests.ui.conftest import AppServer, run_app_server, screenshot
 from tests.ui.smart_ehr import SmartEhr
 from tests.ui.test_assign import CAT, context_of, open_page

@@ -297,7 +297,7 @@ def test_the_app_runs_framed_inside_the_ehr(medplum_server: Any, browser: Any,
 def test_the_demo_patients_outcomes_show_the_case_report_and_both_medications(
         app_server: AppServer, medplum_server: Any, page: Any) -> None:
     """The demo patient `make run` loads (the case report's 18 months), opened from the EHR."""
-    from mit_fhir.demo import load_demo
+    from mit_fhir.usecases.demo import load_demo
 
     context = app_server.app.extensions["mit_fhir"]
     patient = load_demo(context).patient

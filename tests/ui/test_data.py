@@ -7,10 +7,10 @@ import json
 import pytest
 from flask import Flask
 
-from mit_fhir.catalogue import walk_items
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.submissions import submit
 from mit_fhir.ui import clinical, data, i18n, presentation
+from mit_fhir.usecases.catalogue import walk_items
+from mit_fhir.usecases.submissions import submit
 from tests.conftest import ROOT, load_json, sample
 from tests.ui.helpers import medication_request, submit_ders
 
@@ -198,7 +198,7 @@ def test_the_risk_screens_are_the_forms_that_mark_an_answer_critical(app: Flask)
 def test_the_due_part_lists_the_forms_with_something_due(app: Flask) -> None:
     """An open Task's form is listed with its due day and last completion; a form whose only
     Task was cancelled is not; a caller that may not see Tasks gets no due part."""
-    from mit_fhir import tasks
+    from mit_fhir.usecases import tasks
 
     context = app.extensions["mit_fhir"]
     submit_ders(context, "due", "2019-03-01T10:00:00Z", each=4, synthetic=True)

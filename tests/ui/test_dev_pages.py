@@ -6,8 +6,8 @@ import re
 
 from flask import Flask
 
-from mit_fhir.demo import load_demo
 from mit_fhir.store import repository
+from mit_fhir.usecases.demo import load_demo
 
 
 def test_outcomes_of_the_demo_patient_without_an_ehr(app: Flask) -> None:
@@ -95,7 +95,7 @@ def test_a_demo_session_is_refused_once_the_service_runs_with_jwt(app: Flask) ->
 def test_the_patients_view_of_the_demo_patient_in_development_mode(app: Flask) -> None:
     """Fix N9: `/app/my` without a session starts the demo patient's own session (role
     patient) listing its open Tasks; the landing page links it; loopback only."""
-    from mit_fhir import tasks
+    from mit_fhir.usecases import tasks
     from tests.ui.patient_seed import DERS_URL, seed_task
 
     patient = load_demo(app.extensions["mit_fhir"]).patient

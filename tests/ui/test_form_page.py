@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mit_fhir.catalogue import licensed_slots, load_wording, walk_items
 from mit_fhir.ui import i18n
+from mit_fhir.usecases.catalogue import licensed_slots, load_wording, walk_items
 from tests.ui.conftest import AppServer, create_in_ehr, run_app_server, screenshot
 from tests.ui.helpers import catalogue
 from tests.ui.smart_ehr import SmartEhr
@@ -210,7 +210,7 @@ def test_development_mode_opens_the_product_and_submits_for_the_demo_patient(
     ehr = SmartEhr(fhir_backend=medplum_server.base_url).start()
     try:
         with contextmanager(run_app_server)(ehr, tmp_path, AUTH="none") as server:
-            from mit_fhir.demo import load_demo
+            from mit_fhir.usecases.demo import load_demo
 
             patient = load_demo(server.app.extensions["mit_fhir"]).patient
             context = browser.new_context(viewport={"width": 1280, "height": 900})

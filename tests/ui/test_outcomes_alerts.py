@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mit_fhir.submissions import submit
+from mit_fhir.usecases.submissions import submit
 from tests.conftest import sample
 from tests.ui.conftest import AppServer, screenshot
 from tests.ui.test_browser import axe_violations

@@ -1,5 +1,6 @@
 """What is due on the outcomes view, in Debian's chromium after a real SMART launch: Tasks
-stored through mit_fhir.tasks and a schedule through mit_fhir.schedules; an overdue Task is
+stored through mit_fhir.usecases.tasks and a schedule through mit_fhir.usecases.schedules; an
+overdue Task is
 said plainly (and first), the next due date and the last completion (synthetic labelled) are
 marked on each instrument, at 360, 1280 and 1920 px."""
 
@@ -8,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mit_fhir import schedules, tasks
 from mit_fhir.fhir.schedule import Activity
+from mit_fhir.usecases import schedules, tasks
 from tests.ui.conftest import SCREENSHOTS, AppServer, screenshot
 from tests.ui.helpers import submit_ders
 from tests.ui.test_browser import axe_violations

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mit_fhir.demo import load_demo
+from mit_fhir.usecases.demo import load_demo
 from tests.ui.conftest import SCREENSHOTS, AppServer
 from tests.ui.test_outcomes_alerts import submit_sample
 from tests.ui.test_outcomes_view import WIDTHS, browser_page, open_outcomes

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from mit_fhir.demo import load_demo
-from mit_fhir.submissions import submit
+from mit_fhir.usecases.demo import load_demo
+from mit_fhir.usecases.submissions import submit
 from tests.conftest import sample
 from tests.ui.conftest import SCREENSHOTS, AppServer, run_app_server, screenshot
 from tests.ui.smart_ehr import SmartEhr

@@ -1,0 +1,1 @@
+"""Use cases: what the service does, on a store and a catalogue; no Flask here."""

@@ -1,0 +1,1 @@
+"""Flask plumbing shared by the HTTP layer (api, ui, security) and the app factory."""
