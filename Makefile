@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 TEST_DATABASES ?= sqlite postgresql
 
-.PHONY: install install-test run test lint bench bench-deps clean
+.PHONY: install install-test run test lint check bench bench-deps clean
 
 include tests/servers/servers.mk
 include tests/deploy/deploy.mk
@@ -44,6 +44,7 @@ ifneq ($(filter postgresql,$(TEST_DATABASES)),)
 endif
 	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
+	$(BIN)/lint-imports
 	@failed=""; for db in $(TEST_DATABASES); do \
 		echo "== make test: the suite on $$db"; \
 		MIT_FHIR_TEST_DATABASE=$$db $(BIN)/python -m pytest || failed="$$failed $$db"; \
@@ -54,6 +55,15 @@ endif
 lint: $(STAMP)
 	$(BIN)/ruff check mit_fhir tests benchmarks
 	$(BIN)/mypy mit_fhir
+	$(BIN)/lint-imports
+
+# The fast inner loop (under a minute): lint, types, the layer contracts (.importlinter) and the
+# unit tests of the psychometrics layer, which need no server, browser or database.
+check: $(STAMP)
+	$(BIN)/ruff check mit_fhir tests benchmarks
+	$(BIN)/mypy mit_fhir
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/psychometrics
 
 # wrk, the load generator of the HTTP benchmark (Debian package), when missing.
 bench-deps:

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.ehr.factory import build_client
 from mit_fhir.fhir.index import observation_index, sort_date
 from mit_fhir.store.repository import insert

@@ -25,7 +25,6 @@ from mit_fhir.api import (
     sync,
     tasks,
 )
-from mit_fhir.api.http import fhir_response
 from mit_fhir.config import ConfigError, env_settings, load_settings
 from mit_fhir.errors import FhirError, Issue, operation_outcome
 from mit_fhir.psychometrics.parameters import ParameterError, load_parameters
@@ -37,6 +36,7 @@ from mit_fhir.usecases.catalogue import Catalogue
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.scorer import Scorer
 from mit_fhir.web import logs
+from mit_fhir.web.http import fhir_response
 
 log = logging.getLogger("mit_fhir")
 

@@ -27,12 +27,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
+from mit_fhir.vocabulary import FHIR_JSON
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = DATA / "samples"
-FHIR_JSON = "application/fhir+json"
 
 
 def load_json(path: Path) -> Any:

@@ -31,7 +31,8 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import EnvironBuilder
 
-from mit_fhir import create_app, metrics
+from mit_fhir import metrics
+from mit_fhir.app import create_app
 from mit_fhir.ehr.auth import NoAuth, SmartBackendAuth
 from mit_fhir.ehr.client import EhrClient
 from mit_fhir.sync import outbox

@@ -121,7 +121,7 @@ def test_a_missing_content_directory_is_named_with_its_path(tmp_path: Path, name
 FROM_THE_PACKAGE = """
 import json, sys
 import mit_fhir
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 print(mit_fhir.__file__)
 
 

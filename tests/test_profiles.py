@@ -25,7 +25,7 @@ from fhir.resources.R4B.valueset import ValueSet
 from fhirpathpy import evaluate
 from fhirpathpy.models import models
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
 from tests.conftest import fresh_database_url
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.cli import main
 from mit_fhir.config import ConfigError
 from tests.conftest import FHIR_JSON, fresh_database_url, sample

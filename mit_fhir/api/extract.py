@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from mit_fhir.api.http import fhir_response, read_resource
 from mit_fhir.errors import InvalidRequest, NotFound
 from mit_fhir.fhir import site_forms
 from mit_fhir.fhir.budget import Limits, limited
@@ -20,6 +19,7 @@ from mit_fhir.security.guard import (
 from mit_fhir.store import repository
 from mit_fhir.usecases.submissions import extract_only
 from mit_fhir.web.context import ctx
+from mit_fhir.web.http import fhir_response, read_resource
 
 bp = Blueprint("extract", __name__, url_prefix="/fhir/QuestionnaireResponse")
 

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 
 from mit_fhir.store.migrate import is_current
+from mit_fhir.vocabulary import FHIR_JSON
 from mit_fhir.web.context import ctx
 
 log = logging.getLogger("mit_fhir.health")
@@ -62,7 +63,7 @@ class EhrProbe:
     def _check(self) -> str:
         try:
             resp = self.session.get(
-                self.url, timeout=self.timeout, headers={"Accept": "application/fhir+json"}
+                self.url, timeout=self.timeout, headers={"Accept": FHIR_JSON}
             )
         except requests.RequestException as exc:
             log.warning("readiness: EHR unreachable: %s", type(exc).__name__)

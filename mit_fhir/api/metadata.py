@@ -8,10 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 
 from mit_fhir import __version__
-from mit_fhir.api.http import base_url, fhir_response
 from mit_fhir.fhir.extract import PANEL_PROFILE, SCORE_PROFILE
 from mit_fhir.fhir.search import PARAMETERS
 from mit_fhir.fhir.task import PROFILE as TASK_PROFILE
+from mit_fhir.vocabulary import FHIR_JSON
+from mit_fhir.web.http import base_url, fhir_response
 
 bp = Blueprint("metadata", __name__, url_prefix="/fhir")
 
@@ -48,7 +49,7 @@ def capability_statement(base: str, security: dict[str, Any] | None = None,
         "implementation": {"description": "mit-fhir MIT catalogue and scoring service",
                            "url": base},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": [FHIR_JSON, "json"],
         "rest": [
             {
                 "mode": "server",

@@ -16,11 +16,11 @@ from werkzeug.routing import Rule
 
 from mit_fhir.api import questionnaires
 from mit_fhir.fhir.search import PARAMETERS
+from mit_fhir.vocabulary import FHIR_JSON
 
 bp = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.0.3"
-FHIR_JSON = "application/fhir+json"
 UNDESCRIBED = frozenset({"static"})  # Flask's own rule
 # The SMART pages (/app) and the development-mode landing page (/) are the browser app, with
 # their own session: not part of this API.

@@ -14,6 +14,9 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app
 
+from mit_fhir.ehr.errors import EhrError
+from mit_fhir.ehr.factory import build_client
+from mit_fhir.ehr.readback import medication_requests
 from mit_fhir.errors import InvalidRequest
 from mit_fhir.fhir.references import is_fhir_id
 from mit_fhir.security import audit
@@ -48,9 +51,6 @@ def ehr_medications(context: Context, patient_id: str) -> tuple[list[Resource] |
     the warnings to show with the timeline."""
     if not context.sync_enabled:
         return None, []
-    from mit_fhir.ehr.errors import EhrError
-    from mit_fhir.ehr.factory import build_client
-    from mit_fhir.ehr.readback import medication_requests
 
     try:
         client = current_app.extensions.get(_EHR_CLIENT)

@@ -18,7 +18,6 @@ from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from flask import Blueprint, Response
 
-from mit_fhir.api.http import base_url, fhir_response, if_match_version, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.api.tasks import patient_user
 from mit_fhir.errors import (
@@ -40,6 +39,7 @@ from mit_fhir.sync import outbox
 from mit_fhir.usecases import schedules
 from mit_fhir.usecases.care_plans import with_identifier
 from mit_fhir.web.context import ctx
+from mit_fhir.web.http import base_url, fhir_response, if_match_version, read_resource
 
 Resource = dict[str, Any]
 # Required bindings fhir.resources does not enforce (FHIR R4 value sets).

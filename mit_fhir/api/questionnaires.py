@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from mit_fhir.api.http import fhir_response, searchset
 from mit_fhir.errors import InvalidRequest, NotFound
 from mit_fhir.security.guard import authorize
 from mit_fhir.usecases.catalogue import with_wording
 from mit_fhir.web.context import ctx
+from mit_fhir.web.http import fhir_response, searchset
 
 bp = Blueprint("questionnaires", __name__, url_prefix="/fhir/Questionnaire")
 

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 
-from mit_fhir.api.http import base_url, fhir_response, searchset
 from mit_fhir.errors import NotFound
 from mit_fhir.fhir.paging import Position, decode_cursor, encode_cursor, page_size, search_digest
 from mit_fhir.fhir.search import criteria, sort_key
@@ -14,6 +13,7 @@ from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize_resource, restrict_search, visible
 from mit_fhir.store import repository
 from mit_fhir.web.context import ctx
+from mit_fhir.web.http import base_url, fhir_response, searchset
 
 
 def add_read_and_search(bp: Blueprint, resource_type: str) -> None:

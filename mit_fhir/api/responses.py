@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from mit_fhir.api.http import base_url, fhir_response, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.api.tasks import patient_user
 from mit_fhir.errors import Issue, Unprocessable
@@ -18,6 +17,7 @@ from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize_resource, authorize_type
 from mit_fhir.usecases.submissions import submit_once
 from mit_fhir.web.context import ctx
+from mit_fhir.web.http import base_url, fhir_response, read_resource
 
 bp = Blueprint("responses", __name__, url_prefix="/fhir/QuestionnaireResponse")
 add_read_and_search(bp, "QuestionnaireResponse")

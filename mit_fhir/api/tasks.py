@@ -16,7 +16,6 @@ from fhir.resources.R4B.task import Task
 from flask import Blueprint, Response
 from sqlalchemy import Connection
 
-from mit_fhir.api.http import base_url, fhir_response, if_match_version, read_resource
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.errors import (
     Conflict,
@@ -38,6 +37,7 @@ from mit_fhir.store.repository import new_id, now_instant, serialize
 from mit_fhir.usecases import tasks
 from mit_fhir.usecases.context import Context
 from mit_fhir.web.context import ctx
+from mit_fhir.web.http import base_url, fhir_response, if_match_version, read_resource
 
 Resource = dict[str, Any]
 bp = Blueprint("tasks", __name__, url_prefix="/fhir/Task")

@@ -246,7 +246,8 @@ def demo() -> None:
               help="also queue the demo data for the EHR when MIT_FHIR_EHR_BASE_URL is set")
 def demo_load(to_ehr: bool) -> None:
     """Load the demo patient through the normal submission path; loading again adds nothing."""
-    from mit_fhir.usecases.demo import DemoError, load_demo
+    from mit_fhir.usecases.demo import load_demo
+    from mit_fhir.usecases.demo_data import DemoError
 
     context = _context("outbox")
     if context.sync_enabled and not to_ehr:

@@ -1,10 +1,12 @@
-"""Checks across settings, one function per group of config.py: files, credentials, origins."""
+"""Checks across settings, one function per settings group: files, credentials, origins."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from mit_fhir.store.engine import UnsupportedDatabase, engine_url
 
 
 class ConfigError(Exception):
@@ -24,8 +26,6 @@ def _files(settings: dict[str, Any], *names: str) -> None:
 
 def check_database(settings: dict[str, Any]) -> None:
     """A URL the installed drivers can open, in the spelling the store uses."""
-    from mit_fhir.store.engine import UnsupportedDatabase, engine_url
-
     if settings["DATABASE_URL"]:
         try:
             settings["DATABASE_URL"] = engine_url(settings["DATABASE_URL"])

@@ -17,12 +17,14 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection
 
-from mit_fhir.api.http import fhir_response
+from mit_fhir import metrics
 from mit_fhir.errors import Issue, operation_outcome
 from mit_fhir.fhir.audit import Agent, AuditRecord, audit_event, audit_index
 from mit_fhir.fhir.references import resource_patient
 from mit_fhir.store.repository import insert, new_id, now_instant
 from mit_fhir.vocabulary import PATIENT_DATA
+from mit_fhir.web.context import ctx
+from mit_fhir.web.http import fhir_response
 
 log = logging.getLogger("mit_fhir.audit")
 
@@ -110,7 +112,6 @@ def _write(response: Response) -> Response:
     record: AuditRecord | None = g.pop("audit", None)
     if record is None:
         return response
-    from mit_fhir.web.context import ctx  # the context module imports the app's collaborators
 
     event = _event(record, response.status_code)
     try:
@@ -118,7 +119,6 @@ def _write(response: Response) -> Response:
             _insert(conn, event)
     except Exception as exc:  # the store is down or full: never answer a read unaudited
         log.error("audit: the AuditEvent could not be stored: %s", type(exc).__name__)
-        from mit_fhir import metrics
 
         metrics.AUDIT_FAILURES.inc()
         if record.subtype in ("read", "search-type", "operation") and response.status_code < 400:

@@ -22,13 +22,13 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from mit_fhir.api.http import base_url
 from mit_fhir.errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthorized
 from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.search import PARAMETERS, TARGETS
 from mit_fhir.security.scopes import Denied, Principal
 from mit_fhir.security.tokens import KeySource, KeysUnavailable, TokenError, TokenVerifier
 from mit_fhir.vocabulary import PATIENT_DATA
+from mit_fhir.web.http import base_url
 
 PUBLIC = {"health.healthz", "health.readyz", "metadata.metadata", "openapi.document",
           "static"}

@@ -31,6 +31,7 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from mit_fhir.errors import FhirError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
+from mit_fhir.vocabulary import FHIR_JSON
 
 log = logging.getLogger("mit_fhir.server")
 
@@ -67,7 +68,7 @@ def _outcome_body(error: FhirError) -> bytes:
 
 
 def _headers(body: bytes, extra: dict[str, str] | None = None) -> list[tuple[bytes, bytes]]:
-    headers = {"content-type": "application/fhir+json", "content-length": str(len(body)),
+    headers = {"content-type": FHIR_JSON, "content-length": str(len(body)),
                "connection": "close", **(extra or {})}
     return [(k.encode(), v.encode()) for k, v in headers.items()]
 

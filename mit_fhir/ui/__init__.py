@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from flask import Flask
 
+from mit_fhir.security import guard
+
+# Their routes join bp on import.
+from mit_fhir.ui import (  # noqa: F401
+    assign,
+    forms,
+    landing,
+    launch,
+    outcomes,
+    patient,
+    patient_forms,
+)
+from mit_fhir.ui.blueprint import bp
+
 
 def init_app(app: Flask) -> None:
     """Register the pages; they authenticate with their own server-side session."""
-    from mit_fhir.security import guard
-
-    # Their routes join bp on import.
-    from mit_fhir.ui import (  # noqa: F401
-        assign,
-        forms,
-        landing,
-        launch,
-        outcomes,
-        patient,
-        patient_forms,
-    )
-    from mit_fhir.ui.blueprint import bp
-
     app.register_blueprint(bp)
     # `/` is not exempt: in jwt mode the guard answers it before the page could.
     app.register_blueprint(landing.bp)

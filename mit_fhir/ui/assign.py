@@ -29,6 +29,7 @@ from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of
 from mit_fhir.ui.web import PageError, check_csrf, development_mode, page, require_session
 from mit_fhir.usecases import schedules, tasks
+from mit_fhir.usecases.demo_data import demo_data
 from mit_fhir.web.context import ctx
 
 REQUESTERS = ("Practitioner", "PractitionerRole")
@@ -57,7 +58,6 @@ def _requester(data: dict[str, Any], lang: str) -> dict[str, str]:
     user = data.get("fhirUser")
     if not user and data.get("demo") and development_mode():
         # `make run` without an EHR: the demo's own (fictional) psychiatrist asks.
-        from mit_fhir.usecases.demo import demo_data
 
         return {"reference": str(demo_data()["clinician"]["reference"])}
     base = (data.get("endpoints") or {}).get("iss")

@@ -34,6 +34,7 @@ from mit_fhir.ui import clinical
 from mit_fhir.usecases import due as due_summary
 from mit_fhir.usecases.catalogue import Catalogue, walk_items
 from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.timeline import timeline_for
 from mit_fhir.vocabulary import EXT_RELIABLE_CHANGE, extension
 
 Resource = dict[str, Any]
@@ -44,7 +45,6 @@ def outcomes_document(context: Context, patient: str,
                       with_due: bool = True) -> dict[str, Any]:
     """Scores over time and medication periods of one patient (see the module docstring);
     `with_due` False leaves out what is due (a caller that may not search Tasks)."""
-    from mit_fhir.usecases.timeline import timeline_for
 
     warnings: list[str] = []
     document = page_document(timeline_for(context, patient, list(ehr_requests), warnings))

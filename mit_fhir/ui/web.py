@@ -13,6 +13,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from mit_fhir.security.guard import is_loopback
 from mit_fhir.security.scopes import Principal, parse_scopes
 from mit_fhir.ui import i18n, sessions, smart
+from mit_fhir.usecases.demo_data import demo_data
+from mit_fhir.vocabulary import ACCEPTED_JSON
 from mit_fhir.web.context import ctx
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -79,7 +81,6 @@ def development_mode() -> bool:
 
 def demo_patient() -> str:
     """The demo patient `make run` loads (mit_fhir/data/demo.json)."""
-    from mit_fhir.usecases.demo import demo_data
 
     return str(demo_data()["patient"]["id"])
 
@@ -237,7 +238,7 @@ def check_csrf() -> None:
     sent = request.headers.get(CSRF_HEADER, "")
     if not data.get("csrf") or not hmac.compare_digest(sent.encode(), data["csrf"].encode()):
         raise PageError("missing or wrong CSRF token", 403)
-    if request.mimetype not in ("application/json", "application/fhir+json"):
+    if request.mimetype not in ACCEPTED_JSON:
         raise PageError("send JSON", 415)
 
 

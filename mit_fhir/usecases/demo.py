@@ -15,134 +15,23 @@ each schedule a business key.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
-
-from mit_fhir import paths
 from mit_fhir.fhir.answer_weights import answers_for_total, response, weighted_items
-from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.store import repository
 from mit_fhir.store.repository import Criterion
 from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.usecases.context import Context
+from mit_fhir.usecases.demo_data import DemoError, demo_data, source_tag
+from mit_fhir.usecases.demo_schedules import check_schedules, load_schedule
 from mit_fhir.usecases.submissions import submit
 from mit_fhir.vocabulary import BASE, UCUM
 
 Resource = dict[str, Any]
-DATA_FILE = paths.CONTENT_ROOT / "data" / "demo.json"
 IDENTIFIER_SYSTEM = f"{BASE}/identifier/demo"
-TAGS = {
-    "synthetic": "Synthetic demo data (not from the case report)",
-    "case-report": "Value from the published case report (item answers and dates illustrative)",
-}
 TOLERANCE = 0.0005  # scores are compared at the precision the report gives (three decimals)
-
-
-class _Reference(Schema):
-    class Meta:
-        unknown = RAISE
-
-    reference = fields.String(validate=validate.Regexp(r"^Practitioner/[A-Za-z0-9\-.]{1,64}$"))
-    display = fields.String(required=True)
-
-
-class _Patient(Schema):
-    class Meta:
-        unknown = RAISE
-
-    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9\-.]{1,64}$"))
-    display = fields.String(required=True)
-
-
-class _Assessment(Schema):
-    class Meta:
-        unknown = RAISE
-
-    questionnaire = fields.String(required=True)
-    score = fields.String(required=True)
-    value = fields.Float(required=True)
-    authored = fields.String(required=True)
-    source = fields.String(required=True, validate=validate.OneOf(sorted(TAGS)))
-    author = fields.String(load_default="patient", validate=validate.OneOf(["patient",
-                                                                           "clinician"]))
-    answers = fields.Dict(keys=fields.String(), values=fields.String())
-    note = fields.String()
-
-
-class _Medicine(Schema):
-    class Meta:
-        unknown = RAISE
-
-    drug = fields.Dict(required=True)
-    dailyDoseMg = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))  # noqa: N815
-    timesPerDay = fields.Integer(required=True, validate=validate.Range(min=1))  # noqa: N815
-    start = fields.String()
-    stop = fields.String()
-    status = fields.String(required=True, validate=validate.OneOf(["active", "stopped",
-                                                                   "on-hold"]))
-    reasons = fields.List(fields.String(), load_default=list)
-
-
-class _Plan(Schema):
-    class Meta:
-        unknown = RAISE
-
-    date = fields.String(required=True)
-    authored = fields.String(required=True)
-    source = fields.String(required=True, validate=validate.OneOf(sorted(TAGS)))
-    note = fields.String()
-    medicines = fields.List(fields.Nested(_Medicine), required=True,
-                            validate=validate.Length(min=1))
-
-
-class _ScheduledForm(Schema):
-    class Meta:
-        unknown = RAISE
-
-    questionnaire = fields.String(required=True)
-    every = fields.Integer(required=True, validate=validate.Range(min=1))
-    unit = fields.String(required=True, validate=validate.OneOf(["d", "wk", "mo"]))
-    start = fields.Date()  # else the schedule's startDaysBeforeLoad
-    end = fields.Date()
-    count = fields.Integer(validate=validate.Range(min=1))
-
-
-class _Schedule(Schema):
-    class Meta:
-        unknown = RAISE
-
-    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9\-]{1,32}$"))
-    title = fields.String(required=True)
-    created = fields.String()
-    startDaysBeforeLoad = fields.Integer(validate=validate.Range(min=0))  # noqa: N815
-    status = fields.String(required=True, validate=validate.OneOf(["active", "completed"]))
-    source = fields.String(required=True, validate=validate.OneOf(sorted(TAGS)))
-    note = fields.String()
-    activities = fields.List(fields.Nested(_ScheduledForm), required=True,
-                             validate=validate.Length(min=1))
-
-
-class DemoSchema(Schema):
-    """mit_fhir/data/demo.json."""
-
-    class Meta:
-        unknown = RAISE
-
-    description = fields.String()
-    patient = fields.Nested(_Patient, required=True)
-    clinician = fields.Nested(_Reference, required=True)
-    assessments = fields.List(fields.Nested(_Assessment), required=True)
-    medicationPlans = fields.List(fields.Nested(_Plan), required=True)  # noqa: N815
-    schedules = fields.List(fields.Nested(_Schedule), load_default=list)
-
-
-class DemoError(ValueError):
-    """The demo data do not fit the catalogue (a form changed): nothing further is loaded."""
 
 
 @dataclass
@@ -156,25 +45,12 @@ class LoadResult:
     schedules_present: list[str] = field(default_factory=list)
 
 
-def demo_data(path: Path = DATA_FILE) -> Resource:
-    """The validated demo data file."""
-    try:
-        data: Resource = DemoSchema().load(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, ValidationError) as exc:
-        raise DemoError(f"{path.name}: {exc}") from None
-    return data
-
-
-def _tag(source: str) -> Resource:
-    return {"system": CS_DATA_SOURCE, "code": source, "display": TAGS[source]}
-
-
 def _base(data: Resource, questionnaire: Resource, key: str, authored: str, source: str,
           author: Resource) -> Resource:
     patient = data["patient"]
     return {
         "resourceType": "QuestionnaireResponse",
-        "meta": {"tag": [_tag(source)]},
+        "meta": {"tag": [source_tag(source)]},
         "identifier": {"system": IDENTIFIER_SYSTEM, "value": key},
         "questionnaire": f"{questionnaire['url']}|{questionnaire['version']}",
         "status": "completed",
@@ -306,8 +182,6 @@ def load_demo(context: Context, data: Resource | None = None,
               now: datetime | None = None) -> LoadResult:
     """Submit the demo patient's responses that are not stored yet, then store its schedules
     and their Tasks as of `now` (default: the present); idempotent."""
-    from mit_fhir.usecases.demo_schedules import check_schedules, load_schedule
-
     data = data or demo_data()
     moment = now or datetime.now(UTC)
     responses = demo_responses(context, data)  # all built (and checked) before any is stored

@@ -26,7 +26,7 @@ from mit_fhir.sync import outbox
 from mit_fhir.usecases import schedules
 from mit_fhir.usecases.care_plans import with_identifier
 from mit_fhir.usecases.context import Context
-from mit_fhir.usecases.demo import DemoError, _tag
+from mit_fhir.usecases.demo_data import DemoError, source_tag
 from mit_fhir.usecases.tasks import store_new
 
 Resource = dict[str, Any]
@@ -55,7 +55,7 @@ def _plan(context: Context, data: Resource, sched: Resource, now: datetime) -> R
     created = sched.get("created") or schedules.instant(datetime.combine(first, time(9), UTC))
     plan = schedule_plan(data["patient"]["id"], dict(data["clinician"]), forms, created,
                          sched["title"])
-    plan["meta"] = {"tag": [_tag(sched["source"])]}
+    plan["meta"] = {"tag": [source_tag(sched["source"])]}
     if sched.get("note"):
         plan["note"] = [{"text": sched["note"]}]
     try:

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.usecases.cds import SUMMARY_MAX
 from mit_fhir.usecases.demo import load_demo
 from tests.conftest import sample

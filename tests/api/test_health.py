@@ -17,8 +17,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from mit_fhir import create_app
 from mit_fhir.api import health
+from mit_fhir.app import create_app
 
 
 class FakeEhr:

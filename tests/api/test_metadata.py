@@ -38,7 +38,7 @@ def test_metadata_is_served_as_fhir_json_utf8(client: FlaskClient) -> None:
 
 
 def test_implementation_url_is_the_configured_base(database_url: str) -> None:
-    from mit_fhir import create_app
+    from mit_fhir.app import create_app
 
     app = create_app(
         {
@@ -104,7 +104,7 @@ def test_declared_response_search_params_are_accepted(
 @pytest.mark.parametrize("rtype", ["QuestionnaireResponse", "Observation", "MedicationRequest",
                                    "CarePlan", "CareTeam", "AuditEvent", "Provenance"])
 def test_count_is_declared_with_its_bounds(database_url: str, rtype: str) -> None:
-    from mit_fhir import create_app
+    from mit_fhir.app import create_app
 
     app = create_app({"DATABASE_URL": database_url, "SEARCH_DEFAULT_COUNT": 20,
                       "SEARCH_MAX_COUNT": 200})

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
 from mit_fhir.api.outcomes import EHR_UNAVAILABLE
+from mit_fhir.app import create_app
 from mit_fhir.usecases.demo import load_demo
 from mit_fhir.usecases.timeline import timeline_for
 from tests.security.conftest import (  # noqa: F401 - fixtures

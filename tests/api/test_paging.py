@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.fhir import paging
 from mit_fhir.fhir.index import observation_index, sort_date
 from mit_fhir.store import repository

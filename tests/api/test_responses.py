@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from tests.conftest import FHIR_JSON, SAMPLES, FhirActions, sample
 from tests.security.issuer import Issuer
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.cli import main
 from tests.conftest import drop_database, fresh_database_url
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, inspect
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.cli import main
 from mit_fhir.cli.exits import Exit
 from mit_fhir.store.migrate import is_current

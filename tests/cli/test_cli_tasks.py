@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.cli import main
 from mit_fhir.cli.exits import Exit
 from mit_fhir.fhir import task as shape

@@ -9,7 +9,8 @@ from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import create_engine
 
-from mit_fhir import create_app, paths
+from mit_fhir import paths
+from mit_fhir.app import create_app
 from mit_fhir.cli import main
 from mit_fhir.config import (
     GROUPS,

@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from tests.conftest import ROOT, service_env, service_log
 from tests.loopback import wait_healthy
 from tests.servers.fixtures import free_port

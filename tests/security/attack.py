@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from tests.conftest import sample
 from tests.security.conftest import secured_settings
 from tests.security.issuer import Issuer

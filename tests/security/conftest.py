@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from tests.security.issuer import Issuer
 
 AUDIENCE = "https://mit.example.org/fhir"

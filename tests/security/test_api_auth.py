@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from tests.conftest import FHIR_JSON, sample
 from tests.security.conftest import AUDIENCE, OTHER, PATIENT, Tokens, secured_settings
 from tests.security.issuer import Issuer

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 
 ORIGIN = "https://ehr.example.org"
 

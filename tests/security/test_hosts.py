@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.security.hosts import is_loopback_host
 from mit_fhir.usecases.demo import load_demo
 from tests.conftest import FHIR_JSON, sample, stored_counts

@@ -15,7 +15,7 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.ehr.factory import build_client
 from mit_fhir.store.schema import outbox
 from mit_fhir.sync.worker import SyncSettings, Worker

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.cli import main
 from mit_fhir.ehr.auth import NoAuth
 from mit_fhir.ehr.client import EhrClient

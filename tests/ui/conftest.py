@@ -20,7 +20,7 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from tests.conftest import ROOT, drop_database, fresh_database_url
 from tests.servers import fixtures
 from tests.ui.smart_ehr import SmartEhr

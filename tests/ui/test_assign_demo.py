@@ -9,7 +9,8 @@ from flask import Flask
 
 from mit_fhir.ui import i18n
 from mit_fhir.usecases import tasks
-from mit_fhir.usecases.demo import demo_data, load_demo
+from mit_fhir.usecases.demo import load_demo
+from mit_fhir.usecases.demo_data import demo_data
 from tests.ui.helpers import catalogue
 
 CAT = catalogue()

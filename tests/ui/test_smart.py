@@ -15,7 +15,7 @@ from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.config import ConfigError, load_settings
 from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
 from mit_fhir.store import repository

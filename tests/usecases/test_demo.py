@@ -18,7 +18,8 @@ from mit_fhir.fhir.duration import wording
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
 from mit_fhir.paths import PROFILE_DIR
 from mit_fhir.usecases import schedules
-from mit_fhir.usecases.demo import DATA_FILE, TAGS, DemoError, demo_data, demo_responses, load_demo
+from mit_fhir.usecases.demo import demo_responses, load_demo
+from mit_fhir.usecases.demo_data import DATA_FILE, TAGS, DemoError, demo_data
 from mit_fhir.usecases.schedules import schedules_of
 from mit_fhir.usecases.tasks import open_tasks, tasks_of
 

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from mit_fhir import create_app
+from mit_fhir.app import create_app
 from mit_fhir.errors import Conflict, NotFound, Unprocessable
 from mit_fhir.fhir import task as shape
 from mit_fhir.store.repository import Criterion, search

@@ -1,4 +1,4 @@
-"""Request parsing and FHIR JSON responses shared by the blueprints."""
+"""Request parsing and FHIR JSON responses shared by the HTTP layer (api, ui, security)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import orjson
 from flask import Response, current_app, request
 
 from mit_fhir.errors import InvalidRequest, PreconditionFailed, UnsupportedMediaType
+from mit_fhir.vocabulary import ACCEPTED_JSON, FHIR_JSON
 
-FHIR_JSON = "application/fhir+json"
-ACCEPTED_TYPES = {"application/fhir+json", "application/json"}
 # Deepest JSON nesting accepted. The deepest catalogue form nests a few items (each item level is
 # two or three JSON levels); far deeper bodies would exhaust the FHIR models' recursion (a 500).
 MAX_DEPTH = 100
@@ -28,7 +27,7 @@ def fhir_response(
 def read_resource(expected: str | tuple[str, ...]) -> dict[str, Any]:
     """The request body as a FHIR resource of the expected type, or a 4xx FhirError."""
     mimetype = request.mimetype
-    if mimetype not in ACCEPTED_TYPES:
+    if mimetype not in ACCEPTED_JSON:
         raise UnsupportedMediaType(
             f"Content-Type must be {FHIR_JSON} (or application/json), not '{mimetype or 'none'}'"
         )
