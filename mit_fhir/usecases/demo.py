@@ -25,10 +25,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from mit_fhir import paths
 from mit_fhir.fhir.answer_weights import answers_for_total, response, weighted_items
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
-from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.submissions import submit
 from mit_fhir.vocabulary import BASE, UCUM
