@@ -22,9 +22,10 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy.models import models
 
 from mit_fhir.fhir import fhirpath
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.scoring import ScoringPlan, Weights, reference_evaluate
 from mit_fhir.paths import PROFILE_DIR, QUESTIONNAIRE_DIR
-from mit_fhir.usecases.catalogue import licensed_slots, walk_items
+from mit_fhir.usecases.catalogue import licensed_slots
 from mit_fhir.vocabulary import (
     BASE,
     CS_INSTRUMENT,

@@ -13,8 +13,9 @@ from flask import Flask
 from sqlalchemy import Connection, select
 
 from mit_fhir.errors import ServiceUnavailable
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion, Store
+from mit_fhir.store.repository import Store
 from mit_fhir.store.schema import resource
 from mit_fhir.store.writer_lock import WriterLock
 from mit_fhir.usecases import scorer as outcomes

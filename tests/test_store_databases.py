@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, event, inspect, select, text
 
 from mit_fhir.errors import Conflict, ServiceUnavailable
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.store import repository
 from mit_fhir.store.migrate import is_current, upgrade
 from mit_fhir.store.repository import Store
@@ -215,10 +216,10 @@ def test_a_history_search_probes_each_candidates_own_rows(store: Store) -> None:
                 ("patient", f"Patient/p{n % 50}"), ("code", "http://loinc.org|44261-6"),
                 ("date", f"2024-01-{n % 28 + 1:02d}T00:00:00"), ("status:code", "final")])
     criteria = [
-        repository.Criterion("patient", "eq", ("Patient/p7",)),
-        repository.Criterion("code", "eq", ("http://loinc.org|44261-6", "http://loinc.org|x")),
-        repository.Criterion("date", "lt", ("2024-02-01T00:00:00",)),
-        repository.Criterion("status:code", "eq", ("final",)),
+        Criterion("patient", "eq", ("Patient/p7",)),
+        Criterion("code", "eq", ("http://loinc.org|44261-6", "http://loinc.org|x")),
+        Criterion("date", "lt", ("2024-02-01T00:00:00",)),
+        Criterion("status:code", "eq", ("final",)),
     ]
     if on_postgresql():
         with store.engine.connect() as conn:
@@ -253,7 +254,7 @@ def test_serialize_waits_for_a_concurrent_holder_of_the_key(store: Store) -> Non
         repository.serialize(conn, "scores:Patient/p1")
         waited_until = time.monotonic()
         seen.append(len(repository.search(
-            conn, "CarePlan", [repository.Criterion("subject", "eq", ("Patient/p1",))])))
+            conn, "CarePlan", [Criterion("subject", "eq", ("Patient/p1",))])))
     thread.join()
     assert waited_until >= committing_at[0], "the second went on while the first held the key"
     assert seen == [1], "what the first committed is visible after the wait"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.fhir.weights import FormWeights
-from mit_fhir.usecases.catalogue import walk_items
 
 Resource = dict[str, Any]
 

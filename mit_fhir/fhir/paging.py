@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import orjson
 
 from mit_fhir.errors import InvalidRequest
-from mit_fhir.store.repository import Criterion
+from mit_fhir.fhir.criteria import Criterion
 
 # How long a cursor stays usable. A sync client asks for the next page within seconds; an hour
 # covers a clinician who leaves a list open. A stale link then restarts from page 1 instead of

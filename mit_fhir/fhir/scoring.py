@@ -19,8 +19,8 @@ import fhirpathpy
 from fhirpathpy.models import models
 
 from mit_fhir.fhir import fhirpath
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.weights import AnswerWeights, FormWeights
-from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.vocabulary import (
     EXT_CALCULATED_EXPRESSION,
     EXT_OBSERVATION_EXTRACT,

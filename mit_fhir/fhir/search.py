@@ -14,8 +14,8 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from mit_fhir.errors import InvalidRequest, Issue
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.references import BadReference, parse
-from mit_fhir.store.repository import Criterion
 
 Row = tuple[str, str]
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap")

@@ -31,21 +31,13 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from mit_fhir.errors import Conflict, InvalidRequest, PreconditionFailed, ServiceUnavailable
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.store.engine import create_store_engine
 from mit_fhir.store.schema import resource, search_index
 from mit_fhir.store.writer_lock import WriterLock
 
 Resource = dict[str, Any]
 log = logging.getLogger("mit_fhir.store")
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """One search restriction: parameter name, comparison and the values OR-ed together."""
-
-    name: str
-    op: str  # "eq" | "lt" | "le" | "gt" | "ge" | "between" | "like-suffix" | "like-prefix"
-    values: tuple[str, ...]
 
 
 def now_instant() -> str:

@@ -30,9 +30,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.ui import clinical
 from mit_fhir.usecases import due as due_summary
-from mit_fhir.usecases.catalogue import Catalogue, walk_items
+from mit_fhir.usecases.catalogue import Catalogue
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.timeline import timeline_for
 from mit_fhir.vocabulary import EXT_RELIABLE_CHANGE, extension

@@ -12,16 +12,18 @@ from sqlalchemy import delete, select
 
 from mit_fhir.errors import FhirError
 from mit_fhir.fhir import alerts
+from mit_fhir.fhir.criteria import Criterion
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion, now_instant
+from mit_fhir.store.repository import now_instant
 from mit_fhir.ui import i18n, messages, presentation
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.data import change_of
 from mit_fhir.ui.tables import ui_draft
 from mit_fhir.ui.web import PageError, check_csrf, page, require_session
-from mit_fhir.usecases.catalogue import licensed_slots, walk_items, with_wording
+from mit_fhir.usecases.catalogue import licensed_slots, with_wording
 from mit_fhir.usecases.submissions import submit_once, validated
 from mit_fhir.web.context import ctx
 

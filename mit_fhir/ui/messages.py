@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from mit_fhir.errors import FhirError
-from mit_fhir.usecases.catalogue import walk_items
+from mit_fhir.fhir.items import walk_items
 
 _ITEM = re.compile(r"(?:required )?item '([^']{1,128})'")
 _REQUIRED = re.compile(r"^required item '([^']{1,128})' is not answered$")

@@ -13,11 +13,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from mit_fhir.errors import FhirError
 from mit_fhir.fhir import task as fhir_task
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.references import resource_patient
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import i18n, sessions
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import patient_of

@@ -9,10 +9,11 @@ from flask import Response, jsonify, request
 from sqlalchemy import Connection, delete, select
 
 from mit_fhir.errors import FhirError
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion, now_instant
+from mit_fhir.store.repository import now_instant
 from mit_fhir.ui import presentation
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.forms import fill_identifier, recorded_alerts, refused, served_questionnaire

@@ -13,18 +13,12 @@ from sqlalchemy import Connection, delete, select
 
 from mit_fhir.errors import Issue, Unprocessable
 from mit_fhir.fhir.alerts import mark_problems
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.store.repository import now_instant
 from mit_fhir.store.schema import licensed_wording
 from mit_fhir.vocabulary import EXT_LICENSED_TEXT_SLOT, extension
 
 Questionnaire = dict[str, Any]
-
-
-def walk_items(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every item of a Questionnaire (or response) item tree, depth first."""
-    for item in items:
-        yield item
-        yield from walk_items(item.get("item", []))
 
 
 def licensed_slots(questionnaire: Questionnaire) -> list[str]:

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mit_fhir.fhir.answer_weights import answers_for_total, response, weighted_items
+from mit_fhir.fhir.criteria import Criterion
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
-from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.demo_data import DemoError, demo_data, source_tag
 from mit_fhir.usecases.demo_schedules import check_schedules, load_schedule

@@ -17,14 +17,15 @@ from sqlalchemy import Connection
 from mit_fhir.fhir import schedule as fhir_schedule
 from mit_fhir.fhir import task as fhir_task
 from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.duration import wording
 from mit_fhir.fhir.extract import data_source_tags
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.search import date_key
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 from mit_fhir.usecases import schedules as schedule_store
 from mit_fhir.usecases import tasks as task_store
-from mit_fhir.usecases.catalogue import Catalogue, walk_items
+from mit_fhir.usecases.catalogue import Catalogue
 from mit_fhir.usecases.timeline import _label as form_label
 from mit_fhir.vocabulary import extension
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from mit_fhir import metrics
 from mit_fhir.fhir import change
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.extract import Extraction, extract
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.fhir.search import date_key
@@ -18,7 +19,6 @@ from mit_fhir.fhir.site_forms import SiteQuestionnaire, plan_for
 from mit_fhir.psychometrics import reliable_change as rc
 from mit_fhir.psychometrics.parameters import ParameterSet
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 
 Resource = dict[str, Any]
 # (connection, patient reference, coding, before) -> (baseline, previous), as `history` below.

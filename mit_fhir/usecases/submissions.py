@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from mit_fhir.errors import Conflict, Issue, PreconditionFailed, Unprocessable
 from mit_fhir.fhir.audit import provenance, provenance_index
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.extract import Extraction, data_source_tags, transaction_bundle
 from mit_fhir.fhir.index import observation_index, response_index, sort_date
 from mit_fhir.fhir.plans import PlanError
@@ -22,7 +23,6 @@ from mit_fhir.fhir.validate import check_against, check_structure
 from mit_fhir.fhir.weights import check_response
 from mit_fhir.store import repository
 from mit_fhir.store.repository import (
-    Criterion,
     Store,
     buffered_inserts,
     insert,

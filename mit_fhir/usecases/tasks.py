@@ -16,19 +16,11 @@ from sqlalchemy import Connection
 
 from mit_fhir.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
 from mit_fhir.fhir import task as task_shape
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.index import sort_date, task_index
 from mit_fhir.fhir.references import resource_patient
 from mit_fhir.fhir.search import date_key
-from mit_fhir.store.repository import (
-    Criterion,
-    insert,
-    new_id,
-    now_instant,
-    read,
-    search,
-    serialize,
-    update,
-)
+from mit_fhir.store.repository import insert, new_id, now_instant, read, search, serialize, update
 from mit_fhir.sync import outbox
 from mit_fhir.usecases.context import Context
 

@@ -20,7 +20,9 @@ from sqlalchemy import Connection
 from mit_fhir.fhir import alerts
 from mit_fhir.fhir.answer_weights import score_range
 from mit_fhir.fhir.change import EXT_BAND_CHANGE
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.extract import CS_DATA_SOURCE, data_source_tags
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.medication_plan import medication_requests
 from mit_fhir.fhir.plans import PlanError
 from mit_fhir.fhir.scoring import ScoringPlan
@@ -28,9 +30,9 @@ from mit_fhir.fhir.search import date_key
 from mit_fhir.psychometrics import reliable_change as rc
 from mit_fhir.psychometrics.parameters import ParameterSet, load_parameters
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion, Store
+from mit_fhir.store.repository import Store
 from mit_fhir.usecases.care_plans import IDENTIFIER_SYSTEMS
-from mit_fhir.usecases.catalogue import Catalogue, walk_items
+from mit_fhir.usecases.catalogue import Catalogue
 from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION, EXT_RELIABLE_CHANGE, RXNORM, extension
 
 if TYPE_CHECKING:

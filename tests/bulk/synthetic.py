@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 
 from mit_fhir.fhir.enable_when import enabled
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.validate import collect_answers
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.usecases.catalogue import walk_items
 from tests.fhir.test_scoring import INSTRUMENTS, random_response
 
 START = datetime(2019, 1, 1, tzinfo=UTC)

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mit_fhir.errors import InvalidRequest
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.paging import (
     CURSOR_SECONDS,
     Position,
@@ -19,7 +20,6 @@ from mit_fhir.fhir.paging import (
     page_size,
     search_digest,
 )
-from mit_fhir.store.repository import Criterion
 
 NOW = 1_800_000_000.0
 DIGEST = search_digest("Observation", [Criterion("patient", "eq", ("Patient/a",))], "date")

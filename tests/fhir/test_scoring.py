@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION, EXT_MAX_VALUE, EXT_MIN_VALUE, extension
 from tests.conftest import DATA, load_json
 

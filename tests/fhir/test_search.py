@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mit_fhir.errors import InvalidRequest
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.search import criteria as parse
 from mit_fhir.fhir.search import (
     date_key,
@@ -13,7 +14,6 @@ from mit_fhir.fhir.search import (
     sort_key,
     token_rows,
 )
-from mit_fhir.store.repository import Criterion
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ from fhir.resources.R4B.task import Task
 
 from mit_fhir.errors import InvalidRequest
 from mit_fhir.fhir import task as tasks
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.index import task_index
 from mit_fhir.fhir.references import resource_patient
 from mit_fhir.fhir.search import criteria
-from mit_fhir.store.repository import Criterion
 
 DERS = "https://mit-fhir.org/fhir/Questionnaire/ders|1.0.0"
 

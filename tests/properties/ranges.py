@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mit_fhir.usecases.catalogue import walk_items
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.vocabulary import (
     EXT_CALCULATED_EXPRESSION,
     EXT_ITEM_WEIGHT,

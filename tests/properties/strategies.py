@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mit_fhir.fhir.enable_when import enabled
-from mit_fhir.usecases.catalogue import walk_items
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION, EXT_MAX_VALUE, EXT_MIN_VALUE, extension
 
 Item = dict[str, Any]

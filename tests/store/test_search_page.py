@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.store import repository
 from mit_fhir.store.migrate import upgrade
-from mit_fhir.store.repository import Criterion, Store
+from mit_fhir.store.repository import Store
 
 PATIENT = Criterion("patient", "eq", ("Patient/p1",))
 

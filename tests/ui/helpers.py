@@ -6,8 +6,9 @@ import functools
 from typing import Any
 
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.paths import QUESTIONNAIRE_DIR
-from mit_fhir.usecases.catalogue import Catalogue, walk_items
+from mit_fhir.usecases.catalogue import Catalogue
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.submissions import submit
 from tests.conftest import load_json

@@ -7,9 +7,9 @@ import json
 import pytest
 from flask import Flask
 
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.ui import clinical, data, i18n, presentation
-from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.usecases.submissions import submit
 from tests.conftest import ROOT, load_json, sample
 from tests.ui.helpers import medication_request, submit_ders

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import i18n, messages
 from mit_fhir.ui.forms import FILL_SYSTEM
 from tests.ui.conftest import AppServer, create_in_ehr, screenshot

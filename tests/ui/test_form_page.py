@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.ui import i18n
-from mit_fhir.usecases.catalogue import licensed_slots, load_wording, walk_items
+from mit_fhir.usecases.catalogue import licensed_slots, load_wording
 from tests.ui.conftest import AppServer, create_in_ehr, run_app_server, screenshot
 from tests.ui.helpers import catalogue
 from tests.ui.smart_ehr import SmartEhr

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from mit_fhir.fhir import task as fhir_task
+from mit_fhir.fhir.criteria import Criterion
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.paths import QUESTIONNAIRE_DIR
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import presentation
-from mit_fhir.usecases.catalogue import walk_items
 from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION
 from tests.conftest import load_json
 from tests.ui.conftest import AppServer, screenshot

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mit_fhir.errors import Conflict, Issue, Unprocessable
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.ui import i18n, messages, presentation
-from mit_fhir.usecases.catalogue import walk_items
 from tests.ui.helpers import catalogue
 
 

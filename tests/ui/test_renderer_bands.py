@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from mit_fhir.fhir.items import walk_items
 from mit_fhir.fhir.scoring import ScoringPlan
 from mit_fhir.ui.presentation import for_renderer
-from mit_fhir.usecases.catalogue import walk_items
 from tests.conftest import ROOT, SAMPLES, load_json
 
 VENDOR = ROOT / "mit_fhir" / "ui" / "static" / "vendor"

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from mit_fhir.app import create_app
 from mit_fhir.config import ConfigError, load_settings
 from mit_fhir.fhir.alerts import EXT_CRITICAL_ANSWER
+from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.store import repository
-from mit_fhir.store.repository import Criterion
 from mit_fhir.ui import sessions, web
 from mit_fhir.ui.tables import ui_session
 from tests.conftest import ROOT, load_json, sample

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from mit_fhir.app import create_app
 from mit_fhir.errors import Conflict, NotFound, Unprocessable
 from mit_fhir.fhir import task as shape
-from mit_fhir.store.repository import Criterion, search
+from mit_fhir.fhir.criteria import Criterion
+from mit_fhir.store.repository import search
 from mit_fhir.store.schema import outbox
 from mit_fhir.usecases import tasks
 from mit_fhir.usecases.context import Context
