@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mit_fhir import metrics, ui
+from mit_fhir import ui
 from mit_fhir.api import (
     audit_trail,
     cds_hooks,
@@ -35,7 +35,7 @@ from mit_fhir.store.repository import Store
 from mit_fhir.usecases.catalogue import Catalogue
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.scorer import Scorer
-from mit_fhir.web import logs
+from mit_fhir.web import logs, metrics
 from mit_fhir.web.http import fhir_response
 
 log = logging.getLogger("mit_fhir")

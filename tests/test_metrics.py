@@ -9,6 +9,7 @@ requests (multiprocess mode).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import EnvironBuilder
 
@@ -37,6 +39,7 @@ from mit_fhir.ehr.auth import NoAuth, SmartBackendAuth
 from mit_fhir.ehr.client import EhrClient
 from mit_fhir.sync import outbox
 from mit_fhir.sync.worker import SyncSettings, Worker
+from mit_fhir.web import metrics as web_metrics
 from tests.conftest import FHIR_JSON, ROOT, sample, service_env, service_log
 from tests.servers.fixtures import free_port
 
@@ -102,7 +105,7 @@ def test_labels_carry_the_url_rule_never_the_path(client: FlaskClient) -> None:
     assert "patient-123" not in text and "phq-9" not in text
     samples = parse(text)
     assert value(samples, "mit_fhir_http_requests_total", method="GET",
-                 route=metrics.UNMATCHED, status="404") >= 1
+                 route=web_metrics.UNMATCHED, status="404") >= 1
     routes = {dict(labels).get("route") for (_, labels) in samples}
     assert "/fhir/QuestionnaireResponse/<rid>" in routes or any(
         r and r.startswith("/fhir/QuestionnaireResponse/<") for r in routes)
@@ -128,10 +131,11 @@ def test_unknown_methods_share_one_label(client: FlaskClient) -> None:
     after = scrape(client)
     labels = {dict(labels)["method"] for (name, labels) in after
               if name == "mit_fhir_http_requests_total"}
-    assert labels <= metrics.KNOWN_METHODS | {metrics.OTHER_METHOD}, labels - metrics.KNOWN_METHODS
-    unknown = [m for m in methods if m.upper() not in metrics.KNOWN_METHODS]
+    known = web_metrics.KNOWN_METHODS
+    assert labels <= known | {web_metrics.OTHER_METHOD}, labels - known
+    unknown = [m for m in methods if m.upper() not in known]
     assert len(unknown) == 49  # "Post" is POST
-    other = {"method": "OTHER", "route": metrics.UNMATCHED, "status": "405"}
+    other = {"method": "OTHER", "route": web_metrics.UNMATCHED, "status": "405"}
     assert value(after, "mit_fhir_http_requests_total", **other) - value(
         before, "mit_fhir_http_requests_total", **other) == len(unknown)
 
@@ -175,16 +179,21 @@ def test_outbox_gauges_reflect_submitted_rows(sync_app: Flask) -> None:
     assert 0 < value(samples, "mit_fhir_outbox_oldest_pending_age_seconds") < 120
 
 
-def test_outbox_gauges_do_not_break_the_scrape_when_the_database_is_down() -> None:
+def test_outbox_gauges_do_not_break_the_scrape_when_the_database_is_down(
+        caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         @property
         def engine(self) -> Any:
             raise RuntimeError("database down")
 
-    text = metrics.generate_latest(metrics.outbox_registry(Broken())).decode()
+    with caplog.at_level(logging.WARNING, logger="mit_fhir.metrics"):
+        text = generate_latest(web_metrics.outbox_registry(Broken())).decode()
     samples = parse(text)
     assert value(samples, "mit_fhir_outbox_up") == 0
     assert "mit_fhir_outbox_depth" not in text
+    [record] = [r for r in caplog.records if r.name == "mit_fhir.metrics"]
+    assert record.getMessage() == "outbox metrics unavailable"  # no row data in the message
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError  # the traceback
 
 
 # Counters fed by the worker and the EHR client ----------------------------------------------------
@@ -192,7 +201,7 @@ def test_sync_failures_count_parked_rows(sync_app: Flask) -> None:
     submit(sync_app.test_client())
     bad = {"resourceType": "OperationOutcome",
            "issue": [{"severity": "error", "code": "invalid", "diagnostics": "no"}]}
-    before = metrics.REGISTRY.get_sample_value(
+    before = REGISTRY.get_sample_value(
         "mit_fhir_sync_failures_total", {"state": "failed"}) or 0.0
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(f"{EHR}/metadata", json={"resourceType": "CapabilityStatement",
@@ -206,7 +215,7 @@ def test_sync_failures_count_parked_rows(sync_app: Flask) -> None:
     with sync_app.extensions["mit_fhir"].store.engine.connect() as conn:
         parked = outbox.status(conn, time.time())["counts"]["failed"]
     assert parked >= 1
-    after = metrics.REGISTRY.get_sample_value("mit_fhir_sync_failures_total", {"state": "failed"})
+    after = REGISTRY.get_sample_value("mit_fhir_sync_failures_total", {"state": "failed"})
     assert after == before + parked
 
 
@@ -220,12 +229,12 @@ def test_token_refreshes_are_counted() -> None:
     now = [1000.0]
     auth = SmartBackendAuth(token_url, "client", pem, "RS384", "kid-1", "system/*.read",
                             clock=lambda: now[0])
-    before = metrics.REGISTRY.get_sample_value("mit_fhir_ehr_token_refreshes_total") or 0.0
+    before = REGISTRY.get_sample_value("mit_fhir_ehr_token_refreshes_total") or 0.0
     auth.token()
     auth.token()  # cached: no refresh
     now[0] += 290  # within the refresh margin
     auth.token()
-    after = metrics.REGISTRY.get_sample_value("mit_fhir_ehr_token_refreshes_total")
+    after = REGISTRY.get_sample_value("mit_fhir_ehr_token_refreshes_total")
     assert after == before + 2
 
 

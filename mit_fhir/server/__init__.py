@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,8 @@ class SyncSupervisor:
     """Runs `mit-fhir worker` (schedules; sync when an EHR is set) beside the web workers and
     restarts it if it dies."""
 
-    def __init__(self) -> None:
+    def __init__(self, mark_dead: Callable[[int | None], None]) -> None:
+        self.mark_dead = mark_dead  # metrics.mark_dead, imported by `serve`
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="sync-supervisor", daemon=True)
@@ -115,13 +117,11 @@ class SyncSupervisor:
         self.thread.start()
 
     def _watch(self) -> None:
-        from mit_fhir import metrics  # not at module level: see prepare_metrics_dir
-
         while not self.stopping.is_set():
             self.process = subprocess.Popen([sys.executable, "-m", "mit_fhir", "worker"])
             while self.process.poll() is None and not self.stopping.wait(1.0):
                 pass
-            metrics.mark_dead(self.process.pid)
+            self.mark_dead(self.process.pid)
             if not self.stopping.is_set():
                 log.warning("sync worker exited with %s; restarting", self.process.returncode)
                 self.stopping.wait(2.0)
@@ -139,11 +139,15 @@ class SyncSupervisor:
 def serve(app: Flask, host: str, port: int, workers: int, threads: int,
           control_socket: Path | None = None) -> None:
     """Run the app under gunicorn until interrupted (with the worker unless SYNC_WORKER=false)."""
-    from mit_fhir import metrics  # not at module level: see prepare_metrics_dir
+    # This module's one function-level import, and it cannot move up: mit_fhir.metrics imports
+    # prometheus_client, which reads PROMETHEUS_MULTIPROC_DIR once, when first imported; at
+    # module level it would come with `from mit_fhir.server import prepare_metrics_dir`, before
+    # that function sets the directory, and each gunicorn worker would count alone.
+    from mit_fhir import metrics
 
     store = app.extensions["mit_fhir"].store
     # The worker runs the assessment schedules too, so it is started without an EHR as well.
-    supervisor = SyncSupervisor() if app.config.get("SYNC_WORKER") else None
+    supervisor = SyncSupervisor(metrics.mark_dead) if app.config.get("SYNC_WORKER") else None
 
     def post_fork(_server: Any, _worker: Any) -> None:
         # Connections opened in the master must not be shared by the forked workers.
