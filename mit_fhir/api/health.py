@@ -94,8 +94,10 @@ def readyz() -> tuple[Response, int]:
         current = is_current(ctx().store.engine)
         checks["database"] = "ok"
         checks["migrations"] = "ok" if current else "pending"
-    except Exception as exc:  # any database failure means "not ready"; the cause goes to the log
-        log.warning("readiness: database unreachable: %s", type(exc).__name__)
+    except Exception:  # any database failure means "not ready"; the cause goes to the log
+        # With the traceback, so a bug does not read as "unreachable"; the JSON log formatter
+        # keeps frames and exception types but drops their messages (no patient data).
+        log.warning("readiness: database unreachable", exc_info=True)
         checks["database"] = "unreachable"
         checks["migrations"] = "unknown"
     probe: EhrProbe | None = current_app.extensions.get(_PROBE)

@@ -168,3 +168,17 @@ def test_not_ready_when_the_database_is_unreachable(
     body = resp.get_json()
     assert body["not_ready"] == ["database", "migrations"]
     assert body["database"] == "unreachable"
+
+
+def test_an_unready_database_is_logged_with_its_traceback(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug (here a KeyError) must not read as "unreachable" only: the log keeps the traceback."""
+    def broken(_engine: Any) -> bool:
+        raise KeyError("a bug, not a network")
+
+    monkeypatch.setattr(health, "is_current", broken)
+    with caplog.at_level("WARNING", logger="mit_fhir"):
+        assert app.test_client().get("/readyz").status_code == 503
+    record = next(r for r in caplog.records if "readiness" in r.getMessage())
+    assert record.exc_info and record.exc_info[0] is KeyError

@@ -147,3 +147,20 @@ def test_a_create_and_its_audit_event_commit_together(
     assert failed.status_code == 503
     assert failed.get_json()["resourceType"] == "OperationOutcome"
     assert stored_counts(secured_app) == before, "nothing stored when its audit cannot be"
+
+
+def test_a_read_that_cannot_be_audited_logs_the_traceback(
+    api: FlaskClient, tokens: Tokens, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in the audit write (here a KeyError) answers 503 like a full disk, and the log keeps
+    its traceback, so it does not pass for one."""
+    def broken(_conn: object, _event: object) -> None:
+        raise KeyError("a bug, not a disk")
+
+    monkeypatch.setattr(audit, "_insert", broken)
+    with caplog.at_level("ERROR", logger="mit_fhir"):
+        resp = api.get(f"/fhir/Observation?patient=Patient/{PATIENT}", headers=tokens("clinic-app"))
+    assert resp.status_code == 503
+    record = next(r for r in caplog.records if "could not be stored" in r.getMessage())
+    assert record.exc_info and record.exc_info[0] is KeyError
