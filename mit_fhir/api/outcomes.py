@@ -23,6 +23,7 @@ from mit_fhir.security import audit
 from mit_fhir.security.guard import authorize
 from mit_fhir.usecases.context import Context
 from mit_fhir.usecases.timeline import timeline_for
+from mit_fhir.vocabulary import FHIR_ID
 from mit_fhir.web.context import ctx
 
 log = logging.getLogger("mit_fhir.usecases.scorer")
@@ -42,7 +43,7 @@ def json_response(document: Resource, status: int = 200) -> Response:
 def checked_patient(patient_id: str) -> str:
     """The patient id if it is a FHIR id, else 400."""
     if not is_fhir_id(patient_id):
-        raise InvalidRequest("the patient id must be a FHIR id ([A-Za-z0-9-.]{1,64})")
+        raise InvalidRequest(f"the patient id must be a FHIR id ({FHIR_ID.pattern})")
     return patient_id
 
 

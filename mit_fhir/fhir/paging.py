@@ -26,6 +26,7 @@ import orjson
 
 from mit_fhir.errors import InvalidRequest
 from mit_fhir.fhir.criteria import Criterion
+from mit_fhir.vocabulary import FHIR_ID
 
 # How long a cursor stays usable. A sync client asks for the next page within seconds; an hour
 # covers a clinician who leaves a list open. A stale link then restarts from page 1 instead of
@@ -34,7 +35,7 @@ CURSOR_SECONDS = 3600
 _CLOCK_SKEW = 60  # seconds a cursor's issue time may lie ahead (workers on other hosts)
 _VERSION = 1
 _MAX_CURSOR = 512  # characters; a real cursor is about 150
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ID = FHIR_ID
 _SORT_VALUE_MAX = 40  # the width of the stored sort columns
 
 

@@ -24,11 +24,9 @@ from collections.abc import Collection
 from typing import NamedTuple
 
 from mit_fhir.errors import InvalidRequest
+from mit_fhir.vocabulary import FHIR_ID, RESOURCE_TYPE
 
-# https://hl7.org/fhir/R4/datatypes.html#id
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_RELATIVE = re.compile(r"(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})")
+_RELATIVE = re.compile(rf"(?P<type>{RESOURCE_TYPE.pattern})/(?P<id>{FHIR_ID.pattern})")
 MAX_LENGTH = 512  # a base URL and Type/id; longer values are no reference of ours
 
 

@@ -27,7 +27,7 @@ from mit_fhir.fhir.references import BadReference, parse, resource_patient
 from mit_fhir.fhir.search import PARAMETERS, TARGETS
 from mit_fhir.security.scopes import Denied, Principal
 from mit_fhir.security.tokens import KeySource, KeysUnavailable, TokenError, TokenVerifier
-from mit_fhir.vocabulary import PATIENT_DATA
+from mit_fhir.vocabulary import FHIR_ID, PATIENT_DATA
 from mit_fhir.web.http import base_url
 
 PUBLIC = {"health.healthz", "health.readyz", "metadata.metadata", "openapi.document",
@@ -38,7 +38,7 @@ _VERIFIER = "mit_fhir.token_verifier"
 # patient replaces them (fhir/search.py TARGETS gives both the Patient type).
 PATIENT_CRITERIA = frozenset({"patient", "subject"})
 # A fhirUser naming a Patient: the last two segments of its reference (relative or absolute).
-_PATIENT_USER = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})$")
+_PATIENT_USER = re.compile(rf"(?:^|/)Patient/({FHIR_ID.pattern})$")
 
 
 def init_app(app: Flask) -> None:

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from mit_fhir.ui import sessions, smart
 from mit_fhir.ui.blueprint import bp
 from mit_fhir.ui.web import PageError, check_csrf, cookie, new_session, role_of, set_cookie
+from mit_fhir.vocabulary import FHIR_ID
 from mit_fhir.web.context import ctx
 
 PENDING_SECONDS = 600  # a launch must come back from the EHR's login within ten minutes
@@ -20,8 +21,8 @@ VIEWS = {"forms": "ui.forms", "outcomes": "ui.my_outcomes", "patient": "ui.my"}
 # Set on the device when a clinician hands it over: the next launch there re-authenticates.
 HANDED_OVER = "mit_fhir_handed_over"
 HANDED_OVER_SECONDS = 30 * 86400
-_PATIENT_USER = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
-_CLINICIAN_USER = re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
+_PATIENT_USER = re.compile(rf"Patient/({FHIR_ID.pattern})")
+_CLINICIAN_USER = re.compile(rf"(?:Practitioner|PractitionerRole)/{FHIR_ID.pattern}")
 NOT_A_CLINICIAN = ("This account is neither a clinician's nor a patient's: the app opens the "
                    "chart only for clinicians (Practitioner) and the forms only for patients.")
 NOT_REAUTHENTICATED = ("This device was handed to a patient: the EHR did not sign you in again. "

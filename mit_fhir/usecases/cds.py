@@ -27,8 +27,8 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from mit_fhir.fhir.alerts import LEVELS as ALERT_LEVELS
-from mit_fhir.fhir.references import FHIR_ID as FHIR_ID_PATTERN
 from mit_fhir.fhir.search import date_key
+from mit_fhir.vocabulary import FHIR_ID as FHIR_ID_PATTERN
 
 Resource = dict[str, Any]
 SERVICE_ID = "mit-outcomes"

@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from mit_fhir import paths
 from mit_fhir.fhir.extract import CS_DATA_SOURCE
+from mit_fhir.vocabulary import FHIR_ID
 
 Resource = dict[str, Any]
 DATA_FILE = paths.CONTENT_ROOT / "data" / "demo.json"
@@ -22,7 +23,7 @@ class _Reference(Schema):
     class Meta:
         unknown = RAISE
 
-    reference = fields.String(validate=validate.Regexp(r"^Practitioner/[A-Za-z0-9\-.]{1,64}$"))
+    reference = fields.String(validate=validate.Regexp(rf"^Practitioner/{FHIR_ID.pattern}$"))
     display = fields.String(required=True)
 
 
@@ -30,7 +31,7 @@ class _Patient(Schema):
     class Meta:
         unknown = RAISE
 
-    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9\-.]{1,64}$"))
+    id = fields.String(required=True, validate=validate.Regexp(rf"^{FHIR_ID.pattern}$"))
     display = fields.String(required=True)
 
 
