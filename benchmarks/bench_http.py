@@ -200,7 +200,9 @@ def measure(start: Callable[[Path], Server], name: str, text: str, seconds: floa
     try:
         url = f"{server.base}/fhir/QuestionnaireResponse"
         wrk(url, template_file, min(WARMUP_SECONDS, seconds), connections[0], "warmup-rate")
-        rated = constant_rate(url, text, best.rps / 2, seconds, POOL, "rate")
+        # Half the peak; at least one a second, so that a peak window in which no request
+        # finished (a 1 s window on a loaded machine) still measures a latency, not 1/0.
+        rated = constant_rate(url, text, max(best.rps / 2, 1.0), seconds, POOL, "rate")
     finally:
         server.stop()
     return best, rated
