@@ -11,11 +11,9 @@ FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
 ACCEPTED_JSON = frozenset({FHIR_JSON, JSON})
 
-# FHIR R4 datatypes.html#id and #dateTime (regexes of the specification; matched whole).
+# FHIR R4 datatypes.html#id and a resource type name (regexes of the specification; matched whole).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-FHIR_DATE = re.compile(r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
-                       r"(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?")
 
 # Resource types whose instances belong to one patient (their subject, or Task.for): a token with
 # patient context reaches only that patient's instances (security/scopes.py, security/guard.py).

@@ -16,6 +16,7 @@ from fhir.resources.R4B.task import Task
 from flask import Blueprint, Response
 from sqlalchemy import Connection
 
+from mit_fhir import vocabulary
 from mit_fhir.api.resources import add_read_and_search
 from mit_fhir.errors import (
     Conflict,
@@ -87,7 +88,7 @@ def new_task(task: Resource, context: Context) -> Resource:
     start, end = shape.period(task)
     start = start or now_instant()
     end = end or tasks.window_end(start, int(context.settings.get("TASK_WINDOW_DAYS", 14)))
-    canonical = f"{form['url']}|{form['version']}" if form.get("version") else form["url"]
+    canonical = vocabulary.canonical(form)
     out = {k: v for k, v in task.items() if k not in ("id", "meta")}
     out.update({
         "id": tid, "meta": {"profile": [shape.PROFILE]},

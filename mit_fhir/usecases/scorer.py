@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from mit_fhir import metrics
+from mit_fhir import metrics, vocabulary
 from mit_fhir.fhir import change
 from mit_fhir.fhir.criteria import Criterion
 from mit_fhir.fhir.extract import Extraction, extract
@@ -118,7 +118,7 @@ class Scorer:
             if lookup is not None:
                 baseline, previous = lookup(conn, patient, codings[0], effective)
             else:
-                baseline, previous = earlier[_token(codings[0])]
+                baseline, previous = earlier[vocabulary.token(codings[0])]
             if "valueCodeableConcept" in obs:
                 change.band_change(obs, score, baseline, previous)
                 continue
@@ -145,22 +145,18 @@ class Scorer:
             return None
 
 
-def _token(coding: Resource) -> str:
-    return f"{coding.get('system', '')}|{coding.get('code', '')}"
-
-
 def history(
     conn: Connection, patient: str, coding: Resource, before: str
 ) -> tuple[Resource | None, Resource | None]:
     """The patient's earliest and latest final Observation of this code strictly before `before`."""
-    return histories(conn, patient, [coding], before)[_token(coding)]
+    return histories(conn, patient, [coding], before)[vocabulary.token(coding)]
 
 
 def histories(
     conn: Connection, patient: str, codings: list[Resource], before: str
 ) -> dict[str, tuple[Resource | None, Resource | None]]:
     """`history` of several codes (keyed "system|code") in one search, not one per score."""
-    tokens = list(dict.fromkeys(_token(c) for c in codings))
+    tokens = list(dict.fromkeys(vocabulary.token(c) for c in codings))
     series: dict[str, list[Resource]] = {t: [] for t in tokens}
     if tokens:
         crit = [
@@ -172,7 +168,7 @@ def histories(
         for o in repository.search(conn, "Observation", crit, sort="date"):
             if "valueQuantity" not in o and "valueCodeableConcept" not in o:
                 continue
-            for token in dict.fromkeys(_token(c) for c in o["code"].get("coding") or ()):
+            for token in dict.fromkeys(vocabulary.token(c) for c in o["code"].get("coding") or ()):
                 if token in series:
                     series[token].append(o)
     return {t: (found[0], found[-1]) if found else (None, None) for t, found in series.items()}

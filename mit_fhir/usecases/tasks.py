@@ -14,6 +14,7 @@ from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Connection
 
+from mit_fhir import vocabulary
 from mit_fhir.errors import Conflict, Issue, NotFound, PreconditionFailed, Unprocessable
 from mit_fhir.fhir import task as task_shape
 from mit_fhir.fhir.criteria import Criterion
@@ -125,7 +126,7 @@ def assign(conn: Connection, context: Context, questionnaire: str | Resource, pa
         raise Unprocessable("unknown Questionnaire", [Issue(
             "the questionnaire is not a form this service serves", code="not-found",
             expression=("Task.input",))])
-    canonical = f"{form['url']}|{form['version']}" if form.get("version") else form["url"]
+    canonical = vocabulary.canonical(form)
     start = period_start or now_instant()
     end = period_end or window_end(start, int(context.settings.get("TASK_WINDOW_DAYS", 14)))
     if (date_key(start) or "") > (date_key(end) or ""):

@@ -33,7 +33,13 @@ from mit_fhir.store import repository
 from mit_fhir.store.repository import Store
 from mit_fhir.usecases.care_plans import IDENTIFIER_SYSTEMS
 from mit_fhir.usecases.catalogue import Catalogue
-from mit_fhir.vocabulary import EXT_CALCULATED_EXPRESSION, EXT_RELIABLE_CHANGE, RXNORM, extension
+from mit_fhir.vocabulary import (
+    EXT_CALCULATED_EXPRESSION,
+    EXT_RELIABLE_CHANGE,
+    RXNORM,
+    extension,
+    token,
+)
 
 if TYPE_CHECKING:
     from mit_fhir.usecases.context import Context
@@ -427,8 +433,7 @@ def _instruments(catalogue: Catalogue, params: ParameterSet, observations: list[
 
 
 def _item_key(item: Resource | None) -> str:
-    c = (item or {}).get("code", [{}])[0]
-    return f"{c.get('system', '')}|{c.get('code', '')}"
+    return token((item or {}).get("code", [{}])[0])
 
 
 def _by_date(resources: Iterable[Resource]) -> list[Resource]:
